@@ -1,0 +1,66 @@
+"""nnumpy: a modular neural-network library on NumPy with explicit backward
+passes, in the Torch7 ``nn`` tradition.
+
+``from nnumpy import *`` gives the seeds' API: ``Module``, ``Sequential``, the
+layers, the criteria, the functional optimizers ``sgd_momentum`` /
+``adam_optimizer`` and the optimizer classes.
+"""
+
+from . import init
+from .backend import get_array_module, manual_seed
+from .containers import Sequential
+from .criteria import (
+    ClassNLLCriterion,
+    ClassNLLCriterionUnstable,
+    Criterion,
+    CrossEntropyCriterion,
+    MSECriterion,
+)
+from .gradcheck import GradcheckError, gradcheck
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layers_all
+from .module import Module
+from .optim import (
+    SGD,
+    AdaGrad,
+    Adagrad,
+    Adam,
+    AdamW,
+    NAdam,
+    Nadam,
+    Optimizer,
+    RMSProp,
+    RMSprop,
+    adam_optimizer,
+    sgd_momentum,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Module",
+    "Sequential",
+    *_layers_all,
+    "Criterion",
+    "MSECriterion",
+    "ClassNLLCriterionUnstable",
+    "ClassNLLCriterion",
+    "CrossEntropyCriterion",
+    "sgd_momentum",
+    "adam_optimizer",
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "NAdam",
+    "RMSProp",
+    "AdaGrad",
+    "Nadam",
+    "gradcheck",
+    "GradcheckError",
+    "manual_seed",
+    "get_array_module",
+    "init",
+]

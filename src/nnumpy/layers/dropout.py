@@ -1,0 +1,53 @@
+"""Dropout."""
+
+from .._checks import check_float_array
+from ..backend import resolve_rng
+from ..module import Module
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` and scale the kept ones by
+    ``1 / (1 - p)`` (inverted dropout, PyTorch's meaning of ``p``).
+
+    A new independent mask is drawn for every element at every forward in
+    training mode; in evaluate mode, and for ``p = 0``, it is the identity.
+
+    Args:
+        p: probability of zeroing an element, in ``[0, 1]`` (default 0.5).
+        rng: seed or ``numpy.random.Generator`` for the masks (default: the
+            generator ``nnumpy.manual_seed`` controls).
+
+    Shape:
+        Any; output the same.
+
+    Backward: ``gradInput = g * mask`` (the scaled mask of the last forward).
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
+        self.p = float(p)
+        self.rng = resolve_rng(rng)
+        self._mask = None
+
+    def updateOutput(self, input):
+        check_float_array(self, input)
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            self.output = input
+            return input
+        keep = self.rng.random(input.shape, dtype=input.dtype) >= self.p
+        scale = 1.0 / (1.0 - self.p) if self.p < 1.0 else 0.0
+        self._mask = keep * input.dtype.type(scale)
+        self.output = input * self._mask
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput if self._mask is None else gradOutput * self._mask
+        return self.gradInput
+
+    def extra_repr(self):
+        return f"p={self.p}"

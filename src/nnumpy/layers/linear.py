@@ -1,0 +1,78 @@
+"""Fully connected layer."""
+
+import numpy as np
+
+from .._checks import check_input, check_positive_int
+from ..backend import DEFAULT_DTYPE, resolve_rng
+from ..module import Module
+
+__all__ = ["Linear"]
+
+
+def as_dtype_of(param, x):
+    """``param`` in ``x``'s float dtype, so a float32 input never meets a float64 weight."""
+    return param if param.dtype == x.dtype else param.astype(x.dtype)
+
+
+class Linear(Module):
+    """Affine map ``y = x @ W.T + b``.
+
+    Args:
+        n_in: input features.
+        n_out: output features.
+        bias: learn an additive bias (default True).
+        dtype: parameter dtype (float32 by default).
+        rng: seed or ``numpy.random.Generator`` for initialisation.
+
+    Shape:
+        Input ``(N, n_in)``, output ``(N, n_out)``.
+
+    Attributes:
+        W: ``(n_out, n_in)``, uniform in ``±1/sqrt(n_in)`` (the seeds', PyTorch's bound).
+        b: ``(n_out,)``, same initialisation; None when ``bias=False``.
+        gradW, gradb: gradients, same shapes, accumulated.
+
+    Backward:
+        ``gradInput = gradOutput @ W``; ``gradW += gradOutput.T @ x``;
+        ``gradb += gradOutput.sum(0)``.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = Linear(3, 2)
+        >>> layer.forward(np.ones((4, 3), np.float32)).shape
+        (4, 2)
+    """
+
+    _parameters = (("W", "gradW"), ("b", "gradb"))
+
+    def __init__(self, n_in, n_out, bias=True, dtype=DEFAULT_DTYPE, rng=None):
+        super().__init__()
+        self.n_in = check_positive_int("Linear", "n_in", n_in)
+        self.n_out = check_positive_int("Linear", "n_out", n_out)
+        rng = resolve_rng(rng)
+        bound = 1.0 / np.sqrt(n_in)
+        self.W = rng.uniform(-bound, bound, size=(n_out, n_in)).astype(dtype)
+        self.b = rng.uniform(-bound, bound, size=n_out).astype(dtype) if bias else None
+        self.gradW = np.zeros_like(self.W)
+        self.gradb = np.zeros_like(self.b) if bias else None
+
+    def updateOutput(self, input):
+        check_input(self, input, ndim=2, features=self.W.shape[1], layout=f"(N, {self.W.shape[1]})")
+        output = input @ as_dtype_of(self.W, input).T
+        if self.b is not None:
+            output += as_dtype_of(self.b, input)
+        self.output = output
+        return output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput @ as_dtype_of(self.W, gradOutput)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        self.gradW += gradOutput.T @ input
+        if self.b is not None:
+            self.gradb += gradOutput.sum(axis=0)
+
+    def extra_repr(self):
+        text = f"{self.W.shape[1]} -> {self.W.shape[0]}"
+        return text if self.b is not None else text + ", bias=False"

@@ -1,0 +1,330 @@
+"""The Module base class: the Torch7 ``nn`` protocol the seeds define.
+
+``forward(input)`` runs ``updateOutput``; ``backward(input, gradOutput)`` runs
+``updateGradInput`` then ``accGradParameters`` and returns ``gradInput``.
+Subclasses override only those three methods and declare their parameters once
+in ``_parameters`` (pairs of parameter and gradient attribute names) and their
+non-trainable state in ``_buffers``; the base class derives everything else from
+those declarations: ``getParameters``, ``zeroGradParameters``, ``state_dict``,
+freezing, dtype conversion, and what optimizers, MPI and ONNX see.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+__all__ = ["Module"]
+
+
+class Module:
+    """Base class of every layer and container.
+
+    Attributes:
+        output: the result of the last ``forward``.
+        gradInput: the gradient w.r.t. the input from the last ``backward``.
+        training: True in training mode (``train()``), False after ``evaluate()``.
+
+    Class attributes a subclass declares:
+        _parameters: tuple of ``(parameter_attr, gradient_attr)`` pairs, e.g.
+            ``(("W", "gradW"), ("b", "gradb"))``. A parameter set to None (a
+            layer built with ``bias=False``) is skipped everywhere.
+        _buffers: tuple of attribute names of non-trainable state saved in
+            ``state_dict`` (e.g. BatchNorm's running statistics).
+
+    Example:
+        >>> import numpy as np
+        >>> class Double(Module):
+        ...     def updateOutput(self, input):
+        ...         self.output = 2 * input
+        ...         return self.output
+        ...     def updateGradInput(self, input, gradOutput):
+        ...         self.gradInput = 2 * gradOutput
+        ...         return self.gradInput
+        >>> m = Double()
+        >>> m.forward(np.ones((1, 2), np.float32)).tolist()
+        [[2.0, 2.0]]
+        >>> m.backward(np.ones((1, 2), np.float32), np.ones((1, 2), np.float32)).tolist()
+        [[2.0, 2.0]]
+    """
+
+    _parameters = ()
+    _buffers = ()
+
+    def __new__(cls, *args, **kwargs):
+        # Set the protocol's state here, so user subclasses that forget
+        # ``super().__init__()`` still work, and remember the constructor
+        # arguments (model files store the architecture as class + arguments).
+        self = super().__new__(cls)
+        self.output = None
+        self.gradInput = None
+        self.training = True
+        self._frozen = False
+        self._init_args = (args, kwargs)
+        return self
+
+    def __init__(self):
+        pass
+
+    # ------------------------------------------------------------------ protocol
+    def forward(self, input):
+        """Compute ``output`` from ``input`` (runs ``updateOutput``) and return it."""
+        output = self.updateOutput(input)
+        if output is not None:
+            self.output = output
+        return self.output
+
+    def backward(self, input, gradOutput):
+        """Back-propagate ``gradOutput`` through the module for the given ``input``.
+
+        Runs ``updateGradInput`` (the gradient w.r.t. the input, returned) and
+        then ``accGradParameters`` (parameter gradients are *accumulated*
+        with ``+=`` until ``zeroGradParameters``). A frozen module accumulates
+        nothing.
+        """
+        return self._backward(input, gradOutput, need_input_grad=True)
+
+    def _backward(self, input, gradOutput, need_input_grad):
+        """``backward``, optionally skipping ``updateGradInput`` (containers use
+        this when nothing upstream needs the input gradient)."""
+        self._check_backward(gradOutput)
+        if need_input_grad:
+            grad = self.updateGradInput(input, gradOutput)
+            if grad is not None:
+                self.gradInput = grad
+        else:
+            self.gradInput = None
+        if not self._frozen:
+            self.accGradParameters(input, gradOutput)
+        return self.gradInput
+
+    def _check_backward(self, gradOutput):
+        if self.output is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        out_shape = getattr(self.output, "shape", None)
+        if out_shape is not None and getattr(gradOutput, "shape", None) != out_shape:
+            got = getattr(gradOutput, "shape", type(gradOutput).__name__)
+            raise ValueError(
+                f"{self!r}: expected gradOutput of shape {tuple(out_shape)} (the output's shape), got {got}"
+            )
+
+    def updateOutput(self, input):
+        """Compute ``self.output`` from ``input``; store it and return it.
+
+        The default calls the seed-000 hook ``_compute_output(input)`` and
+        stores its result.
+        """
+        self.output = self._compute_output(input)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        """Compute ``self.gradInput`` (same shape as ``input``); store and return it."""
+        self.gradInput = self._compute_input_grad(input, gradOutput)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        """Accumulate parameter gradients; nothing to do for parameter-free modules."""
+        self._update_parameters_grad(input, gradOutput)
+
+    # Seed 000 spells the three hooks in snake_case; a subclass may implement those.
+    def _compute_output(self, input):
+        raise NotImplementedError(f"{type(self).__name__} must implement updateOutput")
+
+    def _compute_input_grad(self, input, gradOutput):
+        raise NotImplementedError(f"{type(self).__name__} must implement updateGradInput")
+
+    def _update_parameters_grad(self, input, gradOutput):
+        pass
+
+    # ------------------------------------------------------------ structure
+    def children(self):
+        """Direct sub-modules as ``(name, module)`` pairs (empty for a leaf)."""
+        return []
+
+    def leaves(self):
+        """All leaf modules in forward order (nested containers flattened)."""
+        kids = self.children()
+        if not kids:
+            return [self]
+        return [leaf for _, child in kids for leaf in child.leaves()]
+
+    def named_modules(self, prefix=""):
+        """``(dotted_name, module)`` for this module and every descendant."""
+        yield prefix, self
+        for name, child in self.children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else str(name))
+
+    def _own_parameter_pairs(self):
+        """This module's ``(param_attr, grad_attr)`` pairs whose parameter is set."""
+        return [(p, g) for p, g in type(self)._parameters if getattr(self, p, None) is not None]
+
+    # ------------------------------------------------------------ parameters
+    def getParameters(self):
+        """A leaf's parameters as a flat list (``[W, b]``); a container returns
+        one list per leaf module (``[[W1, b1], [], [W2, b2]]``)."""
+        return [getattr(self, p) for p, _ in self._own_parameter_pairs()]
+
+    def getGradParameters(self):
+        """The gradients, in the same structure as ``getParameters()``."""
+        grads = []
+        for p, g in self._own_parameter_pairs():
+            if getattr(self, g, None) is None:
+                setattr(self, g, np.zeros_like(getattr(self, p)))
+            grads.append(getattr(self, g))
+        return grads
+
+    def zeroGradParameters(self):
+        """Set every parameter gradient to zero (gradients accumulate until then)."""
+        children = self.children()
+        for _, child in children:
+            child.zeroGradParameters()
+        if not children:
+            for grad in self.getGradParameters():
+                grad[...] = 0
+
+    def parameter_pairs(self, trainable_only=True):
+        """``(parameter, gradient)`` arrays of every leaf, read afresh at each call.
+
+        Optimizers call this at every step, so a module that rebinds
+        ``self.gradb = ...`` or a user who assigns ``layer.W = new_array`` is
+        honoured. Frozen modules are skipped when ``trainable_only``.
+        """
+        pairs = []
+        for leaf in self.leaves():
+            if trainable_only and leaf._frozen:
+                continue
+            pairs.extend(zip(leaf.getParameters(), leaf.getGradParameters()))
+        return pairs
+
+    def parameters(self):
+        """All parameter arrays as one flat list (PyTorch's ``parameters()``)."""
+        return [p for p, _ in self.parameter_pairs(trainable_only=False)]
+
+    def named_parameters(self):
+        """``(dotted_name, array)`` for every parameter, e.g. ``("0.W", W)``."""
+        for prefix, module in self.named_modules():
+            if module.children():
+                continue
+            for p, _ in module._own_parameter_pairs():
+                yield (f"{prefix}.{p}" if prefix else p), getattr(module, p)
+
+    def named_buffers(self):
+        """``(dotted_name, array)`` for every buffer that is set."""
+        for prefix, module in self.named_modules():
+            for b in type(module)._buffers:
+                value = getattr(module, b, None)
+                if value is not None:
+                    yield (f"{prefix}.{b}" if prefix else b), value
+
+    @property
+    def num_parameters(self):
+        """Total number of scalar parameters."""
+        return int(sum(p.size for p in self.parameters()))
+
+    def zero_grad(self):
+        """Alias of ``zeroGradParameters`` (PyTorch and seed 000)."""
+        self.zeroGradParameters()
+
+    # ------------------------------------------------------------ modes
+    def train(self, mode=True):
+        """Switch this module and its descendants to training mode; returns self."""
+        for _, module in self.named_modules():
+            module.training = bool(mode)
+        return self
+
+    def evaluate(self):
+        """Switch to evaluation mode (BatchNorm uses moving statistics, Dropout is
+        the identity); returns self."""
+        return self.train(False)
+
+    def eval(self):
+        """Alias of ``evaluate`` (PyTorch)."""
+        return self.evaluate()
+
+    def freeze(self):
+        """Stop training this module's parameters: ``backward`` accumulates no
+        gradient for them and optimizers skip them. Returns self."""
+        for _, module in self.named_modules():
+            module._frozen = True
+        return self
+
+    def unfreeze(self):
+        """Undo ``freeze``; returns self."""
+        for _, module in self.named_modules():
+            module._frozen = False
+        return self
+
+    @property
+    def frozen(self):
+        return self._frozen
+
+    def to(self, dtype):
+        """Convert parameters, gradients and buffers to ``dtype`` (e.g.
+        ``np.float64`` for gradient checks); returns self."""
+        dtype = np.dtype(dtype)
+        for _, module in self.named_modules():
+            names = [n for pair in type(module)._parameters for n in pair] + list(type(module)._buffers)
+            for name in names:
+                value = getattr(module, name, None)
+                if value is not None and hasattr(value, "astype") and value.dtype.kind == "f":
+                    setattr(module, name, value.astype(dtype))
+        return self
+
+    # ------------------------------------------------------------ state
+    def state_dict(self):
+        """Parameters and buffers keyed by dotted names (``"3.W"``,
+        ``"1.moving_mean"``); the arrays themselves, not copies."""
+        state = OrderedDict(self.named_parameters())
+        state.update(self.named_buffers())
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays from ``state_dict`` into this module's parameters and buffers.
+
+        Everything is checked first (missing and unexpected keys when
+        ``strict``, shapes always); nothing is changed unless all of it fits.
+        Parameters are copied in place, so optimizers keep their references.
+        """
+        targets = {}
+        for prefix, module in self.named_modules():
+            names = [p for p, _ in module._own_parameter_pairs()] if not module.children() else []
+            names += list(type(module)._buffers)
+            for name in names:
+                targets[f"{prefix}.{name}" if prefix else name] = (module, name)
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        for key, value in state_dict.items():
+            if key not in targets:
+                continue
+            module, name = targets[key]
+            current = getattr(module, name, None)
+            shape = tuple(np.shape(value))
+            if current is not None and tuple(current.shape) != shape:
+                problems.append(f"{key}: expected shape {tuple(current.shape)}, got {shape}")
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
+        for key, value in state_dict.items():
+            if key not in targets:
+                continue
+            module, name = targets[key]
+            current = getattr(module, name, None)
+            value = np.asarray(value)
+            if current is None:
+                setattr(module, name, value.astype(np.float32 if value.dtype.kind == "f" else value.dtype))
+            else:
+                current[...] = value
+
+    # ------------------------------------------------------------ conveniences
+    def __call__(self, input):
+        return self.forward(input)
+
+    def extra_repr(self):
+        """Text inside the parentheses of ``repr`` (override in subclasses)."""
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
