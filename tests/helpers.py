@@ -1,0 +1,29 @@
+"""Shared test helpers: tolerances against PyTorch, seeded data."""
+
+import numpy as np
+
+
+def tolerance(reference, dtype):
+    """The suite's one tolerance rule: float64 strict (1e-10), float32 within
+    ``1e-6 + 1e-5 * max|ref|``."""
+    scale = float(np.max(np.abs(reference))) if np.size(reference) else 0.0
+    if np.dtype(dtype) == np.float64:
+        return 1e-10 + 1e-10 * scale
+    return 1e-6 + 1e-5 * scale
+
+
+def assert_close(ours, reference, dtype=None, what=""):
+    """Assert ``ours`` matches ``reference`` (NumPy array or torch tensor) under ``tolerance``."""
+    if hasattr(reference, "detach"):
+        reference = reference.detach().cpu().numpy()
+    ours = np.asarray(ours)
+    reference = np.asarray(reference)
+    dtype = dtype or ours.dtype
+    assert ours.shape == reference.shape, f"{what}: shape {ours.shape} != {reference.shape}"
+    err = float(np.max(np.abs(ours.astype(np.float64) - reference.astype(np.float64)))) if ours.size else 0.0
+    tol = tolerance(reference, dtype)
+    assert err <= tol, f"{what}: max abs error {err:.3g} > tolerance {tol:.3g} ({np.dtype(dtype).name})"
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
