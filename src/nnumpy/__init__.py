@@ -13,8 +13,10 @@ from .criteria import (
     ClassNLLCriterion,
     ClassNLLCriterionUnstable,
     Criterion,
+    CrossEntropy,
     CrossEntropyCriterion,
     MSECriterion,
+    MSE,
 )
 from .gradcheck import GradcheckError, gradcheck
 from .layers import *  # noqa: F403
@@ -26,6 +28,7 @@ from .optim import (
     Adagrad,
     Adam,
     AdamW,
+    Momentum,
     NAdam,
     Nadam,
     Optimizer,
@@ -46,6 +49,8 @@ __all__ = [
     "ClassNLLCriterionUnstable",
     "ClassNLLCriterion",
     "CrossEntropyCriterion",
+    "MSE",
+    "CrossEntropy",
     "sgd_momentum",
     "adam_optimizer",
     "Optimizer",
@@ -58,6 +63,7 @@ __all__ = [
     "RMSProp",
     "AdaGrad",
     "Nadam",
+    "Momentum",
     "gradcheck",
     "GradcheckError",
     "manual_seed",

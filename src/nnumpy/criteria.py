@@ -7,6 +7,8 @@ w.r.t. ``input``. Classification targets may be one-hot (or soft) matrices
 users pass them.
 """
 
+import warnings
+
 import numpy as np
 
 from ._checks import check_float_array
@@ -18,6 +20,8 @@ __all__ = [
     "ClassNLLCriterionUnstable",
     "ClassNLLCriterion",
     "CrossEntropyCriterion",
+    "MSE",
+    "CrossEntropy",
 ]
 
 
@@ -115,7 +119,8 @@ class MSECriterion(Criterion):
 
     def updateGradInput(self, input, target):
         self._check(input, target)
-        return (input - target) * input.dtype.type(2.0 / input.shape[0])
+        # a float64 target must not upcast a float32 gradient
+        return (input - target.astype(input.dtype, copy=False)) * input.dtype.type(2.0 / input.shape[0])
 
 
 class ClassNLLCriterionUnstable(_ClassificationCriterion):
@@ -185,5 +190,42 @@ class CrossEntropyCriterion(_ClassificationCriterion):
         e = safe_exp(input - input.max(axis=1, keepdims=True))
         probs = e / e.sum(axis=1, keepdims=True)
         if target.ndim == 2:
-            probs = probs * target.sum(axis=1, keepdims=True)
+            probs = probs * target.sum(axis=1, keepdims=True).astype(input.dtype, copy=False)
         return (probs - self._scatter(target, input, 1.0)) / input.dtype.type(n)
+
+
+class MSE(MSECriterion):
+    """Seed 003's name for ``MSECriterion`` (same numbers)."""
+
+
+class CrossEntropy(ClassNLLCriterionUnstable):
+    """Seed 003's ``CrossEntropy``: cross-entropy of *probabilities* (the output
+    of ``SoftMax``), ``-mean(sum(t * log(clip(p, 1e-9, 1 - 1e-9))))``.
+
+    The loss is the batch mean (the seed returned one loss per sample; that
+    quirk is not copied). Because PyTorch users hand a "cross entropy" logits,
+    it warns once per instance when the input rows do not sum to 1 and points
+    to ``CrossEntropyCriterion``, which takes logits.
+
+    Shape: input ``(N, C)`` probabilities; target ``(N, C)`` or ``(N,)`` labels.
+    """
+
+    EPS = 1e-9
+
+    def __init__(self):
+        super().__init__()
+        self._warned = False
+
+    def _check(self, input, target):
+        target = super()._check(input, target)
+        if not self._warned and input.size:
+            sums = input.sum(axis=1)
+            if np.abs(sums - 1).max() > 1e-3 * input.shape[1] or (input < 0).any():
+                self._warned = True
+                warnings.warn(
+                    "CrossEntropy expects probabilities (rows summing to 1, e.g. the output of SoftMax); "
+                    "these rows do not sum to 1. For logits use CrossEntropyCriterion.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        return target

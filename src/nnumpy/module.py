@@ -160,11 +160,22 @@ class Module:
     # ------------------------------------------------------------ parameters
     def getParameters(self):
         """A leaf's parameters as a flat list (``[W, b]``); a container returns
-        one list per leaf module (``[[W1, b1], [], [W2, b2]]``)."""
+        one list per leaf module (``[[W1, b1], [], [W2, b2]]``).
+
+        A user's leaf module written in another seed dialect is honoured: one
+        that overrides ``get_parameters`` (seed 000) or ``parameters`` (seed
+        003) instead of declaring ``_parameters``.
+        """
+        own = _dialect_override(self, ("get_parameters", "parameters"))
+        if own is not None:
+            return list(own())
         return [getattr(self, p) for p, _ in self._own_parameter_pairs()]
 
     def getGradParameters(self):
         """The gradients, in the same structure as ``getParameters()``."""
+        own = _dialect_override(self, ("get_parameters_grad", "grad_parameters"))
+        if own is not None:
+            return list(own())
         grads = []
         for p, g in self._own_parameter_pairs():
             if getattr(self, g, None) is None:
@@ -178,6 +189,10 @@ class Module:
         for _, child in children:
             child.zeroGradParameters()
         if not children:
+            own = _dialect_override(self, ("zero_grad",))
+            if own is not None:
+                own()
+                return
             for grad in self.getGradParameters():
                 grad[...] = 0
 
@@ -220,25 +235,53 @@ class Module:
         """Total number of scalar parameters."""
         return int(sum(p.size for p in self.parameters()))
 
+    def grad_parameters(self):
+        """The gradients as one flat list, in the order of ``parameters()`` (seed 003)."""
+        return [g for _, g in self.parameter_pairs(trainable_only=False)]
+
     def zero_grad(self):
         """Alias of ``zeroGradParameters`` (PyTorch and seed 000)."""
         self.zeroGradParameters()
 
+    def get_parameters(self):
+        """Alias of ``getParameters`` (seed 000)."""
+        return self.getParameters()
+
+    def get_parameters_grad(self):
+        """Alias of ``getGradParameters`` (seed 000)."""
+        return self.getGradParameters()
+
+    # seed 000 keeps the protocol's state as ``_output`` / ``_input_grad``,
+    # seed 003 keeps the mode as ``_train``: the same attributes under those names
+    _output = property(lambda self: self.output, lambda self, v: setattr(self, "output", v))
+    _input_grad = property(lambda self: self.gradInput, lambda self, v: setattr(self, "gradInput", v))
+    _train = property(lambda self: self.training, lambda self, v: setattr(self, "training", v))
+
     # ------------------------------------------------------------ modes
     def train(self, mode=True):
-        """Switch this module and its descendants to training mode; returns self."""
-        for _, module in self.named_modules():
-            module.training = bool(mode)
+        """Switch this module and its descendants to training mode
+        (``train(False)``: evaluation mode); returns self.
+
+        Children are switched through their own ``train()`` / ``eval()``, so a
+        user's module that overrides them (seed 003) is honoured.
+        """
+        self.training = bool(mode)
+        for _, child in self.children():
+            if mode:
+                child.train()
+            else:
+                child.eval()
         return self
 
     def evaluate(self):
         """Switch to evaluation mode (BatchNorm uses moving statistics, Dropout is
         the identity); returns self."""
-        return self.train(False)
+        return Module.train(self, False)
 
     def eval(self):
-        """Alias of ``evaluate`` (PyTorch)."""
-        return self.evaluate()
+        """Alias of ``evaluate`` (PyTorch, seed 003)."""
+        own = _dialect_override(self, ("evaluate",))
+        return own() if own is not None else self.evaluate()
 
     def freeze(self):
         """Stop training this module's parameters: ``backward`` accumulates no
@@ -328,3 +371,13 @@ class Module:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _dialect_override(module, names):
+    """The first of ``names`` that ``module``'s class overrides (a user's module
+    written in another seed dialect), as a bound method; None if none is."""
+    cls = type(module)
+    for name in names:
+        if getattr(cls, name) is not getattr(Module, name):
+            return getattr(module, name)
+    return None

@@ -34,6 +34,7 @@ __all__ = [
     "RMSProp",
     "AdaGrad",
     "Nadam",
+    "Momentum",
 ]
 
 
@@ -163,6 +164,15 @@ class Optimizer:
         for index, (param, grad) in enumerate(zip(params, gradients)):
             self._update(self.state.setdefault(index, {}), param, grad)
 
+    def reset_t(self):
+        """Restart the bias-correction step count of every parameter, keeping
+        the moments (seed 003's ``reset_t``)."""
+        for entry in self.state.values():
+            if "step" in entry:
+                entry["step"] = 0
+            if "mu_product" in entry:
+                entry["mu_product"] = 1.0
+
     def zero_grad(self):
         """Zero the model's parameter gradients."""
         if self.model is not None:
@@ -238,8 +248,9 @@ class Adam(Optimizer):
     hyperparameters = ("lr", "betas", "eps", "weight_decay")
     _decoupled = False
 
-    def __init__(self, model=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(model, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+    def __init__(self, model=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, beta1=None, beta2=None):
+        betas = _seed_betas(betas, beta1, beta2)
+        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     def _update(self, state, param, grad):
         beta1, beta2 = self.betas
@@ -270,8 +281,8 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, model=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, model=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *, beta1=None, beta2=None):
+        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, beta1=beta1, beta2=beta2)
 
 
 class RMSprop(Optimizer):
@@ -285,7 +296,19 @@ class RMSprop(Optimizer):
 
     hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
 
-    def __init__(self, model=None, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def __init__(
+        self,
+        model=None,
+        lr=0.01,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+        *,
+        beta=None,
+    ):
+        alpha = alpha if beta is None else beta  # seed 003 calls the decay ``beta``
         super().__init__(
             model, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
         )
@@ -354,9 +377,21 @@ class NAdam(Optimizer):
 
     hyperparameters = ("lr", "betas", "eps", "weight_decay", "momentum_decay")
 
-    def __init__(self, model=None, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3):
+    def __init__(
+        self,
+        model=None,
+        lr=2e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum_decay=4e-3,
+        *,
+        beta1=None,
+        beta2=None,
+    ):
+        betas = _seed_betas(betas, beta1, beta2)
         super().__init__(
-            model, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay
+            model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay
         )
 
     def _update(self, state, param, grad):
@@ -379,6 +414,23 @@ class NAdam(Optimizer):
         denom += self.eps
         param -= (self.lr * (1 - mu) / (1 - mu_product)) * (grad / denom)
         param -= (self.lr * mu_next / (1 - mu_product * mu_next)) * (m / denom)
+
+
+class Momentum(SGD):
+    """Seed 003's ``Momentum(lr, momentum=0.9)``: ``SGD`` with momentum
+    (PyTorch's rule ``buf = momentum * buf + g; p -= lr * buf``, which equals
+    the seed's ``u = momentum * u + lr * g; p -= u`` at a constant ``lr``)."""
+
+    def __init__(self, model=None, lr=0.01, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(
+            model, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay
+        )
+
+
+def _seed_betas(betas, beta1, beta2):
+    """PyTorch's ``betas`` pair, overridden by seed 003's ``beta1`` / ``beta2``."""
+    b1, b2 = betas
+    return (b1 if beta1 is None else beta1, b2 if beta2 is None else beta2)
 
 
 # the seeds' spellings

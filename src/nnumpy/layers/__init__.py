@@ -3,7 +3,7 @@
 from .activation import ELU, Identity, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
 from .dropout import Dropout
 from .linear import Linear
-from .normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
+from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
 from .reshape import Flatten
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "ChannelwiseScaling",
     "BatchNorm1d",
     "BatchNorm2d",
+    "BatchNorm",
     "Flatten",
 ]

@@ -14,7 +14,7 @@ from .._checks import check_input, check_positive_int
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..module import Module
 
-__all__ = ["BatchNormalization", "ChannelwiseScaling", "BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNormalization", "ChannelwiseScaling", "BatchNorm1d", "BatchNorm2d", "BatchNorm"]
 
 
 def channel_axes(x):
@@ -322,3 +322,9 @@ class BatchNorm2d(_BatchNorm):
 
     _ndims = (4,)
     _layout = "(N, {c}, H, W)"
+
+
+class BatchNorm(BatchNorm1d):
+    """Seed 003's ``BatchNorm(num_features, eps)``: the affine 1-D batch norm,
+    i.e. ``BatchNorm1d`` (same arguments, defaults and numbers). Seed 003's
+    own default ``eps`` was 1e-8; pass it explicitly to reproduce that."""
