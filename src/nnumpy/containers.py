@@ -12,7 +12,9 @@ def _rethrow(error, index, child):
     message = f"Sequential child ({index}) {name}: {error}"
     try:
         wrapped = type(error)(message)
-    except Exception:  # an exception type with an unusual constructor
+    except Exception:  # an exception type with an unusual constructor: re-raise it as is
+        wrapped = None
+    if wrapped is None:
         raise error
     raise wrapped from error
 
@@ -71,6 +73,10 @@ class Sequential(Module):
 
     def children(self):
         return list(enumerate(self.modules))
+
+    def leaves(self):
+        # an empty Sequential has no leaves (not itself: that recursed forever)
+        return [leaf for child in self.modules for leaf in child.leaves()]
 
     def getParameters(self):
         return [leaf.getParameters() for leaf in self.leaves()]

@@ -213,7 +213,7 @@ class Module:
         for leaf in self.leaves():
             if trainable_only and leaf._frozen:
                 continue
-            pairs.extend(zip(leaf.getParameters(), leaf.getGradParameters()))
+            pairs.extend(zip(leaf.getParameters(), leaf.getGradParameters(), strict=True))
         return pairs
 
     def parameters(self):
@@ -362,8 +362,8 @@ class Module:
             module, name = targets[key]
             current = getattr(module, name, None)
             value = np.asarray(value)
-            if current is None:
-                setattr(module, name, value.astype(np.float32 if value.dtype.kind == "f" else value.dtype))
+            if current is None:  # a lazily sized buffer: take the saved array's dtype (no float64 -> float32 loss)
+                setattr(module, name, value.copy())
             else:
                 current[...] = value
 

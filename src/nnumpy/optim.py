@@ -40,8 +40,9 @@ __all__ = [
 
 # --------------------------------------------------------------------- seed 001
 def _iterate_nested(variables, gradients):
-    for layer_vars, layer_grads in zip(variables, gradients):
-        yield from zip(layer_vars, layer_grads)
+    # the seed's zip: silently stops at the shorter list
+    for layer_vars, layer_grads in zip(variables, gradients, strict=False):
+        yield from zip(layer_vars, layer_grads, strict=False)
 
 
 def sgd_momentum(variables, gradients, config, state):
@@ -161,7 +162,7 @@ class Optimizer:
         params, gradients = _flatten(params), _flatten(gradients)
         if len(params) != len(gradients):
             raise ValueError(f"{type(self).__name__}: got {len(params)} parameters but {len(gradients)} gradients")
-        for index, (param, grad) in enumerate(zip(params, gradients)):
+        for index, (param, grad) in enumerate(zip(params, gradients, strict=True)):
             self._update(self.state.setdefault(index, {}), param, grad)
 
     def reset_t(self):

@@ -111,8 +111,11 @@ class ELU(_Elementwise):
 
 
 def stable_sigmoid(x):
-    """``1 / (1 + exp(-x))`` without overflow for any ``x``, in ``x``'s dtype."""
-    return np.exp(-np.logaddexp(0, -x))
+    """``1 / (1 + exp(-x))`` without overflow for any ``x``, in ``x``'s dtype.
+    Underflow to 0 is the exact answer for very negative ``x``, so it is not
+    reported (code running under ``np.errstate(all='raise')`` keeps working)."""
+    with np.errstate(under="ignore"):
+        return np.exp(-np.logaddexp(0, -x))
 
 
 class SoftPlus(_Elementwise):
@@ -121,12 +124,14 @@ class SoftPlus(_Elementwise):
 
     def updateOutput(self, input):
         self._check(input)
-        self.output = np.logaddexp(0, input)
+        with np.errstate(under="ignore"):  # log1p(exp(-|x|)) underflows to the exact 0
+            self.output = np.logaddexp(0, input)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
         # sigmoid(x) = exp(x - softplus(x)), reusing the saved output
-        self.gradInput = gradOutput * np.exp(input - self.output)
+        with np.errstate(under="ignore"):
+            self.gradInput = gradOutput * np.exp(input - self.output)
         return self.gradInput
 
 
