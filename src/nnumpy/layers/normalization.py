@@ -50,6 +50,7 @@ class _BatchStatistics(Module):
         count = a.size // a.shape[1]
         if self.stats_sync is not None:
             total, count = self.stats_sync(total, count)
+        self._stats_count = count  # the (global) count behind the last batch statistic
         return total / count
 
     def _check(self, input, n_features):
@@ -65,8 +66,7 @@ class _BatchStatistics(Module):
         inv_std = 1.0 / np.sqrt(var + eps)
         self._xhat = centered * inv_std.reshape(shape)
         self._inv_std = inv_std
-        count = input.size // input.shape[1]
-        return self._xhat, mean, var, count
+        return self._xhat, mean, var, self._stats_count
 
     def _normalize_eval(self, input, mean, var, eps):
         _, shape = channel_axes(input)
