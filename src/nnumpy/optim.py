@@ -154,8 +154,14 @@ class Optimizer:
                 f"{type(self).__name__} was built without a model: call it as opt(params, grads), "
                 f"or build it as {type(self).__name__}(model, ...)"
             )
-        for index, (param, grad) in enumerate(self.model.parameter_pairs()):
-            self._update(self.state.setdefault(index, {}), param, grad)
+        # State is keyed by the position among *all* parameters, so freezing a
+        # module mid-training does not hand its state to the next parameters.
+        index = 0
+        for leaf in self.model.leaves():
+            for param, grad in zip(leaf.getParameters(), leaf.getGradParameters(), strict=True):
+                if not leaf.frozen:
+                    self._update(self.state.setdefault(index, {}), param, grad)
+                index += 1
 
     def __call__(self, params, gradients):
         """Update ``params`` in place from ``gradients`` (lists, flat or nested)."""
