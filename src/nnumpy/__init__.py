@@ -18,6 +18,7 @@ from .criteria import (
     MSECriterion,
     MSE,
 )
+from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, load_mnist, load_sample, one_hot
 from .gradcheck import GradcheckError, gradcheck
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
@@ -37,6 +38,7 @@ from .optim import (
     adam_optimizer,
     sgd_momentum,
 )
+from .serialization import load_checkpoint, load_model, register_module, save_checkpoint, save_model
 
 __version__ = "0.1.0"
 
@@ -69,4 +71,16 @@ __all__ = [
     "manual_seed",
     "get_array_module",
     "init",
+    "load_fashion_mnist",
+    "load_mnist",
+    "load_sample",
+    "load_dataset",
+    "DataLoader",
+    "DatasetError",
+    "one_hot",
+    "save_model",
+    "load_model",
+    "save_checkpoint",
+    "load_checkpoint",
+    "register_module",
 ]
