@@ -1,9 +1,11 @@
 """Layers, one file per family."""
 
 from .activation import ELU, Identity, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
+from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .linear import Linear
 from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
+from .pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from .reshape import Flatten
 
 __all__ = [
@@ -24,4 +26,11 @@ __all__ = [
     "BatchNorm2d",
     "BatchNorm",
     "Flatten",
+    "Conv2d",
+    "Conv1d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "MaxPool1d",
+    "AvgPool1d",
+    "GlobalAvgPool2d",
 ]

@@ -1,0 +1,318 @@
+"""Pooling: ``MaxPool2d``, ``AvgPool2d``, ``MaxPool1d``, ``AvgPool1d``, ``GlobalAvgPool2d``.
+
+Each window offset ``(p, q)`` of a ``kh x kw`` pooling is one strided view of
+the (padded) input, so a pooling is ``kh*kw`` whole-array operations (a loop
+over kernel offsets only): running maximum with the offset of the first
+maximum kept in a ``uint8`` array (backward sends each window's gradient to
+that one element, as PyTorch does), or a running sum. Strided views keep the
+input's memory order, so channels-last activations from ``Conv2d`` stay so.
+The 1-D layers are the 2-D ones with a unit height. Floor mode throughout.
+"""
+
+from .._checks import check_input, check_positive_int
+from ..backend import get_array_module
+from ..module import Module
+
+__all__ = ["MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d", "GlobalAvgPool2d"]
+
+
+# --------------------------------------------------------------------- kernels
+def _padded(x, padding, value):
+    """``x`` (N, C, H, W) with ``padding = (ph, pw)`` of ``value`` on each side, in ``x``'s memory order."""
+    ph, pw = padding
+    if ph == pw == 0:
+        return x
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    # allocate channels-last when x is, so the views below stay cache-friendly
+    channels_last = x.strides[1] < x.strides[3]
+    shape = (n, h + 2 * ph, w + 2 * pw, c) if channels_last else (n, c, h + 2 * ph, w + 2 * pw)
+    out = xp.full(shape, value, dtype=x.dtype)
+    if channels_last:
+        out = out.transpose(0, 3, 1, 2)
+    out[:, :, ph : ph + h, pw : pw + w] = x
+    return out
+
+
+def _window_slices(kernel, stride, out_size):
+    """``(p, q, rows, cols)`` slices of the padded input that window offset ``(p, q)`` reads."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_size
+    for p in range(kh):
+        for q in range(kw):
+            yield p * kw + q, slice(p, p + sh * (ho - 1) + 1, sh), slice(q, q + sw * (wo - 1) + 1, sw)
+
+
+def pool_output_size(size, kernel, stride, padding):
+    """``floor((size + 2*padding - kernel) / stride) + 1`` per axis."""
+    return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(size, kernel, stride, padding, strict=True))
+
+
+def maxpool2d_forward(x, kernel, stride, padding):
+    """``y[n, c, i, j] = max`` over the window; returns ``(y, argmax)`` with
+    ``argmax`` the flat offset ``p*kw + q`` of the first maximum (uint8 or int32)."""
+    xp = get_array_module(x)
+    xpad = _padded(x, padding, -xp.inf)
+    out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
+    slices = list(_window_slices(kernel, stride, out_size))
+    _, rows, cols = slices[0]
+    y = xpad[:, :, rows, cols].copy()
+    argmax = xp.zeros(y.shape, dtype=xp.uint8 if len(slices) < 256 else xp.int32)
+    for k, rows, cols in slices[1:]:
+        window = xpad[:, :, rows, cols]
+        better = window > y  # strict: ties keep the first maximum
+        xp.copyto(argmax, k, where=better)
+        xp.maximum(y, window, out=y)
+    return y, argmax
+
+
+def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
+    """Each window's gradient goes to its (first) maximum:
+    ``gradInput[window k] += grad_out * (argmax == k)``, padding cropped."""
+    xp = get_array_module(grad_out)
+    n, c, h, w = x_shape
+    ph, pw = padding
+    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
+    overlap = any(k > s for k, s in zip(kernel, stride, strict=True))
+    for k, rows, cols in _window_slices(kernel, stride, grad_out.shape[2:]):
+        hit = grad_out * (argmax == k)
+        if overlap:
+            gpad[:, :, rows, cols] += hit
+        else:
+            gpad[:, :, rows, cols] = hit
+    return gpad[:, :, ph : ph + h, pw : pw + w]
+
+
+def avgpool2d_forward(x, kernel, stride, padding, count_include_pad=True):
+    """``y = sum(window) / count``, ``count = kh*kw`` or the number of
+    non-padding elements of each window (``count_include_pad=False``);
+    returns ``(y, divisor)``."""
+    xp = get_array_module(x)
+    xpad = _padded(x, padding, 0)
+    out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
+    slices = list(_window_slices(kernel, stride, out_size))
+    _, rows, cols = slices[0]
+    y = xpad[:, :, rows, cols].copy()
+    for _, rows, cols in slices[1:]:
+        y += xpad[:, :, rows, cols]
+    divisor = _avg_divisor(xp, x.shape[2:], kernel, stride, padding, out_size, count_include_pad, x.dtype)
+    y /= divisor
+    return y, divisor
+
+
+def _avg_divisor(xp, size, kernel, stride, padding, out_size, count_include_pad, dtype):
+    if count_include_pad or padding == (0, 0):
+        return dtype.type(kernel[0] * kernel[1])
+    ph, pw = padding
+    ones = xp.zeros((size[0] + 2 * ph, size[1] + 2 * pw), dtype=dtype)
+    ones[ph : ph + size[0], pw : pw + size[1]] = 1
+    count = xp.zeros(out_size, dtype=dtype)
+    for _, rows, cols in _window_slices(kernel, stride, out_size):
+        count += ones[rows, cols]
+    return count
+
+
+def avgpool2d_backward(grad_out, divisor, x_shape, kernel, stride, padding):
+    """``gradInput[window] += grad_out / count`` for every window, padding cropped."""
+    xp = get_array_module(grad_out)
+    n, c, h, w = x_shape
+    ph, pw = padding
+    share = grad_out / divisor
+    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
+    for _, rows, cols in _window_slices(kernel, stride, grad_out.shape[2:]):
+        gpad[:, :, rows, cols] += share
+    return gpad[:, :, ph : ph + h, pw : pw + w]
+
+
+# --------------------------------------------------------------------- modules
+def _tuple(name, arg, value, n, minimum=1):
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if len(items) != n:
+        raise ValueError(f"{name}: {arg} must be an int or a {n}-tuple, got {value!r}")
+    return tuple(check_positive_int(name, arg, v, minimum) for v in items)
+
+
+class _Pool2d(Module):
+    """Shared arguments, checks and 1-D handling of the window poolings."""
+
+    _nd = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        name, nd = type(self).__name__, self._nd
+        self.kernel_size = _tuple(name, "kernel_size", kernel_size, nd)
+        self.stride = self.kernel_size if stride is None else _tuple(name, "stride", stride, nd)
+        self.padding = _tuple(name, "padding", padding, nd, minimum=0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
+            raise ValueError(
+                f"{name}: padding {self.padding} must be at most half the kernel size {self.kernel_size} (as PyTorch)"
+            )
+        self._saved = None
+
+    def _geometry(self):
+        if self._nd == 1:
+            return (1, *self.kernel_size), (1, *self.stride), (0, *self.padding)
+        return self.kernel_size, self.stride, self.padding
+
+    def _as_2d(self, a):
+        return a[:, :, None, :] if self._nd == 1 else a
+
+    def _from_2d(self, a):
+        return a[:, :, 0, :] if self._nd == 1 else a
+
+    def _check(self, input):
+        layout = "(N, C, L)" if self._nd == 1 else "(N, C, H, W)"
+        check_input(self, input, ndim=self._nd + 2, layout=layout)
+        padded = tuple(s + 2 * p for s, p in zip(input.shape[2:], self.padding, strict=True))
+        if any(s < k for s, k in zip(padded, self.kernel_size, strict=True)):
+            raise ValueError(
+                f"{self!r}: input of spatial size {tuple(input.shape[2:])} (padded {padded}) is smaller "
+                f"than the kernel {self.kernel_size}"
+            )
+
+    def updateOutput(self, input):
+        self._check(input)
+        y, self._saved = self._forward(self._as_2d(input), *self._geometry())
+        self.output = self._from_2d(y)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        x = self._as_2d(input)
+        g = self._backward_kernel(self._as_2d(gradOutput), self._saved, x.shape, *self._geometry())
+        self.gradInput = self._from_2d(g)
+        return self.gradInput
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Maximum over each ``kh x kw`` window: ``y[n, c, i, j] = max x[n, c, i*sh + p - ph, j*sw + q - pw]``.
+
+    Args:
+        kernel_size: an int or ``(kh, kw)``.
+        stride: an int or ``(sh, sw)``; defaults to ``kernel_size``.
+        padding: implicit ``-inf`` on each side, an int or ``(ph, pw)`` (0),
+            at most half the kernel.
+
+    Shape:
+        Input ``(N, C, H, W)``; output ``(N, C, Ho, Wo)`` with
+        ``Ho = floor((H + 2*ph - kh) / sh) + 1``, ``Wo = floor((W + 2*pw - kw) / sw) + 1``
+        (PyTorch's floor mode: trailing rows/columns that fill no window are dropped).
+
+    Attributes:
+        kernel_size, stride, padding: 2-tuples.
+
+    Backward:
+        each output's gradient goes to the first maximum of its window (one
+        element per window, as PyTorch); overlapping windows add up.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+        >>> MaxPool2d(2).forward(x)[0, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+        >>> MaxPool2d(3, stride=2, padding=1).forward(np.zeros((2, 3, 7, 5), np.float32)).shape
+        (2, 3, 4, 3)
+    """
+
+    _forward = staticmethod(maxpool2d_forward)
+    _backward_kernel = staticmethod(maxpool2d_backward)
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over each ``kh x kw`` window.
+
+    Args:
+        kernel_size, stride, padding: as ``MaxPool2d`` (zero padding).
+        count_include_pad: divide by ``kh*kw`` even where the window covers
+            padding (True, PyTorch's default); False divides by the number
+            of real elements.
+
+    Shape:
+        As ``MaxPool2d``: ``Ho = floor((H + 2*ph - kh) / sh) + 1``, same for ``Wo``.
+
+    Attributes:
+        kernel_size, stride, padding: 2-tuples; count_include_pad.
+
+    Backward: ``gradInput[window] += gradOutput / count`` for every window.
+
+    Example:
+        >>> import numpy as np
+        >>> AvgPool2d(2).forward(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))[0, 0].tolist()
+        [[2.5, 4.5], [10.5, 12.5]]
+    """
+
+    _backward_kernel = staticmethod(avgpool2d_backward)
+
+    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _forward(self, x, kernel, stride, padding):
+        return avgpool2d_forward(x, kernel, stride, padding, self.count_include_pad)
+
+    def extra_repr(self):
+        return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
+
+
+class MaxPool1d(MaxPool2d):
+    """``MaxPool2d`` over ``(N, C, L)``: ``Lo = floor((L + 2*p - k) / s) + 1``.
+
+    Arguments are ints (or 1-tuples); attributes are 1-tuples.
+
+    Example:
+        >>> import numpy as np
+        >>> MaxPool1d(2).forward(np.array([[[1, 3, 2, 0, 5]]], np.float32)).tolist()
+        [[[3.0, 2.0]]]
+    """
+
+    _nd = 1
+
+
+class AvgPool1d(AvgPool2d):
+    """``AvgPool2d`` over ``(N, C, L)``: ``Lo = floor((L + 2*p - k) / s) + 1``.
+
+    Example:
+        >>> import numpy as np
+        >>> AvgPool1d(2).forward(np.array([[[1, 3, 2, 0]]], np.float32)).tolist()
+        [[[2.0, 1.0]]]
+    """
+
+    _nd = 1
+
+
+class GlobalAvgPool2d(Module):
+    """Mean over all positions of each channel: ``y[n, c] = mean_{h, w} x[n, c, h, w]``.
+
+    Args:
+        keepdims: return ``(N, C, 1, 1)`` instead of ``(N, C)`` (False).
+
+    Shape:
+        Input ``(N, C, H, W)``; output ``(N, C)`` or ``(N, C, 1, 1)``.
+
+    Backward: ``gradInput = gradOutput / (H*W)`` broadcast over ``H, W``.
+
+    Example:
+        >>> import numpy as np
+        >>> GlobalAvgPool2d().forward(np.ones((2, 3, 4, 5), np.float32)).shape
+        (2, 3)
+    """
+
+    def __init__(self, keepdims=False):
+        super().__init__()
+        self.keepdims = bool(keepdims)
+
+    def updateOutput(self, input):
+        check_input(self, input, ndim=4, layout="(N, C, H, W)")
+        self.output = input.mean(axis=(2, 3), keepdims=self.keepdims)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        xp = get_array_module(gradOutput)
+        n, c, h, w = input.shape
+        g = gradOutput.reshape(n, c, 1, 1) / gradOutput.dtype.type(h * w)
+        self.gradInput = xp.broadcast_to(g, input.shape).copy()
+        return self.gradInput
+
+    def extra_repr(self):
+        return "keepdims=True" if self.keepdims else ""
