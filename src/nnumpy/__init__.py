@@ -6,7 +6,7 @@ layers, the criteria, the functional optimizers ``sgd_momentum`` /
 ``adam_optimizer`` and the optimizer classes.
 """
 
-from . import init
+from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
 from .backend import get_array_module, manual_seed
 from .containers import Sequential
 from .criteria import (

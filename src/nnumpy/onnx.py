@@ -244,41 +244,24 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
 
 
 def export_file(checkpoint_or_model_path, out_path, opset=18):
-    """Export a saved model file (``nnumpy.save_model`` / a training
-    checkpoint) to ``out_path``, using the input shape saved with it.
+    """Export a model file or training checkpoint (``nnumpy.save_model`` /
+    ``save_checkpoint``) to ONNX at ``out_path``, tracing it with the input
+    shape saved in the file. Returns the ``ModelProto``.
 
-    Returns the ``ModelProto``. Raises ValueError when the file records no
-    input shape (save it with one, or call ``export`` with an example input).
+    Raises ValueError when the file records no input shape (save it with
+    ``input_shape=...``, or call ``export`` with an example input).
     """
-    from . import serialization
+    from .serialization import load_model, read_metadata
 
-    loaded = serialization.load_model(checkpoint_or_model_path)
-    model, input_shape = _model_and_input_shape(loaded, checkpoint_or_model_path)
-    example = np.zeros((1, *input_shape), dtype=_model_dtype(model, np.zeros(1, np.float32)))
-    return export(model, example, out_path, opset=opset)
-
-
-def _model_and_input_shape(loaded, path):
-    """Find the model and its per-sample input shape in what ``load_model`` returned."""
-    model, meta = loaded, {}
-    if isinstance(loaded, tuple):
-        model = next(x for x in loaded if isinstance(x, Module))
-        meta = next((x for x in loaded if isinstance(x, dict)), {})
-    elif isinstance(loaded, dict):
-        model, meta = loaded.get("model"), loaded
-    shape = None
-    for source in (meta, meta.get("metadata", {}) if isinstance(meta, dict) else {}, getattr(model, "metadata", {})):
-        if isinstance(source, dict) and source.get("input_shape") is not None:
-            shape = source["input_shape"]
-            break
-    if shape is None:
-        shape = getattr(model, "input_shape", None)
-    if not isinstance(model, Module) or shape is None:
+    input_shape = read_metadata(checkpoint_or_model_path).get("input_shape")
+    if input_shape is None:
         raise ValueError(
-            f"nnumpy.onnx.export_file: {path} records no input_shape; "
-            "call nnumpy.onnx.export(model, example_input, path) with an example input instead"
+            f"nnumpy.onnx.export_file: {checkpoint_or_model_path} records no input_shape; save the model with "
+            "input_shape=... or call nnumpy.onnx.export(model, example_input, path)"
         )
-    return model, tuple(int(d) for d in shape)
+    model = load_model(checkpoint_or_model_path)
+    example = np.zeros((1, *(int(d) for d in input_shape)), dtype=_model_dtype(model, np.zeros(1, np.float32)))
+    return export(model, example, out_path, opset=opset)
 
 
 # ---------------------------------------------------------------- converters
