@@ -1,0 +1,167 @@
+"""nnumpy.distributed: single-process behaviour, and 2-rank runs under mpiexec.
+
+The MPI tests launch ``mpiexec -n 2`` (the one next to this Python, from the
+``mpich`` wheel, else on PATH) on the scripts in ``tests/mpi_scripts`` and are
+skipped, with the reason, when mpi4py or mpiexec is missing.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_close
+
+import nnumpy as nn
+import nnumpy.distributed as dist
+
+SCRIPTS = Path(__file__).parent / "mpi_scripts"
+sys.path.insert(0, str(SCRIPTS))
+import train_steps  # noqa: E402
+
+MPIEXEC = dist.find_mpiexec()
+HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
+_missing = [what for what, ok in (("mpi4py", HAVE_MPI4PY), ("mpiexec", MPIEXEC)) if not ok]
+requires_mpi = pytest.mark.skipif(
+    bool(_missing), reason=f"{' and '.join(_missing)} not found: pip install 'nnumpy[mpi]' to run MPI tests"
+)
+
+
+def mpirun(args, n=2, timeout=60):
+    """Run ``python ARGS`` on ``n`` ranks (1 BLAS thread each); returns the CompletedProcess."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+# ------------------------------------------------------------------ one process
+def test_single_process_defaults():
+    assert (dist.rank(), dist.size(), dist.is_main(), dist.is_distributed()) == (0, 1, True, False)
+    dist.barrier()
+    assert dist.allreduce_sum([1.0, 2.0]).tolist() == [1.0, 2.0]
+    assert dist.weighted_mean(0.5, 10) == 0.5
+    assert dist.gather_object({"a": 1}) == [{"a": 1}]
+    assert dist.broadcast_object(3) == 3
+
+
+def test_sampler_splits_each_global_batch_into_disjoint_rank_slices():
+    n, batch, k = 75, 16, 4
+    samplers = [dist.DistributedSampler(n, batch, seed=3, num_replicas=k, rank=r) for r in range(k)]
+    for s in samplers:
+        s.set_epoch(2)
+    reference = dist.DistributedSampler(n, batch, seed=3, num_replicas=1, rank=0)
+    reference.set_epoch(2)
+    per_rank = [list(s) for s in samplers]
+    for step, whole in enumerate(reference):
+        parts = [p[step] for p in per_rank]
+        assert np.array_equal(np.concatenate(parts), whole)  # contiguous slices, in order
+    sizes = [[len(p) for p in ranks] for ranks in zip(*per_rank, strict=True)]
+    assert sizes[:4] == [[4, 4, 4, 4]] * 4 and sizes[4] == [2, 3, 3, 3]  # tail of 11 split evenly
+    assert sorted(np.concatenate(list(reference)).tolist()) == list(range(n))
+    other = dist.DistributedSampler(n, batch, seed=3, num_replicas=1, rank=0)
+    other.set_epoch(3)
+    assert not np.array_equal(other.permutation(), reference.permutation())
+
+
+def test_sampler_tail_smaller_than_ranks_and_drop_last():
+    assert [len(b) for b in dist.DistributedSampler(33, 16, num_replicas=2, rank=0).global_batches()] == [16, 16]
+    assert len(dist.DistributedSampler(40, 16, drop_last=True, num_replicas=2, rank=1)) == 2
+
+
+def test_global_batch_must_divide_by_ranks():
+    with pytest.raises(ValueError, match="global batch size 10 is not divisible by the number of ranks 4"):
+        dist.DistributedSampler(100, 10, num_replicas=4, rank=0)
+    with pytest.raises(ValueError, match="X has 5 samples but y has 4"):
+        dist.ShardedLoader(np.zeros((5, 2)), np.zeros(4))
+
+
+def test_sharded_loader_one_process_yields_whole_batches():
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    loader = dist.ShardedLoader(X, y, batch_size=4, shuffle=False)
+    batches = list(loader)
+    assert [len(b[0]) for b in batches] == [4, 4, 2] and loader.global_count == 2
+    assert np.array_equal(batches[0][1], [0, 1, 2, 3])
+
+
+def test_distributed_optimizer_passes_through():
+    net = nn.Sequential(nn.Linear(3, 2, rng=0))
+    opt = dist.DistributedOptimizer(nn.SGD(net, lr=0.1, momentum=0.9))
+    opt.lr = 0.05
+    assert opt.optimizer.lr == 0.05 and opt.momentum == 0.9
+    net.forward(np.ones((4, 3), np.float32))
+    net.backward(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32))
+    before = net[0].W.copy()
+    opt.step()
+    assert np.allclose(net[0].W, before - 0.05 * 4)
+    opt.zero_grad()
+    assert not net[0].gradW.any()
+    opt.load_state_dict(opt.state_dict())
+    assert "momentum_buffer" in opt.state_dict()["state"][0]
+    with pytest.raises(TypeError, match="optimizer built on a model"):
+        dist.DistributedOptimizer(nn.SGD(lr=0.1))
+
+
+def test_one_process_training_equals_the_plain_loop():
+    model, _ = train_steps.distributed("bn", np.float64, 6)
+    ref = train_steps.reference("bn", np.float64, 6)
+    for (name, a), b in zip(model.state_dict().items(), ref.state_dict().values(), strict=True):
+        assert np.array_equal(a, b), name
+    assert dist.sync_batchnorm(model) == 0  # nothing to synchronise in one process
+
+
+def test_rng_states_round_trip():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5, rng=1))
+    states = dist.rng_states(net)
+    a = net[1].rng.random(3)
+    dist.set_rng_states(states, net)
+    assert np.array_equal(net[1].rng.random(3), a)
+    with pytest.raises(ValueError, match="1 saved states for 2 generators"):
+        dist.set_rng_states(states[:1], net)
+
+
+def test_find_mpiexec_prefers_the_one_next_to_python():
+    beside = Path(sys.executable).parent / "mpiexec"
+    if beside.exists():
+        assert dist.find_mpiexec() == str(beside)
+
+
+# ------------------------------------------------------------------ two ranks
+@pytest.mark.parametrize(
+    "model, dtype",
+    [("mlp", "float64"), ("mlp", "float32"), ("bn", "float64"), ("cnn", "float64"), ("cnn", "float32")],
+)
+@pytest.mark.mpi
+@requires_mpi
+def test_two_ranks_match_one_process(tmp_path, model, dtype):
+    if model == "cnn" and not train_steps.has_conv():
+        pytest.skip("Conv2d/MaxPool2d not available; the BatchNorm1d MLP ('bn') covers sync BN")
+    steps = 7  # crosses the epoch boundary: the uneven tail batch (5/6 samples) is step 5
+    proc = mpirun(
+        [SCRIPTS / "train_steps.py", tmp_path / "out.npz", "--model", model, "--dtype", dtype, "--steps", steps]
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r0, r1 = (np.load(tmp_path / f"out.rank{r}.npz") for r in (0, 1))
+    ref = train_steps.reference(model, np.dtype(dtype), steps).state_dict()
+    assert len(r0["losses"]) == steps
+    for i, (name, expected) in enumerate(ref.items()):
+        ours = r0[f"p{i}"]
+        assert ours.dtype == np.dtype(dtype)
+        assert np.array_equal(ours, r1[f"p{i}"]), f"{name} differs between ranks"
+        assert_close(ours, expected, dtype, what=f"{model} {name}")
+
+
+@pytest.mark.parametrize("mode", ["hook", "exit", "mpi4py"])
+@pytest.mark.mpi
+@requires_mpi
+def test_a_failing_rank_ends_the_job(mode):
+    args = ["-m", "mpi4py", SCRIPTS / "fail.py", "plain"] if mode == "mpi4py" else [SCRIPTS / "fail.py", mode]
+    start = time.monotonic()
+    proc = mpirun(args, timeout=30)
+    elapsed = time.monotonic() - start
+    assert proc.returncode != 0
+    assert elapsed < 10, f"the job took {elapsed:.1f} s to end"
+    assert "rank 1 fails on purpose" in proc.stderr
