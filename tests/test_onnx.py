@@ -349,6 +349,12 @@ def test_writes_file(tmp_path):
     assert rel_err(run_onnx(loaded, x), model.evaluate().forward(x)) <= 1e-6
 
 
+def test_wrong_example_input_names_the_failing_module():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Sequential(nn.ReLU(), nn.Linear(5, 2)))
+    with pytest.raises(ValueError, match=r"tracing model\[1\]\[1\] failed: Linear\(5 -> 2\): expected input"):
+        nxo.export(model, np.ones((1, 4), np.float32))
+
+
 def test_identity_model_and_bad_arguments():
     proto = check_export(nn.Sequential(nn.Dropout(), nn.Identity()), (3,), opsets=(13,))
     assert [n.op_type for n in proto.graph.node] == ["Identity"]

@@ -154,7 +154,15 @@ class GraphBuilder:
             result = fn(self, module, x, example)
             if isinstance(result, tuple):
                 return result
-            return result, module.forward(example)
+            try:
+                return result, module.forward(example)
+            except Exception as error:
+                where = "".join(f"[{p}]" for p in self._path) or " (the model itself)"
+                try:
+                    wrapped = type(error)(f"nnumpy.onnx.export: tracing model{where} failed: {error}")
+                except Exception:  # an exception type with an unusual constructor
+                    raise error from None
+                raise wrapped from error
         finally:
             if position is not None:
                 self._path.pop()
