@@ -165,7 +165,9 @@ class ModuleInfo:
 MODULES = [
     ModuleInfo("Linear", lambda s: Linear(4, 3, rng=s), [(2, 4), (5, 4), (7, 4)], "Linear(4 -> 3)"),
     ModuleInfo(
-        "Linear_nobias", lambda s: Linear(4, 3, bias=False, rng=s), [(2, 4), (3, 4), (6, 4)],
+        "Linear_nobias",
+        lambda s: Linear(4, 3, bias=False, rng=s),
+        [(2, 4), (3, 4), (6, 4)],
         "Linear(4 -> 3, bias=False)",
     ),
     ModuleInfo("SoftMax", lambda s: SoftMax(), [(3, 5), (2, 4), (4, 3, 2)], "SoftMax()"),
@@ -190,10 +192,20 @@ MODULES = [
         buffers={"moving_mean": "running_mean"},
         before_eval=_biased_running_var,
     ),
-    ModuleInfo("ChannelwiseScaling", lambda s: ChannelwiseScaling(3, rng=s), [(4, 3), (2, 3, 3, 2), (5, 3)],
-               "ChannelwiseScaling(3)"),
-    ModuleInfo("Dropout", lambda s: Dropout(0.3, rng=s), [(4, 5), (3, 2, 2), (6, 3)], "Dropout(p=0.3)",
-               random=True, mode_dependent=True),
+    ModuleInfo(
+        "ChannelwiseScaling",
+        lambda s: ChannelwiseScaling(3, rng=s),
+        [(4, 3), (2, 3, 3, 2), (5, 3)],
+        "ChannelwiseScaling(3)",
+    ),
+    ModuleInfo(
+        "Dropout",
+        lambda s: Dropout(0.3, rng=s),
+        [(4, 5), (3, 2, 2), (6, 3)],
+        "Dropout(p=0.3)",
+        random=True,
+        mode_dependent=True,
+    ),
     ModuleInfo("ReLU", lambda s: ReLU(), [(3, 4), (2, 3, 2), (5, 2)], "ReLU()"),
     ModuleInfo("LeakyReLU", lambda s: LeakyReLU(0.1), [(3, 4), (2, 3, 2), (5, 2)], "LeakyReLU(slope=0.1)"),
     ModuleInfo("ELU", lambda s: ELU(0.7), [(3, 4), (2, 3, 2), (5, 2)], "ELU(alpha=0.7)"),
@@ -281,8 +293,11 @@ def test_gradcheck(info, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("info,shape", [c for c in CASES if not c[0].random], ids=[
-    i for i, c in zip(CASE_IDS, CASES, strict=True) if not c[0].random])
+@pytest.mark.parametrize(
+    "info,shape",
+    [c for c in CASES if not c[0].random],
+    ids=[i for i, c in zip(CASE_IDS, CASES, strict=True) if not c[0].random],
+)
 def test_parity_with_torch(info, shape, dtype):
     ours, tmod = build_pair(info, shape, dtype)
     tmod.train()
@@ -584,35 +599,67 @@ class CriterionInfo:
 
 CRITERIA = [
     CriterionInfo(
-        "MSECriterion", MSECriterion, [(3, 4), (5, 2), (2, 3, 2)], "same", make_input,
+        "MSECriterion",
+        MSECriterion,
+        [(3, 4), (5, 2), (2, 3, 2)],
+        "same",
+        make_input,
         lambda x, t: torch.nn.MSELoss(reduction="sum")(x, tensor(t)) / x.shape[0],
     ),
     CriterionInfo(
-        "ClassNLLCriterionUnstable_onehot", ClassNLLCriterionUnstable, [(3, 4), (5, 2), (6, 5)], "onehot",
-        _probabilities, lambda x, t: torch.nn.NLLLoss()(torch.log(x.clamp(1e-15, 1 - 1e-15)), _t_labels(t)),
+        "ClassNLLCriterionUnstable_onehot",
+        ClassNLLCriterionUnstable,
+        [(3, 4), (5, 2), (6, 5)],
+        "onehot",
+        _probabilities,
+        lambda x, t: torch.nn.NLLLoss()(torch.log(x.clamp(1e-15, 1 - 1e-15)), _t_labels(t)),
     ),
     CriterionInfo(
-        "ClassNLLCriterionUnstable_labels", ClassNLLCriterionUnstable, [(3, 4), (5, 2), (6, 5)], "labels",
-        _probabilities, lambda x, t: torch.nn.NLLLoss()(torch.log(x.clamp(1e-15, 1 - 1e-15)), _t_labels(t)),
+        "ClassNLLCriterionUnstable_labels",
+        ClassNLLCriterionUnstable,
+        [(3, 4), (5, 2), (6, 5)],
+        "labels",
+        _probabilities,
+        lambda x, t: torch.nn.NLLLoss()(torch.log(x.clamp(1e-15, 1 - 1e-15)), _t_labels(t)),
     ),
     CriterionInfo(
-        "ClassNLLCriterion_onehot", ClassNLLCriterion, [(3, 4), (5, 2), (6, 5)], "onehot", _log_probabilities,
+        "ClassNLLCriterion_onehot",
+        ClassNLLCriterion,
+        [(3, 4), (5, 2), (6, 5)],
+        "onehot",
+        _log_probabilities,
         lambda x, t: torch.nn.NLLLoss()(x, _t_labels(t)),
     ),
     CriterionInfo(
-        "ClassNLLCriterion_labels", ClassNLLCriterion, [(3, 4), (5, 2), (6, 5)], "labels", _log_probabilities,
+        "ClassNLLCriterion_labels",
+        ClassNLLCriterion,
+        [(3, 4), (5, 2), (6, 5)],
+        "labels",
+        _log_probabilities,
         lambda x, t: torch.nn.NLLLoss()(x, _t_labels(t)),
     ),
     CriterionInfo(
-        "CrossEntropyCriterion_labels", CrossEntropyCriterion, [(3, 4), (5, 2), (6, 5)], "labels", make_input,
+        "CrossEntropyCriterion_labels",
+        CrossEntropyCriterion,
+        [(3, 4), (5, 2), (6, 5)],
+        "labels",
+        make_input,
         lambda x, t: torch.nn.CrossEntropyLoss()(x, _t_labels(t)),
     ),
     CriterionInfo(
-        "CrossEntropyCriterion_onehot", CrossEntropyCriterion, [(3, 4), (5, 2), (6, 5)], "onehot", make_input,
+        "CrossEntropyCriterion_onehot",
+        CrossEntropyCriterion,
+        [(3, 4), (5, 2), (6, 5)],
+        "onehot",
+        make_input,
         lambda x, t: torch.nn.CrossEntropyLoss()(x, _t_labels(t)),
     ),
     CriterionInfo(
-        "CrossEntropyCriterion_soft", CrossEntropyCriterion, [(3, 4), (5, 2), (6, 5)], "soft", make_input,
+        "CrossEntropyCriterion_soft",
+        CrossEntropyCriterion,
+        [(3, 4), (5, 2), (6, 5)],
+        "soft",
+        make_input,
         lambda x, t: torch.nn.CrossEntropyLoss()(x, tensor(t)),
     ),
 ]

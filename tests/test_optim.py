@@ -270,49 +270,54 @@ def test_zero_grad():
 # Verbatim copies of seed 001's functions: the reference.
 def seed_sgd_momentum(variables, gradients, config, state):
     # 'variables' and 'gradients' have complex structure, accumulated_grads will be stored in a simpler one
-    state.setdefault('accumulated_grads', {})
+    state.setdefault("accumulated_grads", {})
 
     var_index = 0
     for current_layer_vars, current_layer_grads in zip(variables, gradients):  # noqa: B905
         for current_var, current_grad in zip(current_layer_vars, current_layer_grads):  # noqa: B905
+            old_grad = state["accumulated_grads"].setdefault(var_index, np.zeros_like(current_grad))
 
-            old_grad = state['accumulated_grads'].setdefault(var_index, np.zeros_like(current_grad))
-
-            np.add(config['momentum'] * old_grad, config['learning_rate'] * current_grad, out=old_grad)
+            np.add(config["momentum"] * old_grad, config["learning_rate"] * current_grad, out=old_grad)
 
             current_var -= old_grad
             var_index += 1
 
 
 def seed_adam_optimizer(variables, gradients, config, state):
-    state.setdefault('m', {})
-    state.setdefault('v', {})
-    state.setdefault('t', 0)
-    state['t'] += 1
+    state.setdefault("m", {})
+    state.setdefault("v", {})
+    state.setdefault("t", 0)
+    state["t"] += 1
 
     var_index = 0
-    lr_t = config['learning_rate'] * np.sqrt(1 - config['beta2']**state['t']) / (1 - config['beta1']**state['t'])
+    lr_t = config["learning_rate"] * np.sqrt(1 - config["beta2"] ** state["t"]) / (1 - config["beta1"] ** state["t"])
 
     for current_layer_vars, current_layer_grads in zip(variables, gradients):  # noqa: B905
         for current_var, current_grad in zip(current_layer_vars, current_layer_grads):  # noqa: B905
-            var_first_moment = state['m'].setdefault(var_index, np.zeros_like(current_grad))
-            var_second_moment = state['v'].setdefault(var_index, np.zeros_like(current_grad))
+            var_first_moment = state["m"].setdefault(var_index, np.zeros_like(current_grad))
+            var_second_moment = state["v"].setdefault(var_index, np.zeros_like(current_grad))
 
             # Обновляем моменты
-            np.add(config['beta1'] * var_first_moment, (1 - config['beta1']) * current_grad, out=var_first_moment)
-            np.add(config['beta2'] * var_second_moment, (1 - config['beta2']) * current_grad * current_grad,
-                   out=var_second_moment)
+            np.add(config["beta1"] * var_first_moment, (1 - config["beta1"]) * current_grad, out=var_first_moment)
+            np.add(
+                config["beta2"] * var_second_moment,
+                (1 - config["beta2"]) * current_grad * current_grad,
+                out=var_second_moment,
+            )
 
             # Обновляем параметры
-            current_var -= lr_t * var_first_moment / (np.sqrt(var_second_moment) + config['epsilon'])
+            current_var -= lr_t * var_first_moment / (np.sqrt(var_second_moment) + config["epsilon"])
 
             var_index += 1
 
 
 FUNCTIONAL = [
     (nnumpy.sgd_momentum, seed_sgd_momentum, {"learning_rate": 1e-1, "momentum": 0.9}),
-    (nnumpy.adam_optimizer, seed_adam_optimizer,
-     {"learning_rate": 1e-2, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}),
+    (
+        nnumpy.adam_optimizer,
+        seed_adam_optimizer,
+        {"learning_rate": 1e-2, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8},
+    ),
 ]
 
 

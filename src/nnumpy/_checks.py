@@ -3,7 +3,7 @@ who (the layer's repr), what was expected, what came."""
 
 import numpy as np
 
-__all__ = ["check_float_array", "check_input", "check_positive_int"]
+__all__ = ["check_float_array", "check_input", "check_positive_int", "check_real"]
 
 
 def _describe(x):
@@ -46,3 +46,10 @@ def check_positive_int(owner_name, name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{owner_name}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_real(owner_name, name, value):
+    """``float(value)``, or a TypeError naming the layer when ``value`` is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner_name}: {name} must be a real number, got {value!r}")
+    return float(value)

@@ -8,7 +8,8 @@ __all__ = ["Sequential"]
 def _rethrow(error, index, child):
     """Re-raise ``error`` with the failing child's position and class (torch7's
     ``rethrowErrors``), keeping the exception type."""
-    name = type(child).__name__ if child.children() else repr(child)
+    # the class alone when the message already names the layer by its repr
+    name = type(child).__name__ if child.children() or str(error).startswith(repr(child)) else repr(child)
     message = f"Sequential child ({index}) {name}: {error}"
     try:
         wrapped = type(error)(message)

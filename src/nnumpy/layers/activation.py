@@ -6,7 +6,7 @@ Sigmoid, Tanh, SoftMax, LogSoftMax), so no extra array is kept.
 
 import numpy as np
 
-from .._checks import check_float_array, check_input
+from .._checks import check_float_array, check_input, check_real
 from ..module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax", "LogSoftMax", "Identity"]
@@ -71,7 +71,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, slope=0.03):
         super().__init__()
-        self.slope = float(slope)
+        self.slope = check_real("LeakyReLU", "slope", slope)
 
     def updateOutput(self, input):
         self._check(input)
@@ -94,7 +94,7 @@ class ELU(_Elementwise):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = check_real("ELU", "alpha", alpha)
 
     def updateOutput(self, input):
         self._check(input)

@@ -1,6 +1,6 @@
 """Dropout."""
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_real
 from ..backend import resolve_rng
 from ..module import Module
 
@@ -27,7 +27,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not 0.0 <= float(p) <= 1.0:
+        if not 0.0 <= check_real("Dropout", "p", p) <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
         self.rng = resolve_rng(rng)
