@@ -1,0 +1,143 @@
+"""Reference models (``../shared/BENCHMARKS.md``) and ``nnumpy train``'s default recipes.
+
+``mlp_f()`` and ``cnn_f()`` build MLP-F and CNN-F exactly as the benchmark
+specifies (log-probabilities out, for ``ClassNLLCriterion``). ``RECIPES``
+holds the training recipe ``nnumpy train`` uses for each unless told
+otherwise; ``make_schedule`` turns a recipe into an LR-schedule callback.
+"""
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from .backend import resolve_rng
+from .containers import Sequential
+from .layers import Dropout, Flatten, Linear, LogSoftMax, ReLU
+
+__all__ = ["mlp_f", "cnn_f", "MODELS", "Recipe", "RECIPES", "make_schedule", "SCHEDULES"]
+
+
+def mlp_f(dtype=np.float32, rng=None):
+    """MLP-F: Linear(784,256) ReLU Linear(256,256) ReLU Linear(256,10) LogSoftMax.
+
+    Input ``(N, 784)``; ``rng`` (seed or Generator) draws every initial weight
+    in layer order (None: the generator ``nnumpy.manual_seed`` controls)."""
+    rng = resolve_rng(rng)
+    return Sequential(
+        Linear(784, 256, dtype=dtype, rng=rng),
+        ReLU(),
+        Linear(256, 256, dtype=dtype, rng=rng),
+        ReLU(),
+        Linear(256, 10, dtype=dtype, rng=rng),
+        LogSoftMax(),
+    )
+
+
+def cnn_f(dtype=np.float32, rng=None):
+    """CNN-F: Conv2d(1,32,3,p=1) BatchNorm2d ReLU MaxPool2d(2) Conv2d(32,64,3,p=1)
+    BatchNorm2d ReLU MaxPool2d(2) Flatten Linear(3136,128) ReLU Dropout(0.25)
+    Linear(128,10) LogSoftMax. Input ``(N, 1, 28, 28)``; the Dropout masks
+    come from ``rng`` too."""
+    from .layers import BatchNorm2d, Conv2d, MaxPool2d
+
+    rng = resolve_rng(rng)
+    return Sequential(
+        Conv2d(1, 32, 3, padding=1, dtype=dtype, rng=rng),
+        BatchNorm2d(32, dtype=dtype),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(32, 64, 3, padding=1, dtype=dtype, rng=rng),
+        BatchNorm2d(64, dtype=dtype),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Linear(3136, 128, dtype=dtype, rng=rng),
+        ReLU(),
+        Dropout(0.25, rng=rng),
+        Linear(128, 10, dtype=dtype, rng=rng),
+        LogSoftMax(),
+    )
+
+
+# name -> (builder, input shape of one sample)
+MODELS = {"mlp": (mlp_f, (784,)), "cnn": (cnn_f, (1, 28, 28))}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: optimizer, schedule, regularisation, augmentation.
+
+    ``schedule``: one of ``SCHEDULES`` (``onecycle`` warms up over
+    ``pct_start`` of the steps to ``lr`` then anneals by cosine; ``cosine``
+    anneals per step from ``lr`` to 0; ``step`` divides by 10 at 50 % and 75 %
+    of the epochs; ``plateau`` divides by 10 after 2 epochs without
+    validation-loss improvement; ``constant``).
+    """
+
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    pct_start: float = 0.25
+    label_smoothing: float = 0.0
+    flip: bool = False
+    crop_padding: int = 0
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (None values ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self):
+        return asdict(self)
+
+
+# The fixed recipe of BENCHMARKS.md (parity with PyTorch) and nnumpy's own defaults.
+FIXED = Recipe(epochs=10, optimizer="adam", lr=1e-3)
+RECIPES = {
+    "mlp": Recipe(
+        epochs=10,
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=0.05,
+        schedule="onecycle",
+        pct_start=0.2,
+        label_smoothing=0.1,
+        flip=True,
+        crop_padding=0,
+    ),
+    "cnn": Recipe(
+        epochs=5,
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=0.05,
+        schedule="onecycle",
+        pct_start=0.2,
+        label_smoothing=0.1,
+        flip=True,
+        crop_padding=0,
+    ),
+}
+
+SCHEDULES = ("constant", "onecycle", "cosine", "step", "plateau")
+
+
+def make_schedule(recipe, optimizer, steps_per_epoch, epochs=None):
+    """The LR-schedule callback of ``recipe`` for ``epochs`` epochs of
+    ``steps_per_epoch`` optimizer steps (None for ``constant``)."""
+    from . import lr_scheduler as sched
+
+    epochs = recipe.epochs if epochs is None else epochs
+    total = max(1, steps_per_epoch * epochs)
+    if recipe.schedule == "constant":
+        return None
+    if recipe.schedule == "onecycle":
+        return sched.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total, pct_start=recipe.pct_start)
+    if recipe.schedule == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=total, interval="step")
+    if recipe.schedule == "step":
+        return sched.MultiStepLR(optimizer, milestones=[epochs // 2, (3 * epochs) // 4], gamma=0.1)
+    if recipe.schedule == "plateau":
+        return sched.ReduceLROnPlateau(optimizer, factor=0.1, patience=2)
+    raise ValueError(f"unknown schedule {recipe.schedule!r}; choose one of {', '.join(SCHEDULES)}")
