@@ -145,6 +145,19 @@ def test_load_state_dict_errors_leave_the_model_unchanged(edit, pattern):
         np.testing.assert_array_equal(v, before[k], err_msg=k)
 
 
+def test_state_dict_round_trip_before_lazy_buffers_exist():
+    """A fresh model with a lazily sized BatchNormalization loads its own state_dict."""
+    fresh = Sequential(Linear(2, 3, rng=0), BatchNormalization(0.5))
+    other = Sequential(Linear(2, 3, rng=1), BatchNormalization(0.5))
+    other.load_state_dict(fresh.state_dict())
+    np.testing.assert_array_equal(other[0].W, fresh[0].W)
+    assert other[1].moving_mean is None
+    trained = Sequential(Linear(2, 3, rng=2), BatchNormalization(0.5))
+    trained.forward(np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"missing keys \['1.moving_mean', '1.moving_variance'\]"):
+        trained.load_state_dict(fresh.state_dict())  # sized buffers are still required
+
+
 def test_load_state_dict_non_strict():
     target = nested(5)
     partial = {"0.W": np.ones((3, 4), np.float32), "extra": np.zeros(1)}

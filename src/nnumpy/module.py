@@ -339,7 +339,9 @@ class Module:
             names += list(type(module)._buffers)
             for name in names:
                 targets[f"{prefix}.{name}" if prefix else name] = (module, name)
-        missing = [k for k in targets if k not in state_dict]
+        # a buffer not sized yet (BatchNormalization before its first batch) is not in
+        # state_dict() either, so it is not missing
+        missing = [k for k, (m, n) in targets.items() if k not in state_dict and getattr(m, n, None) is not None]
         unexpected = [k for k in state_dict if k not in targets]
         problems = []
         if strict and missing:
