@@ -628,6 +628,8 @@ class ShardedLoader:
         )
         self.global_count = None
         self.grad_scale = 1.0
+        self.global_index = None  # the current global batch's indices, and this rank's slice of it
+        self.local_slice = slice(0, 0)
 
     @property
     def batch_size(self):
@@ -641,6 +643,7 @@ class ShardedLoader:
         for batch in s.global_batches():
             lo, hi = _share(len(batch), s.num_replicas, s.rank)
             idx = batch[lo:hi]
+            self.global_index, self.local_slice = batch, slice(lo, hi)
             self.global_count = len(batch)
             self.grad_scale = grad_scale(hi - lo, len(batch), s.num_replicas)
             yield self.X[idx] if self.y is None else (self.X[idx], self.y[idx])
@@ -730,3 +733,208 @@ def set_rng_states(states, model=None, extra=()):
         raise ValueError(f"set_rng_states: {len(states)} saved states for {len(gens)} generators")
     for g, state in zip(gens, states, strict=True):
         g.bit_generator.state = state
+
+
+# ------------------------------------------------------------------ fit(distributed=True)
+class _GlobalBatchAugment:
+    """Apply a batch augmentation ``(xb, rng) -> xb`` to the whole global batch
+    and keep this rank's slice, so the augmented samples (and the training)
+    do not depend on the number of ranks. Augmentation is cheap next to a
+    train step; each rank repeats it for the K-1 slices it does not use."""
+
+    def __init__(self, augment, loader):
+        self.augment, self.loader = augment, loader
+
+    def __call__(self, xb, rng):
+        loader = self.loader
+        return self.augment(loader.X[loader.global_index], rng)[loader.local_slice]
+
+
+def _trainer_class():
+    from .training import Trainer
+
+    class DistributedTrainer(Trainer):
+        """``Trainer`` for data-parallel ``fit(..., distributed=True)`` under
+        ``mpiexec -n K``; with one process it trains exactly like ``Trainer``.
+
+        * the training data is a ``ShardedLoader`` (global ``batch_size``,
+          the same ``(seed, epoch)`` order as ``nnumpy.data.DataLoader``);
+          augmentation runs on the global batch, so it is K-independent too;
+        * parameters are broadcast from rank 0, BatchNorm is synchronised
+          (``sync_batchnorm=False``: per-rank statistics, running statistics
+          averaged at the end of each epoch), gradients averaged before any
+          ``on_before_step`` callback (gradient clipping sees the global
+          gradient);
+        * the step loss, epoch metrics and validation metrics are reduced over
+          ranks (each rank evaluates a 1/K shard of the validation data);
+        * only rank 0 prints and writes; a checkpoint holds every rank's RNG
+          states (``extra["distributed"]``), restored per rank on resume, and
+          is read by rank 0 and broadcast (no shared file system needed);
+        * Ctrl-C (``mpiexec`` forwards it to every rank) is agreed on at the
+          next step, so all ranks stop after the same batch.
+        """
+
+        def __init__(self, model, criterion=None, optimizer=None, *, sync_batchnorm=True, **kwargs):
+            if optimizer is not None and not isinstance(optimizer, DistributedOptimizer):
+                optimizer = DistributedOptimizer(optimizer)
+            super().__init__(model, criterion, optimizer, **kwargs)
+            self.sync_batchnorm = bool(sync_batchnorm)
+            self._sigint_pending = False
+            self._train_loader = None
+            self._next_loader_trains = False  # set by fit: its first make_loader call is for training
+
+        @property
+        def is_main_process(self):
+            return is_main()
+
+        def make_loader(self, data, batch_size, shuffle=False, drop_last=False):
+            if not _is_xy(data):
+                if isinstance(data, ShardedLoader):
+                    return data
+                x, y = getattr(data, "x", None), getattr(data, "y", None)
+                if x is None:
+                    raise TypeError(
+                        f"fit(distributed=True): data must be (X, y) arrays (or an nnumpy DataLoader over "
+                        f"arrays) so each rank can take its share, got {type(data).__name__}"
+                    )
+                data = (x, y)
+            x, y = data
+            if len(x) != len(y):
+                raise ValueError(f"fit: X has {len(x)} samples but y has {len(y)}")
+            if self._next_loader_trains:
+                self._next_loader_trains = False
+                loader = ShardedLoader(x, y, batch_size, shuffle=shuffle, seed=self.seed, drop_last=drop_last)
+                self._train_loader = loader
+                if self.augment is not None:
+                    self.augment = _GlobalBatchAugment(self.augment, loader)
+                return loader
+            lo, hi = _share(len(x), size(), rank())  # evaluation: a contiguous 1/K shard, reduced later
+            return super().make_loader((x[lo:hi], y[lo:hi]), batch_size)
+
+        def reduce_metrics(self, sums):
+            return allreduce_sum(sums)
+
+        def train_step(self, xb, yb):
+            # Trainer.train_step, plus: the loss gradient scaled for an uneven last
+            # batch, gradients averaged before the callbacks, the loss and Ctrl-C agreed
+            self.optimizer.zero_grad()
+            out = self.model.forward(xb)
+            target = self.make_target(yb, out)
+            loss = self.criterion.forward(out, target)
+            grad = self.criterion.backward(out, target)
+            scale = self._train_loader.grad_scale if self._train_loader is not None else 1.0
+            self.model.backward(xb, grad * scale if scale != 1.0 else grad)
+            self.optimizer.synchronize()
+            loss = float(loss)
+            if is_distributed():
+                total, count, stop = allreduce_sum([loss * len(xb), len(xb), self._sigint_pending])
+                loss = float(total / count)
+            else:
+                stop = self._sigint_pending
+            self._sigint = self._sigint or stop > 0
+            self._callback("on_before_step")
+            self._in_step = True
+            self.optimizer_step()
+            self._in_step = False
+            return loss, out
+
+        def _install_sigint(self):
+            import signal
+            import threading
+
+            if threading.current_thread() is not threading.main_thread():
+                return None
+            self._sigint = self._sigint_pending = False
+
+            def handler(signum, frame):
+                if self._sigint_pending:
+                    raise KeyboardInterrupt
+                self._sigint_pending = True
+                self.log("Ctrl-C: stopping after this batch (press again to abort now)")
+
+            try:
+                return signal.signal(signal.SIGINT, handler)
+            except ValueError:
+                return None
+
+        def save_checkpoint(self, path):
+            states = gather_object(rng_states(self.model))  # collective: every rank gets here
+            if self.is_main_process:
+                self.extra["distributed"] = {"ranks": size(), "rng_states": states}
+            super().save_checkpoint(path)
+
+        def restore(self, checkpoint):
+            if not hasattr(checkpoint, "model"):
+                from .serialization import load_checkpoint
+
+                checkpoint = broadcast_object(load_checkpoint(checkpoint) if is_main() else None)
+            ckpt = super().restore(checkpoint)
+            saved = (ckpt.extra or {}).get("distributed", {}).get("rng_states")
+            if saved:
+                if len(saved) != size() and is_main():
+                    import warnings
+
+                    warnings.warn(
+                        f"the checkpoint was written by {len(saved)} ranks, resuming on {size()}: "
+                        f"ranks beyond {len(saved) - 1} keep fresh random streams",
+                        stacklevel=2,
+                    )
+                if rank() < len(saved):
+                    set_rng_states(saved[rank()], self.model)
+            return ckpt
+
+        def fit(self, train_data, val_data=None, epochs=10, batch_size=128, **kwargs):
+            if batch_size % size():
+                raise ValueError(
+                    f"fit(distributed=True): the global batch size {batch_size} is not divisible by the "
+                    f"number of ranks {size()}; use a multiple of {size()} (each rank gets batch_size / {size()})"
+                )
+            self._train_loader, self._next_loader_trains = None, True
+            decorrelate_rngs(self.model)
+            broadcast_parameters(self.model)
+            sync_batchnorm(self.model, self.sync_batchnorm)
+            if not self.sync_batchnorm and not any(isinstance(cb, _AverageBuffers) for cb in self.callbacks):
+                self.callbacks = sorted([*self.callbacks, _AverageBuffers()], key=lambda cb: getattr(cb, "order", 0))
+            try:
+                return super().fit(train_data, val_data, epochs=epochs, batch_size=batch_size, **kwargs)
+            finally:
+                sync_batchnorm(self.model, enabled=False)
+
+    class _AverageBuffers:
+        """Per-rank BatchNorm: average the running statistics over ranks at the
+        end of every epoch (before validation and checkpoints)."""
+
+        order = -100
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            allreduce_buffers(trainer.model)
+
+    return DistributedTrainer
+
+
+def _is_xy(data):
+    return isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape")
+
+
+def decorrelate_rngs(model=None):
+    """Give every rank > 0 its own random streams (Dropout masks, the default
+    generator) by jumping each generator ``rank`` times ahead; rank 0 keeps
+    its streams, so one process trains exactly as without MPI."""
+    r = rank()
+    if r:
+        for g in _generators(model):
+            bg = g.bit_generator
+            if hasattr(bg, "jumped"):
+                bg.state = bg.jumped(r).state
+            else:  # e.g. SFC64: a fresh stream seeded from this one and the rank
+                bg.state = type(bg)(np.random.SeedSequence([r, int(g.integers(2**63))])).state
+
+
+def __getattr__(name):
+    # ``DistributedTrainer`` subclasses training.Trainer: built on first use
+    # so that importing nnumpy.distributed does not import the training loop
+    if name == "DistributedTrainer":
+        cls = _trainer_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
