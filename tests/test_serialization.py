@@ -162,7 +162,7 @@ def test_loading_does_not_move_the_default_generator(tmp_path):
 
 # ------------------------------------------------------------------ user classes
 @register_module
-class Scale(Module):
+class UserScale(Module):
     """A user layer: y = x * w."""
 
     _parameters = (("w", "gradw"),)
@@ -194,7 +194,7 @@ class Residual(Module):
 
 
 def test_registered_user_classes_round_trip(tmp_path):
-    net = Sequential(Residual(Sequential(layers.Linear(3, 3), Scale(3, init=2.0)), scale=0.5), layers.ReLU())
+    net = Sequential(Residual(Sequential(layers.Linear(3, 3), UserScale(3, init=2.0)), scale=0.5), layers.ReLU())
     x = _input((2, 3))
     save_model(net, tmp_path / "u.npz")
     loaded = load_model(tmp_path / "u.npz")
@@ -258,9 +258,9 @@ def test_unknown_class(saved, monkeypatch):
 
 
 def test_unknown_class_after_unregistering(tmp_path, monkeypatch):
-    save_model(Sequential(Scale(2)), tmp_path / "s.npz")
+    save_model(Sequential(UserScale(2)), tmp_path / "s.npz")
     monkeypatch.setattr(serialization, "_REGISTRY", {})
-    with pytest.raises(ModelFileError, match="unknown class 'Scale'.*register_module"):
+    with pytest.raises(ModelFileError, match="unknown class 'UserScale'.*register_module"):
         load_model(tmp_path / "s.npz")
 
 

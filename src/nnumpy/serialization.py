@@ -493,7 +493,7 @@ def _read(path):
                 path, "holds pickled Python objects, which are refused (loading never unpickles)"
             ) from None
         raise ModelFileError(path, f"corrupt file ({error})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+    except Exception as error:  # zipfile/format errors of a damaged archive, whatever their type
         raise ModelFileError(path, f"corrupt or truncated file ({type(error).__name__}: {error})") from None
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
