@@ -417,3 +417,36 @@ def test_to_float64():
     assert all(p.dtype == np.float32 for p in n.parameters())
     assert Linear(2, 2, dtype=np.float64).W.dtype == np.float64
     assert Linear(2, 2).W.dtype == np.float32  # float32 by default
+
+
+# ------------------------------------------------------------------ gradcheck
+class _WrongGradW(Linear):
+    def accGradParameters(self, input, gradOutput):
+        super().accGradParameters(input, gradOutput)
+        self.gradW[1, 2] += 0.5
+
+
+class _WrongMSE(nnumpy.MSECriterion):
+    def updateGradInput(self, input, target):
+        return super().updateGradInput(input, target) * 1.1
+
+
+def test_gradcheck_reports_the_worst_element():
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    result = nnumpy.gradcheck(_WrongGradW(4, 3, rng=0), x, raise_exception=False)
+    assert not result.ok and result.worst[:2] == ("W", (1, 2))
+    assert result.max_error == pytest.approx(0.5, rel=1e-4)
+    with pytest.raises(nnumpy.GradcheckError, match=r"_WrongGradW\(4 -> 3\): d/dW\[1, 2\] analytic"):
+        nnumpy.gradcheck(_WrongGradW(4, 3, rng=0), x)
+    bad = nnumpy.gradcheck(_WrongMSE(), x, np.zeros_like(x), raise_exception=False)
+    assert not bad.ok and bad.worst[0] == "input"
+    assert nnumpy.gradcheck(nnumpy.MSECriterion(), x, np.zeros_like(x)).ok
+
+
+def test_gradcheck_leaves_the_module_untouched_and_ignores_freezing():
+    m = Linear(4, 3, rng=0).freeze()
+    W = m.W.copy()
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    result = nnumpy.gradcheck(m, x)
+    assert result.ok and result.checked == ["input", "W", "b"]
+    assert m.W.dtype == np.float32 and np.array_equal(m.W, W) and m.output is None and m.frozen

@@ -87,6 +87,7 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
     base = copy.deepcopy(module)
     if not is_criterion:
         base.to(np.float64)
+        base.unfreeze()  # a frozen copy accumulates no gradient: check the math all the same
 
     if is_criterion:
         analytic = {"input": np.asarray(copy.deepcopy(base).backward(x.copy(), target), dtype=np.float64)}
