@@ -10,18 +10,20 @@ from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *
 from .backend import get_array_module, manual_seed
 from .containers import Sequential
 from .criteria import (
+    MSE,
     ClassNLLCriterion,
     ClassNLLCriterionUnstable,
     Criterion,
     CrossEntropy,
     CrossEntropyCriterion,
     MSECriterion,
-    MSE,
 )
 from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, load_mnist, load_sample, one_hot
 from .gradcheck import GradcheckError, gradcheck
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
+from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
+from .metrics import accuracy, confusion_matrix
 from .module import Module
 from .optim import (
     SGD,
@@ -39,6 +41,7 @@ from .optim import (
     sgd_momentum,
 )
 from .serialization import load_checkpoint, load_model, register_module, save_checkpoint, save_model
+from .training import EarlyStopping, History, ModelCheckpoint, clip_grad_norm, evaluate, fit, get_optimizer, predict
 
 __version__ = "0.1.0"
 
@@ -83,4 +86,18 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "register_module",
+    "fit",
+    "evaluate",
+    "predict",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "StepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "ReduceLROnPlateau",
+    "clip_grad_norm",
+    "get_optimizer",
+    "accuracy",
+    "confusion_matrix",
 ]

@@ -370,6 +370,14 @@ class Module:
                 current[...] = value
 
     # ------------------------------------------------------------ conveniences
+    def summary(self, input_shape, print_fn=print):
+        """Print (and return) a torchinfo-like table: each layer's output shape and
+        parameter count, then the totals; ``input_shape`` is one sample's shape, without
+        the batch axis. See ``nnumpy.training.summary``."""
+        from .training import summary
+
+        return summary(self, input_shape, print_fn=print_fn)
+
     def __call__(self, input):
         return self.forward(input)
 
