@@ -488,3 +488,13 @@ def test_checkpoint_file_is_one_plain_npz(tmp_path):
         names = sorted(archive.namelist())
     assert names == ["__metadata__.npy", "model.0.W.npy", "model.0.b.npy", "optimizer.0.momentum_buffer.npy",
                      "optimizer.1.momentum_buffer.npy"]  # fmt: skip
+
+
+def test_unknown_optimizer_class(tmp_path):
+    model = Sequential(layers.Linear(2, 2))
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, model, nnumpy.SGD(model, lr=0.1))
+    _rewrite(path, lambda meta, tensors: meta["optimizer"].update({"class": "Evil"}))
+    ckpt = load_checkpoint(path)
+    with pytest.raises(ModelFileError, match="c.npz: unknown optimizer class 'Evil'"):
+        restore_optimizer(ckpt)

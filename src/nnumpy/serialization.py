@@ -354,7 +354,7 @@ def _write(path, kind, model, tensors, extra_meta, input_shape, metadata):
         "nnumpy_version": __version__,
         "numpy_version": np.__version__,
         "architecture": module_config(model),
-        "input_shape": None if input_shape is None else [int(d) for d in input_shape],
+        "input_shape": None if input_shape is None else [None if d is None else int(d) for d in input_shape],
         "dtype": _model_dtype(model),
         "num_parameters": model.num_parameters,
         "tensors": {
@@ -607,6 +607,7 @@ class Checkpoint:
     extra: object = None
     input_shape: tuple = None
     metadata: dict = field(default_factory=dict)
+    path: str = None
 
 
 def load_checkpoint(path, *, restore_rng=True):
@@ -652,6 +653,7 @@ def load_checkpoint(path, *, restore_rng=True):
         extra=meta.get("extra"),
         input_shape=None if shape is None else tuple(shape),
         metadata=meta,
+        path=os.fspath(path),
     )
 
 
@@ -665,7 +667,7 @@ def restore_optimizer(checkpoint, model=None):
         return None
     model = checkpoint.model if model is None else model
     cls = _resolve(checkpoint.optimizer_class)
-    path = checkpoint.metadata.get("path", "<checkpoint>")
+    path = checkpoint.path or "<checkpoint>"
     if cls is None or not issubclass(cls, Optimizer):
         raise ModelFileError(path, f"unknown optimizer class {checkpoint.optimizer_class!r} (register it)")
     hyper = dict(checkpoint.optimizer_state["hyper"])
