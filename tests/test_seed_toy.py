@@ -51,24 +51,14 @@ SGD_CONFIG = {"learning_rate": 1e-1, "momentum": 0.9}
 ADAM_CONFIG = {"learning_rate": 1e-2, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}
 
 
-@pytest.mark.parametrize(
-    "build,optimizer,optimizer_config",
-    [
-        (linear_net, sgd_momentum, SGD_CONFIG),
-        (linear_net, adam_optimizer, ADAM_CONFIG),
-        (hidden_relu_net, sgd_momentum, SGD_CONFIG),
-        (hidden_relu_net, adam_optimizer, ADAM_CONFIG),
-    ],
-    ids=["linear-sgd_momentum", "linear-adam", "relu-sgd_momentum", "relu-adam"],
-)
-def test_seed_toy_problem_trains(build, optimizer, optimizer_config):
-    np.random.seed(0)
-    nnumpy.manual_seed(0)
+def seed_training(build, optimizer, optimizer_config, seed=0, n_epoch=20):
+    """The seeds' notebook cells, as their users write them; returns the net and the loss history."""
+    np.random.seed(seed)
+    nnumpy.manual_seed(seed)
     X, Y = toy_data()
     net = build()
     criterion = ClassNLLCriterion()
     optimizer_state = {}
-    n_epoch = 20
     batch_size = 128
     loss_history = []
 
@@ -89,29 +79,32 @@ def test_seed_toy_problem_trains(build, optimizer, optimizer_config):
 
             loss_history.append(loss)
 
+    return net, (X, Y), loss_history
+
+
+@pytest.mark.parametrize(
+    "build,optimizer,optimizer_config",
+    [
+        (linear_net, sgd_momentum, SGD_CONFIG),
+        (linear_net, adam_optimizer, ADAM_CONFIG),
+        (hidden_relu_net, sgd_momentum, SGD_CONFIG),
+        (hidden_relu_net, adam_optimizer, ADAM_CONFIG),
+    ],
+    ids=["linear-sgd_momentum", "linear-adam", "relu-sgd_momentum", "relu-adam"],
+)
+def test_seed_toy_problem_trains(build, optimizer, optimizer_config):
+    net, (X, Y), loss_history = seed_training(build, optimizer, optimizer_config)
     net.evaluate()
     accuracy = np.mean(net.forward(X).argmax(axis=1) == Y.argmax(axis=1))
     assert accuracy > 0.99, accuracy
     assert np.all(np.isfinite(loss_history))
     assert np.mean(loss_history[-8:]) < 0.1 < loss_history[0]
-    assert len(loss_history) == n_epoch * 8  # 1000 points in batches of 128: 8 per epoch
+    assert len(loss_history) == 20 * 8  # 1000 points in batches of 128: 8 per epoch
 
 
 def test_seed_toy_problem_is_reproducible():
-    def run():
-        np.random.seed(1)
-        nnumpy.manual_seed(1)
-        X, Y = toy_data()
-        net = linear_net()
-        criterion = ClassNLLCriterion()
-        state = {}
-        for x_batch, y_batch in get_batches((X, Y), 128):
-            net.zeroGradParameters()
-            predictions = net.forward(x_batch)
-            criterion.forward(predictions, y_batch)
-            net.backward(x_batch, criterion.backward(predictions, y_batch))
-            sgd_momentum(net.getParameters(), net.getGradParameters(), SGD_CONFIG, state)
-        return [p.copy() for p in net.parameters()]
-
-    for a, b in zip(run(), run(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    a, _, loss_a = seed_training(hidden_relu_net, adam_optimizer, ADAM_CONFIG, seed=1, n_epoch=2)
+    b, _, loss_b = seed_training(hidden_relu_net, adam_optimizer, ADAM_CONFIG, seed=1, n_epoch=2)
+    assert loss_a == loss_b
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_array_equal(p, q)
