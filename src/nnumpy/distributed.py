@@ -129,8 +129,8 @@ def get_comm():
     """The communicator in use, or None when running as one plain process.
 
     ``MPI.COMM_WORLD`` if the process was launched by ``mpiexec``/``mpirun``
-    (or mpi4py is already imported, or ``init`` was called); None otherwise,
-    so single-process code never initialises MPI.
+    (or mpi4py.MPI is already imported); the one given to ``init(comm)``;
+    None otherwise, so single-process code never initialises MPI.
     """
     global _comm
     if _comm is None and (launched_by_mpi() or "mpi4py.MPI" in sys.modules):
@@ -139,29 +139,26 @@ def get_comm():
 
 
 def init(comm=None, abort_on_exception=True):
-    """Initialise MPI (if mpi4py is installed) and return the communicator.
+    """Return the communicator (None in one plain process), and make errors fatal to the job.
 
     Args:
         comm: an mpi4py communicator to use instead of ``MPI.COMM_WORLD``
             (e.g. a sub-communicator).
-        abort_on_exception: install ``install_excepthook()`` so an uncaught
-            exception on any rank aborts the whole job within seconds.
+        abort_on_exception: when running on several ranks, install
+            ``install_excepthook()`` so an uncaught exception on any rank
+            aborts the whole job within seconds.
 
-    Without mpi4py and outside ``mpiexec``, returns None (one process).
+    MPI is initialised only when the process was started by an MPI launcher
+    (or ``comm`` is given): the same script runs as one process without
+    touching MPI.
     """
     global _comm
     if comm is not None:
         _comm = comm
-    elif _comm is None:
-        try:
-            _comm = _import_mpi().COMM_WORLD
-        except RuntimeError:
-            if launched_by_mpi():
-                raise
-            _comm = None
-    if abort_on_exception:
+    comm = get_comm()
+    if abort_on_exception and comm is not None and comm.Get_size() > 1:
         install_excepthook()
-    return _comm
+    return comm
 
 
 def rank():
