@@ -279,6 +279,11 @@ def test_manual_seed_reproducibility():
     np.testing.assert_array_equal(ia, ib)
     nnumpy.manual_seed(43)
     assert not np.array_equal(build()[0].W, a[0].W)
+    # a model built before manual_seed follows it too (its Dropout holds the default generator)
+    nnumpy.manual_seed(5)
+    first = a.forward(x).copy()
+    nnumpy.manual_seed(5)
+    np.testing.assert_array_equal(a.forward(x), first)
     # rng= an int or a Generator
     np.testing.assert_array_equal(Linear(5, 4, rng=7).W, Linear(5, 4, rng=np.random.default_rng(7)).W)
 

@@ -27,6 +27,9 @@ def get_array_module(*arrays):
 def manual_seed(seed):
     """Seed the default generator used by layers that were not given ``rng=``.
 
+    The generator is reseeded in place, so modules built earlier that hold it
+    (``Dropout(rng=None)``) follow the new seed too, as with ``torch.manual_seed``.
+
     Example:
         >>> import nnumpy
         >>> nnumpy.manual_seed(0)
@@ -34,8 +37,7 @@ def manual_seed(seed):
         >>> bool((a == nnumpy.Linear(2, 3).W).all())
         True
     """
-    global _default_rng
-    _default_rng = np.random.default_rng(seed)
+    _default_rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 
 
 def default_rng():
