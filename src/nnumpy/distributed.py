@@ -856,9 +856,15 @@ def _trainer_class():
 
         def save_checkpoint(self, path):
             states = gather_object(rng_states(self.model))  # collective: every rank gets here
-            if self.is_main_process:
-                self.extra["distributed"] = {"ranks": size(), "rng_states": states}
-            super().save_checkpoint(path)
+            if not self.is_main_process:
+                return
+            self.extra["distributed"] = {"ranks": size(), "rng_states": states}
+            wrapper = self.optimizer  # the file records the wrapped optimizer's class and state
+            self.optimizer = getattr(wrapper, "optimizer", wrapper)
+            try:
+                super().save_checkpoint(path)
+            finally:
+                self.optimizer = wrapper
 
         def restore(self, checkpoint):
             if not hasattr(checkpoint, "model"):
