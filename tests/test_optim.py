@@ -89,8 +89,8 @@ def test_matches_torch_over_100_steps(cls, kwargs, dtype, request):
     assert all(p.dtype == dtype for p in model.parameters())
 
 
-@pytest.mark.parametrize("cls,kwargs", CONFIGS, ids=IDS)
-def test_defaults_match_torch(cls, kwargs):
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad, NAdam], ids=lambda c: c.__name__)
+def test_defaults_match_torch(cls):
     ours = cls(small_model())
     theirs = getattr(torch.optim, cls.__name__)([torch.nn.Parameter(torch.zeros(1))]).defaults
     for name in cls.hyperparameters:
