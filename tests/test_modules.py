@@ -217,7 +217,7 @@ MODULES = [
     ModuleInfo(
         "Sequential_nested",
         _nested,
-        [(3, 4), (1 + 1, 4), (6, 4)],
+        [(3, 4), (2, 4), (6, 4)],
         "Sequential(\n  (0): Linear(4 -> 5)\n  (1): ReLU()\n  (2): Sequential(\n    (0): Linear(5 -> 3)\n"
         "    (1): Tanh()\n  )\n  (3): Sequential()\n  (4): LogSoftMax()\n)",
     ),
