@@ -139,7 +139,16 @@ def worker(args):
                 "bn_allreduce_ms": 1e3 * (bn_timer.seconds if bn_timer else 0.0) / args.steps,
             }
         )
+    # the gradient Allreduce alone, ranks in step (no waiting for a slower rank)
+    dist.barrier()
+    start = time.perf_counter()
+    for _ in range(20):
+        grad_timer.fn(model)
+    pure_ms = 1e3 * (time.perf_counter() - start) / 20
+    n_grad = sum(g.size for _, g in model.parameter_pairs())
     if dist.is_main():
+        for d in results:
+            d["pure_allreduce_ms"], d["grad_mb"] = pure_ms, 4 * n_grad / 2**20
         best = sorted(results, key=lambda d: d["samples_per_s"])[len(results) // 2]  # the median run
         print("RESULT " + json.dumps({"ranks": k, "data": source, **best}), flush=True)
 
@@ -168,6 +177,11 @@ def driver(args):
         f"nnumpy {nnumpy.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, data: {runs[args.ranks[0]][0]['data']}, "
         f"{args.rounds} rounds x median of {args.repeats} x {args.steps} steps"
+    )
+    last = runs[args.ranks[-1]]
+    print(
+        f"gradients: {last[0]['grad_mb']:.2f} MB float32 in one bucket; one Allreduce of them with the ranks "
+        f"in step: {np.median([d['pure_allreduce_ms'] for d in last]):.2f} ms ({args.ranks[-1]} ranks)"
     )
     print()
     print(
