@@ -12,8 +12,10 @@ index. A torch ``Sequential`` numbers every child (``0`` Linear, ``1`` ReLU,
 parameter-free modules are, so the keys are grouped by module prefix
 (``"2.weight"`` and ``"2.bias"`` form module ``"2"``) and the n-th such
 module is paired with the n-th nnumpy module that holds parameters or
-buffers. Each pair must be of the same kind, told from the names and shapes
-on the torch side:
+buffers. (A ``state_dict`` lists modules in registration order, which for a
+``Sequential``, nested ones included, is the forward order; for a model of your
+own, register its layers in forward order.) Each pair must be of the same kind,
+told from the names and shapes on the torch side:
 
 =====================================  ====================================
 PyTorch (``state_dict`` names)          nnumpy
@@ -237,7 +239,7 @@ def to_torch_state_dict(model, as_tensors=False, like=None):
                         f"nnumpy.interop.to_torch_state_dict: {module!r}.{attr} is not set yet "
                         "(build BatchNormalization with n_feats=..., or run a forward first)"
                     )
-                out[f"{prefix}.{name}" if prefix else name] = np.array(value, copy=True)
+                out[f"{prefix}.{name}" if prefix else name] = np.array(value, copy=True, order="C")
         if kind == "BatchNorm":
             key = f"{prefix}.num_batches_tracked" if prefix else "num_batches_tracked"
             out[key] = np.array(tracked.get(prefix, 0), dtype=np.int64)

@@ -40,7 +40,7 @@ from .layers.normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, 
 from .layers.reshape import Flatten
 from .module import Module
 
-__all__ = ["export", "export_file", "register_converter", "converter_for", "MIN_OPSET"]
+__all__ = ["export", "export_file", "register_converter", "converter_for", "GraphBuilder", "MIN_OPSET"]
 
 MIN_OPSET = 13  # Softmax/LogSoftmax take one axis from opset 13 on (before: flattened to 2-D)
 
@@ -241,7 +241,7 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
         initializer=g.initializers,
     )
     opsets = [helper.make_opsetid("", int(opset))]
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnumpy")
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnumpy", doc_string=repr(model))
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     from . import __version__
 
