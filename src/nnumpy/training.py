@@ -830,6 +830,8 @@ def fit(
         >>> h.accuracy[-1] > 0.9
         True
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"fit: expected a Module as model, got {type(model).__name__}")
     if isinstance(optimizer, str) or isinstance(optimizer, type):
         optimizer = get_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay)
     elif lr is not None or weight_decay is not None:

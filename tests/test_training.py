@@ -1,0 +1,308 @@
+"""fit / evaluate / predict, History, callbacks, clipping, summary, augmentation."""
+
+import math
+
+import numpy as np
+import pytest
+
+import nnumpy
+from nnumpy import (
+    BatchNorm1d,
+    ClassNLLCriterion,
+    CrossEntropyCriterion,
+    Dropout,
+    EarlyStopping,
+    History,
+    Linear,
+    LogSoftMax,
+    ModelCheckpoint,
+    ReLU,
+    Sequential,
+    clip_grad_norm,
+    evaluate,
+    fit,
+    get_optimizer,
+    predict,
+)
+from nnumpy.augment import Augment, random_crop, random_flip
+from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion, summary
+
+HISTORY_KEYS = {
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "samples_per_s",
+    "step_loss",
+    "test_loss",
+    "test_accuracy",
+}
+
+
+def blobs(n=600, seed=0, classes=3, dim=10):
+    """Separable Gaussian clusters: a small task every working loop learns."""
+    centers = np.random.default_rng(1234).normal(scale=3.0, size=(classes, dim))
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, size=n)
+    x = (centers[y] + rng.normal(size=(n, dim))).astype(np.float32)
+    return x, y.astype(np.int64)
+
+
+def mlp(dim=10, classes=3, seed=0, dropout=0.0):
+    rng = np.random.default_rng(seed)
+    layers = [Linear(dim, 32, rng=rng), ReLU()]
+    if dropout:
+        layers.append(Dropout(dropout, rng=rng))
+    return Sequential(*layers, Linear(32, classes, rng=rng), LogSoftMax())
+
+
+def test_fit_learns_a_separable_task():
+    x, y = blobs()
+    xv, yv = blobs(200, seed=1)
+    model = mlp()
+    history = fit(model, ClassNLLCriterion(), "adam", (x, y), val_data=(xv, yv), epochs=5, lr=1e-2, verbose=False)
+    assert history.accuracy[-1] > 0.95
+    assert history.val_accuracy[-1] > 0.95
+    assert history.loss[-1] < history.loss[0]
+    assert evaluate(model, (xv, yv))["accuracy"] == pytest.approx(history.val_accuracy[-1])
+
+
+def test_history_keys_and_lengths():
+    x, y = blobs(300)
+    history = fit(mlp(), None, "sgd", (x, y), val_data=blobs(100, 1), epochs=2, batch_size=64, verbose=False)
+    data = history.to_dict()
+    assert set(data) == HISTORY_KEYS
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "samples_per_s"):
+        assert len(data[key]) == 2, key
+    assert len(data["step_loss"]) == 2 * math.ceil(300 / 64)
+    assert data["test_loss"] is None
+    assert history["loss"] is not history.loss  # a copy
+    assert History.from_dict(data).to_dict() == data
+    no_val = fit(mlp(), None, "sgd", (x, y), epochs=1, verbose=False)
+    assert no_val.val_loss == [] and len(no_val.loss) == 1
+
+
+def test_epoch_loss_is_the_mean_of_step_losses_weighted_by_batch():
+    x, y = blobs(250)
+    history = fit(mlp(), None, "adam", (x, y), epochs=1, batch_size=100, verbose=False)
+    sizes = [100, 100, 50]
+    assert history.loss[0] == pytest.approx(np.dot(history.step_loss, sizes) / 250)
+
+
+def test_fit_restores_skip_input_grad_and_modes():
+    model = mlp(dropout=0.5)
+    model.evaluate()
+    assert model.skip_input_grad is False
+    seen = []
+
+    class Spy(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            seen.append((trainer.model.skip_input_grad, trainer.model[2].training))
+
+    fit(model, None, "adam", blobs(100), epochs=1, batch_size=50, callbacks=[Spy()], verbose=False)
+    assert seen == [(True, True), (True, True)]
+    assert model.skip_input_grad is False
+    assert model.training is False and model[2].training is False
+
+
+def test_optimizer_names():
+    model = mlp()
+    assert type(get_optimizer("ADAM", model)).__name__ == "Adam"
+    assert type(get_optimizer("Vanilla", model)).__name__ == "SGD"
+    momentum = get_optimizer("MomentumUpdate", model, lr=0.1)
+    assert momentum.momentum == 0.9 and momentum.lr == 0.1
+    assert get_optimizer("adamw", model, weight_decay=0.5).weight_decay == 0.5
+    for name in ("sgd", "momentum", "adagrad", "rmsprop", "nadam", "RMSProp", "AdaGrad"):
+        assert get_optimizer(name, model).model is model
+    opt = nnumpy.Adam(model)
+    assert get_optimizer(opt, model) is opt
+    with pytest.raises(ValueError, match="unknown optimizer 'adamax'; choose one of"):
+        get_optimizer("adamax", model)
+
+
+def test_named_optimizer_gives_the_same_numbers_as_the_instance():
+    x, y = blobs(200)
+    a, b = mlp(seed=3), mlp(seed=3)
+    ha = fit(a, None, "sgd", (x, y), epochs=2, lr=0.05, verbose=False)
+    hb = fit(b, None, nnumpy.SGD(b, lr=0.05), (x, y), epochs=2, verbose=False)
+    assert ha.step_loss == hb.step_loss
+    assert all(np.array_equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_default_criterion_follows_the_last_layer():
+    assert isinstance(default_criterion(mlp()), ClassNLLCriterion)
+    assert isinstance(default_criterion(Sequential(Linear(2, 3))), CrossEntropyCriterion)
+    assert type(default_criterion(Sequential(Linear(2, 3), nnumpy.SoftMax()))).__name__ == "ClassNLLCriterionUnstable"
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    model = mlp()
+    x, y = blobs(32)
+    out = model.forward(x)
+    crit = ClassNLLCriterion()
+    model.backward(x, crit.backward(out, y) * 50)
+    grads = [g.copy() for _, g in model.parameter_pairs()]
+    tensors = [torch.zeros(g.shape, dtype=torch.float64) for g in grads]
+    for t, g in zip(tensors, grads, strict=True):
+        t.grad = torch.tensor(g, dtype=torch.float64)
+    ref = float(torch.nn.utils.clip_grad_norm_(tensors, 0.5))
+    norm = clip_grad_norm(model, 0.5)
+    assert norm == pytest.approx(ref, rel=1e-6)
+    for (_, g), t in zip(model.parameter_pairs(), tensors, strict=True):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert clip_grad_norm(model, 1e9) == pytest.approx(0.5, rel=1e-4)  # below the bound: unchanged
+
+
+def test_fit_clips_before_the_step():
+    clip = GradientClipping(1e-3)
+    fit(mlp(), None, "sgd", blobs(64), epochs=1, callbacks=[clip], verbose=False)
+    assert clip.last_norm > 1e-3
+    with pytest.raises(ValueError, match="max_norm must be > 0"):
+        GradientClipping(0)
+    trainer = Trainer(mlp(), None, nnumpy.SGD(mlp()), clip_grad_norm=0.1)
+    assert isinstance(trainer.callbacks[0], GradientClipping)
+
+
+def test_early_stopping_stops_and_restores_best():
+    x, y = blobs(200)
+    model = mlp()
+    stop = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    # lr 0: the validation loss never improves after the first epoch
+    history = fit(model, None, "sgd", (x, y), val_data=(x, y), epochs=10, lr=0.0, callbacks=[stop], verbose=False)
+    assert len(history.loss) == 3
+    assert stop.stopped_epoch == 2
+    assert EarlyStopping(monitor="val_accuracy").mode == "max"
+    with pytest.raises(ValueError, match="mode"):
+        EarlyStopping(mode="up")
+
+
+def test_early_stopping_without_validation_uses_the_training_metric():
+    stop = EarlyStopping(monitor="val_loss", patience=1, min_delta=1e-3)
+    history = fit(mlp(), None, "sgd", blobs(100), epochs=5, lr=0.0, callbacks=[stop], verbose=False)
+    assert len(history.loss) == 2
+
+
+def test_model_checkpoint_writes_a_loadable_checkpoint(tmp_path):
+    path = tmp_path / "ck.npz"
+    model = mlp()
+    fit(model, None, "adam", blobs(100), epochs=2, callbacks=[ModelCheckpoint(path)], verbose=False)
+    ckpt = nnumpy.load_checkpoint(path)
+    assert ckpt.epoch == 2 and ckpt.step == 2
+    assert ckpt.input_shape == (10,)
+    assert all(np.array_equal(p, q) for p, q in zip(ckpt.model.parameters(), model.parameters(), strict=True))
+    assert len(ckpt.history["loss"]) == 2
+
+
+def test_model_checkpoint_save_best_only(tmp_path):
+    path = tmp_path / "best-{epoch}.npz"
+    fit(
+        mlp(),
+        None,
+        "sgd",
+        blobs(100),
+        val_data=blobs(50, 1),
+        epochs=3,
+        lr=0.0,
+        callbacks=[ModelCheckpoint(path, save_best_only=True)],
+        verbose=False,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best-1.npz"]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_returns(tmp_path, capsys):
+    class Interrupt(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            if step == 3:
+                raise KeyboardInterrupt
+
+    path = tmp_path / "ck.npz"
+    history = fit(
+        mlp(), None, "adam", blobs(200), epochs=3, batch_size=50, callbacks=[Interrupt(), ModelCheckpoint(path)]
+    )
+    assert history.interrupted
+    assert len(history.step_loss) == 3 and history.loss == []
+    ckpt = nnumpy.load_checkpoint(path)
+    assert (ckpt.epoch, ckpt.step, ckpt.extra["fit"]["batch_in_epoch"]) == (0, 3, 3)
+    assert "interrupted after 0 epochs + 3 batches" in capsys.readouterr().out
+
+
+def test_verbose_prints_one_line_per_epoch_without_a_terminal(capsys):
+    fit(mlp(), None, "adam", blobs(100), val_data=blobs(50, 1), epochs=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("epoch 1/2  loss ") and "val_acc" in lines[0] and "samples/s" in lines[0]
+    fit(mlp(), None, "adam", blobs(100), epochs=1, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_fit_accepts_a_loader_and_label_smoothing():
+    x, y = blobs(256)
+    loader = nnumpy.DataLoader(x, y, batch_size=64, shuffle=True, rng=0)
+    history = fit(mlp(), None, "adam", loader, epochs=3, lr=1e-2, label_smoothing=0.1, verbose=False)
+    assert history.accuracy[-1] > 0.9
+    # smoothed targets: the loss cannot reach 0
+    assert min(history.step_loss) > 0.1
+    trainer = Trainer(mlp(), label_smoothing=0.2)
+    target = trainer.make_target(np.array([0, 2]), np.zeros((2, 4), np.float32))
+    np.testing.assert_allclose(target, [[0.85, 0.05, 0.05, 0.05], [0.05, 0.05, 0.85, 0.05]], rtol=1e-6)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        Trainer(mlp(), label_smoothing=1.0)
+
+
+def test_fit_errors():
+    with pytest.raises(TypeError, match="expected a Module"):
+        fit("model", None, "adam", blobs(10))
+    with pytest.raises(ValueError, match="X has 10 samples but y has 9"):
+        fit(mlp(), None, "adam", (np.zeros((10, 10), np.float32), np.zeros(9, np.int64)), verbose=False)
+    with pytest.raises(TypeError, match="pair of arrays or a loader"):
+        fit(mlp(), None, "adam", 3, verbose=False)
+
+
+def test_predict_and_evaluate_use_evaluate_mode_and_restore_it():
+    model = mlp(dropout=0.9)
+    x, y = blobs(50)
+    model.train()
+    a = predict(model, x, batch_size=7)
+    b = predict(model, x, batch_size=50)
+    np.testing.assert_allclose(a, b, rtol=1e-5)  # no dropout in evaluate mode
+    assert model.training and model[2].training
+    result = evaluate(model, (x, y), batch_size=50, return_predictions=True)
+    np.testing.assert_array_equal(result["predictions"], b)
+    assert result["accuracy"] == np.mean(b.argmax(1) == y)
+    loader = nnumpy.DataLoader(x, y, batch_size=7)
+    np.testing.assert_array_equal(predict(model, loader), a)
+
+
+def test_summary_lists_layers_shapes_and_totals():
+    model = Sequential(Linear(4, 8), BatchNorm1d(8), ReLU(), Sequential(Linear(8, 3)), LogSoftMax())
+    model.freeze()
+    model[3].unfreeze()
+    text = model.summary((4,), print_fn=None)
+    assert "(N, 8)" in text and "(N, 3)" in text
+    assert "Total params: 83" in text
+    assert "Trainable params: 27" in text and "Non-trainable params: 56" in text
+    assert model.training  # modes restored
+    lines = []
+    summary(model, 4, print_fn=lines.append)
+    assert lines == [text]
+
+
+def test_augment_is_vectorised_and_deterministic():
+    x = np.arange(2 * 1 * 5 * 5, dtype=np.float32).reshape(2, 1, 5, 5)
+    np.testing.assert_array_equal(random_crop(x, np.random.default_rng(0), padding=0), x)
+    flipped = random_flip(x, np.random.default_rng(0), p=1.0)
+    np.testing.assert_array_equal(flipped, x[..., ::-1])
+    cropped = random_crop(x, np.random.default_rng(1), padding=2, fill=-1.0)
+    assert cropped.shape == x.shape
+    # every output is a shifted window: its values are the input's or the fill
+    assert set(np.unique(cropped)) <= set(np.unique(x)) | {-1.0}
+    aug = Augment(flip=True, crop_padding=2, image_shape=(1, 5, 5))
+    flat = x.reshape(2, 25)
+    out1 = aug(flat, np.random.default_rng(5))
+    out2 = aug(flat, np.random.default_rng(5))
+    assert out1.shape == (2, 25)
+    np.testing.assert_array_equal(out1, out2)
+    with pytest.raises(ValueError, match="expected images"):
+        Augment()(np.zeros((2, 3), np.float32), np.random.default_rng(0))
