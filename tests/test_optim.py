@@ -213,7 +213,7 @@ def test_rereads_rebound_arrays():
 def test_number_instead_of_model_is_a_clear_type_error(cls):
     with pytest.raises(TypeError, match=rf"{cls.__name__}.*Module.*lr=0.1"):
         cls(0.1)
-    with pytest.raises(TypeError, match="Module"):
+    with pytest.raises(TypeError, match=r"Module.*got list; for lists of arrays .*opt\(params, grads\)$"):
         cls([np.zeros(3)])
 
 

@@ -125,10 +125,12 @@ class Optimizer:
     def __init__(self, model=None, **hyper):
         name = type(self).__name__
         if model is not None and not isinstance(model, Module):
-            raise TypeError(
-                f"{name}: expected the model (a Module) as first argument, got {type(model).__name__} "
-                f"{model!r}; did you mean {name}(model, lr={model!r})?"
-            )
+            got = type(model).__name__
+            if isinstance(model, (int, float)):
+                hint = f"{got} {model!r}; did you mean {name}(model, lr={model!r})?"
+            else:  # e.g. a list of arrays: printing it all helps nobody
+                hint = f"{got}; for lists of arrays build {name}(lr=...) and call it as opt(params, grads)"
+            raise TypeError(f"{name}: expected the model (a Module) as first argument, got {hint}")
         self.model = model
         for key, value in hyper.items():
             setattr(self, key, value)
