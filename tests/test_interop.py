@@ -240,3 +240,32 @@ def test_torch_not_imported_for_numpy_state():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@needs_conv
+def test_conv_geometry_and_groups():
+    from nnumpy.layers.conv import Conv1d
+
+    torch.manual_seed(3)
+    theirs = perturb_batchnorm(
+        tnn.Sequential(
+            tnn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2),
+            tnn.BatchNorm1d(6),
+            tnn.ELU(),
+            tnn.Flatten(),
+            tnn.Linear(6 * 4, 3),
+        )
+    ).eval()
+    ours = nn.Sequential(
+        Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2),
+        nn.BatchNorm1d(6),
+        nn.ELU(),
+        nn.Flatten(),
+        nn.Linear(6 * 4, 3),
+    )
+    load_torch_state_dict(ours, theirs.state_dict()).evaluate()
+    x = np.random.default_rng(3).normal(size=(5, 4, 9)).astype(np.float32)
+    assert rel_err(ours.forward(x), theirs(torch.from_numpy(x)).detach().numpy()) <= 1e-5
+    wrong = tnn.Sequential(tnn.Conv2d(4, 6, 3), tnn.BatchNorm1d(6), tnn.Linear(6 * 4, 3))
+    with pytest.raises(ValueError, match=r"torch module '0' is a Conv2d but nnumpy model\[0\] is a Conv1d"):
+        load_torch_state_dict(ours, wrong.state_dict())

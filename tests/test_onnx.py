@@ -188,6 +188,20 @@ def test_float64_model_exports_double():
     assert all(t.data_type == onnx.TensorProto.DOUBLE for t in proto.graph.initializer)
 
 
+@needs_conv
+def test_float64_model_exported_as_float32():
+    nn.manual_seed(0)
+    model = nn.Sequential(Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), GlobalAvgPool2d(), nn.Linear(3, 2))
+    model.to(np.float64)
+    x = np.random.default_rng(0).normal(size=(7, 2, 6, 6))
+    proto = nxo.export(model, x[:1], dtype=np.float32)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert rel_err(run_onnx(proto, x.astype(np.float32)), model.evaluate().forward(x)) <= 1e-5
+    assert model[0].W.dtype == np.float64
+    with pytest.raises(ValueError, match="float dtype"):
+        nxo.export(model, x[:1], dtype=np.int32)
+
+
 # --------------------------------------------------------------- random stacks
 ACTIVATIONS = [nn.ReLU, lambda: nn.LeakyReLU(0.1), lambda: nn.ELU(0.5), nn.SoftPlus, nn.Sigmoid, nn.Tanh]
 

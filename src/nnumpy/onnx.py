@@ -177,7 +177,7 @@ def _model_dtype(model, example_input):
     return dtype if dtype.kind == "f" else np.dtype(np.float32)
 
 
-def export(model, example_input, path=None, opset=18, input_name="input", output_name="output"):
+def export(model, example_input, path=None, opset=18, input_name="input", output_name="output", dtype=None):
     """Export ``model`` (evaluate-mode semantics) to ONNX and return the ``ModelProto``.
 
     Args:
@@ -187,6 +187,10 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
         path: file to write (``.onnx``), or None to only return the model.
         opset: ONNX opset of the default domain, ``>= 13`` (default 18).
         input_name, output_name: names of the graph's input and output.
+        dtype: float dtype of the exported input, output and weights; None
+            (default) keeps the model's (float32 unless converted with ``to``).
+            A float64 model exported with ``dtype=np.float32`` runs everywhere
+            (onnxruntime's CPU provider has no float64 Conv).
 
     The model is run once on ``example_input`` in evaluate mode to trace
     shapes; every module's ``training`` flag is restored afterwards.
@@ -204,7 +208,9 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
     max_opset = onnx.defs.onnx_opset_version()
     if not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= max_opset:
         raise ValueError(f"nnumpy.onnx.export: opset must be an int in [{MIN_OPSET}, {max_opset}], got {opset!r}")
-    dtype = _model_dtype(model, example_input)
+    dtype = _model_dtype(model, example_input) if dtype is None else np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"nnumpy.onnx.export: dtype must be a float dtype, got {dtype}")
     example = np.asarray(example_input, dtype=dtype)
     if example.ndim < 1 or example.shape[0] < 1:
         raise ValueError(
