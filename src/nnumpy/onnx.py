@@ -50,7 +50,7 @@ _CONVERTERS = {}
 def _require_onnx():
     try:
         import onnx  # noqa: F401  (the real onnx package: absolute import)
-    except ImportError as error:  # pragma: no cover - depends on the environment
+    except ImportError as error:
         raise ImportError(
             "nnumpy.onnx needs the 'onnx' package: pip install nnumpy[onnx] (or pip install onnx)"
         ) from error
@@ -132,7 +132,7 @@ class GraphBuilder:
         """Add a node of the default domain and return its (single) output's name."""
         from onnx import helper
 
-        output = self._unique(f"{self.prefix}/{op_type}_output" if self._path else f"/{op_type}_output")
+        output = self._unique(f"{self.prefix}/{op_type}_output")
         name = self._unique(f"{self.prefix}/{op_type}")
         self.nodes.append(helper.make_node(op_type, list(inputs), [output], name=name, **attributes))
         return output
