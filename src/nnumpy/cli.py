@@ -111,6 +111,15 @@ def build_parser():
 
 
 # ---------------------------------------------------------------- helpers
+def is_main_process():
+    """True where this process prints and writes files (rank 0 under MPI)."""
+    return True
+
+
+def _printer(enabled):
+    return (lambda *a: print(*a, flush=True)) if enabled else (lambda *a: None)
+
+
 def _threads(n):
     if not n:
         return nullcontext()
@@ -221,7 +230,9 @@ def cmd_train(args):
     from .serialization import load_checkpoint, save_model
     from .training import ModelCheckpoint, evaluate, fit, get_optimizer, summary
 
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    main_process = is_main_process()
+    tell = _printer(main_process)  # what even --quiet prints
+    say = _printer(main_process and not args.quiet)
     ckpt = load_checkpoint(args.resume) if args.resume else None
     config = _train_config(args, ckpt)
     recipe = Recipe(**config["recipe"])
@@ -232,12 +243,13 @@ def cmd_train(args):
         out = Path(args.resume).resolve().parent
     else:
         out = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out / "checkpoint.npz"
 
     (x_train, y_train), (x_test, y_test) = (data := _load_data(config["dataset"], args.quiet))[0]
     source = data[1]
-    print(f"data: {source}" + ("  [the bundled sample, not the full dataset]" if source.is_sample else ""), flush=True)
+    tell(f"data: {source}" + ("  [the bundled sample, not the full dataset]" if source.is_sample else ""))
     x_train, x_test = _prepare(x_train, input_shape), _prepare(x_test, input_shape)
     if config["val_size"] is None:
         config["val_size"] = min(5000, len(x_train) // 10)
@@ -287,8 +299,9 @@ def cmd_train(args):
         extra={"cli": config},
     )
     if history.interrupted:
-        _write_json(out / "history.json", history.to_dict())
-        print(f"interrupted; resume with: nnumpy train --resume {checkpoint_path}", file=sys.stderr)
+        if main_process:
+            _write_json(out / "history.json", history.to_dict())
+            print(f"interrupted; resume with: nnumpy train --resume {checkpoint_path}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
     test = evaluate(model, (x_test, y_test), return_predictions=True)
@@ -303,6 +316,8 @@ def cmd_train(args):
         "test_accuracy": test["accuracy"],
         "epochs": history.epochs,
     }
+    if not main_process:
+        return 0
     save_model(model, out / "model.npz", input_shape=input_shape, metadata=metadata)
     _write_json(out / "history.json", history.to_dict())
     curves = plot_history(history, out / "curves.png", title=f"{config['model']} on {source}")
@@ -312,10 +327,10 @@ def cmd_train(args):
     say(_epoch_table(history))
     say("")
     say(classification_report(cm=cm, class_names=names))
-    print(f"test accuracy {test['accuracy']:.2%}, test loss {test['loss']:.4f} ({len(y_test)} images of {source})")
+    tell(f"test accuracy {test['accuracy']:.2%}, test loss {test['loss']:.4f} ({len(y_test)} images of {source})")
     written = ["model.npz", "checkpoint.npz", "history.json"]
     written += [Path(p).name for p in (curves, confusion) if p]
-    print(f"wrote {', '.join(written)} to {out}")
+    tell(f"wrote {', '.join(written)} to {out}")
     return 0
 
 

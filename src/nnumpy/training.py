@@ -904,11 +904,11 @@ def summary(model, input_shape, print_fn=print, dtype=None):
     finally:
         _restore_modes(model, modes)
     rows = [("Layer (type)", "Output shape", "Param #")]
-    for name, module in model.named_modules():
-        if module is model and module.children():
-            continue
+    modules = [(n, m) for n, m in model.named_modules() if not (m is model and m.children())]
+    width = max((len(n.split(".")[-1]) for n, _ in modules), default=1)
+    for name, module in modules:
         depth = name.count(".")
-        label = "  " * depth + f"{name.split('.')[-1] or '-'}  {repr(module).splitlines()[0].rstrip('(')}"
+        label = "  " * depth + f"{name.split('.')[-1] or '-':<{width}}  {repr(module).splitlines()[0].rstrip('(')}"
         shape = getattr(module.output, "shape", None)
         count = sum(int(p.size) for p in module.parameters())
         rows.append((label, _shape_text(shape) if shape is not None else "-", f"{count:,}" if count else "-"))
