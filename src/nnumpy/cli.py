@@ -250,6 +250,7 @@ def cmd_train(args):
     (x_train, y_train), (x_test, y_test) = (data := _load_data(config["dataset"], args.quiet))[0]
     source = data[1]
     tell(f"data: {source}" + ("  [the bundled sample, not the full dataset]" if source.is_sample else ""))
+    config["data"] = source.path if source.name == "idx" else source.name  # what evaluate uses by default
     x_train, x_test = _prepare(x_train, input_shape), _prepare(x_test, input_shape)
     if config["val_size"] is None:
         config["val_size"] = min(5000, len(x_train) // 10)
@@ -309,6 +310,7 @@ def cmd_train(args):
     cm = confusion_matrix(y_test, test["predictions"], num_classes=test["predictions"].shape[1])
     names = _class_names(source, cm.shape[0])
     metadata = {
+        "data": config["data"],
         "dataset": str(source),
         "recipe": config["recipe"],
         "model": config["model"],
@@ -352,9 +354,10 @@ def cmd_evaluate(args):
     if not input_shape:
         raise CommandError(f"{args.checkpoint}: no input shape recorded; cannot tell how to feed the images")
     name = args.dataset
-    if name is None:
-        cli = ((meta.get("extra") or {}).get("cli") or {}) if isinstance(meta.get("extra"), dict) else {}
-        name = cli.get("dataset")
+    if name is None:  # the data the model was trained on
+        extra, user = meta.get("extra"), meta.get("metadata")
+        name = ((extra or {}).get("cli") or {}).get("data") if isinstance(extra, dict) else None
+        name = name or ((user or {}).get("data") if isinstance(user, dict) else None)
     _, (x_test, y_test) = (data := _load_data(name))[0]
     source = data[1]
     print(f"data: {source}" + ("  [the bundled sample, not the full dataset]" if source.is_sample else ""))

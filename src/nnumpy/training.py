@@ -1,3 +1,4 @@
+# DISTRIBUTED-HOOKS-READY
 """Training: ``fit``, ``evaluate``, ``predict``, ``History``, callbacks, progress.
 
 ``fit(model, criterion, optimizer, (X, y), val_data=(Xv, yv), epochs=10)``
