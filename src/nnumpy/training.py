@@ -795,6 +795,7 @@ def fit(
     weight_decay=None,
     eval_batch_size=1000,
     extra=None,
+    distributed=False,
 ):
     """Train ``model`` and return its ``History``.
 
@@ -817,6 +818,11 @@ def fit(
         resume: a checkpoint path (or loaded checkpoint) to continue from.
         verbose: progress bar (on a terminal only) and one line per epoch.
         extra: a JSON-able dict stored in checkpoints.
+        distributed: True to train data-parallel over the MPI ranks of
+            ``mpiexec -n K`` (``nnumpy.distributed.DistributedTrainer``:
+            ``batch_size`` is the global batch, BatchNorm synchronised, only
+            rank 0 prints and writes); a dict passes options, e.g.
+            ``{"sync_batchnorm": False}`` for per-rank statistics.
 
     Ctrl-C stops at the end of the current batch, calls the callbacks'
     ``on_interrupt`` (``ModelCheckpoint`` saves) and returns the history with
@@ -837,10 +843,16 @@ def fit(
         optimizer = get_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay)
     elif lr is not None or weight_decay is not None:
         optimizer = get_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay)
-    trainer = Trainer(
+    trainer_class, options = Trainer, {}
+    if distributed:
+        from .distributed import DistributedTrainer as trainer_class
+
+        options = dict(distributed) if isinstance(distributed, dict) else {}
+    trainer = trainer_class(
         model,
         criterion,
         optimizer,
+        **options,
         callbacks=callbacks,
         seed=seed,
         verbose=verbose,
