@@ -143,3 +143,16 @@ def test_errors():
         AvgPool2d(2, stride=0)
     with pytest.raises(ValueError, match=r"GlobalAvgPool2d.*\(N, C, H, W\)"):
         GlobalAvgPool2d().forward(np.zeros((2, 3), np.float32))
+
+
+def test_maxpool_backward_in_evaluate_mode():
+    """Evaluate mode skips the argmax in forward; backward recomputes it."""
+    r = np.random.default_rng(5)
+    x = r.normal(size=(2, 3, 6, 5))
+    g = r.normal(size=(2, 3, 2, 2))
+    train = MaxPool2d(3, 2)
+    train.forward(x)
+    expected = train.backward(x, g)
+    m = MaxPool2d(3, 2).evaluate()
+    np.testing.assert_array_equal(m.forward(x), train.output)
+    np.testing.assert_array_equal(m.backward(x, g), expected)

@@ -47,20 +47,26 @@ def pool_output_size(size, kernel, stride, padding):
     return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(size, kernel, stride, padding, strict=True))
 
 
-def maxpool2d_forward(x, kernel, stride, padding):
+def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
     """``y[n, c, i, j] = max`` over the window; returns ``(y, argmax)`` with
-    ``argmax`` the flat offset ``p*kw + q`` of the first maximum (uint8 or int32)."""
+    ``argmax`` the flat offset ``p*kw + q`` of the first maximum (uint8 or
+    int32), or None when ``with_argmax`` is False (inference)."""
     xp = get_array_module(x)
     xpad = _padded(x, padding, -xp.inf)
     out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
     slices = list(_window_slices(kernel, stride, out_size))
     _, rows, cols = slices[0]
-    y = xpad[:, :, rows, cols].copy()
-    argmax = xp.zeros(y.shape, dtype=xp.uint8 if len(slices) < 256 else xp.int32)
+    y = xpad[:, :, rows, cols].copy(order="K")
+    itype = xp.uint8 if len(slices) < 256 else xp.int32
+    argmax = xp.zeros(y.shape, dtype=itype) if with_argmax else None
     for k, rows, cols in slices[1:]:
         window = xpad[:, :, rows, cols]
-        better = window > y  # strict: ties keep the first maximum
-        xp.copyto(argmax, k, where=better)
+        if with_argmax:
+            # strict > keeps the first maximum on ties; offsets k only grow, so
+            # "k where better, else argmax" is max(argmax, better * k) (no copyto-where)
+            better = (window > y).view(xp.uint8) if itype == xp.uint8 else (window > y).astype(itype)
+            better *= itype(k)
+            xp.maximum(argmax, better, out=argmax)
         xp.maximum(y, window, out=y)
     return y, argmax
 
@@ -91,7 +97,7 @@ def avgpool2d_forward(x, kernel, stride, padding, count_include_pad=True):
     out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
     slices = list(_window_slices(kernel, stride, out_size))
     _, rows, cols = slices[0]
-    y = xpad[:, :, rows, cols].copy()
+    y = xpad[:, :, rows, cols].copy(order="K")
     for _, rows, cols in slices[1:]:
         y += xpad[:, :, rows, cols]
     divisor = _avg_divisor(xp, x.shape[2:], kernel, stride, padding, out_size, count_include_pad, x.dtype)
@@ -177,6 +183,8 @@ class _Pool2d(Module):
 
     def updateGradInput(self, input, gradOutput):
         x = self._as_2d(input)
+        if self._saved is None:  # evaluate mode skipped what backward needs: recompute it
+            self._saved = self._forward(x, *self._geometry(), need_backward=True)[1]
         g = self._backward_kernel(self._as_2d(gradOutput), self._saved, x.shape, *self._geometry())
         self.gradInput = self._from_2d(g)
         return self.gradInput
@@ -215,8 +223,12 @@ class MaxPool2d(_Pool2d):
         (2, 3, 4, 3)
     """
 
-    _forward = staticmethod(maxpool2d_forward)
     _backward_kernel = staticmethod(maxpool2d_backward)
+
+    def _forward(self, x, kernel, stride, padding, need_backward=None):
+        # the argmax is only needed for backward: skipped in evaluate mode
+        with_argmax = self.training if need_backward is None else need_backward
+        return maxpool2d_forward(x, kernel, stride, padding, with_argmax)
 
 
 class AvgPool2d(_Pool2d):
@@ -248,7 +260,7 @@ class AvgPool2d(_Pool2d):
         super().__init__(kernel_size, stride, padding)
         self.count_include_pad = bool(count_include_pad)
 
-    def _forward(self, x, kernel, stride, padding):
+    def _forward(self, x, kernel, stride, padding, need_backward=None):
         return avgpool2d_forward(x, kernel, stride, padding, self.count_include_pad)
 
     def extra_repr(self):

@@ -1,0 +1,361 @@
+"""nnumpy vs PyTorch-CPU on MLP-F and CNN-F (../shared/BENCHMARKS.md figures 1, 2, 3, 5).
+
+    python benchmarks/bench.py --figure all          # the full protocol
+    python benchmarks/bench.py --figure 1 --quick    # fewer steps, for development
+    python benchmarks/bench.py --profile cnn         # cProfile of nnumpy's CNN-F train step
+
+Timings alternate nnumpy and PyTorch inside one process (the machine is shared
+and noisy: only same-run ratios count); both run with the same thread count
+(threadpoolctl for NumPy's BLAS, ``torch.set_num_threads``). Peak memory runs
+each library in its own child process (peak RSS minus RSS after imports).
+Data: Fashion-MNIST from /usr/share/datasets/fashion-mnist when present
+(``apt-get install dataset-fashion-mnist``), else random data of the same shape.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import nnumpy as nn
+
+DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+MEAN, STD = 0.2860, 0.3530
+BATCH, INFER_BATCH = 128, 1000
+
+
+# ----------------------------------------------------------------------- data
+def read_idx(path):
+    """Array from an IDX file (gzip or raw): magic (dtype code, ndim), dims, data."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_data():
+    """``(x_train, y_train, x_test, y_test, source)``: images (N, 1, 28, 28) float32 normalised."""
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz"]  # fmt: skip
+    if all((DATA_DIR / n).exists() for n in names):
+        xtr, ytr, xte, yte = (read_idx(DATA_DIR / n) for n in names)
+        source = f"Fashion-MNIST ({DATA_DIR})"
+    else:
+        r = np.random.default_rng(0)
+        xtr, xte = r.integers(0, 256, (60000, 28, 28), np.uint8), r.integers(0, 256, (10000, 28, 28), np.uint8)
+        ytr, yte = r.integers(0, 10, 60000), r.integers(0, 10, 10000)
+        source = "random data (Fashion-MNIST not found)"
+
+    def prep(x):
+        return ((x.astype(np.float32) / 255 - MEAN) / STD).reshape(-1, 1, 28, 28)
+
+    return prep(xtr), ytr.astype(np.int64), prep(xte), yte.astype(np.int64), source
+
+
+# ----------------------------------------------------------------------- models
+def build_nnumpy(kind):
+    nn.manual_seed(0)
+    if kind == "mlp":
+        model = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10),
+            nn.LogSoftMax(),
+        )  # fmt: skip
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Dropout(0.25, rng=0), nn.Linear(128, 10),
+            nn.LogSoftMax(),
+        )  # fmt: skip
+    model.skip_input_grad = True  # PyTorch does not compute the input gradient either
+    return model
+
+
+def build_torch(kind, source=None):
+    """The same architecture in PyTorch, with ``source``'s (an nnumpy model) weights."""
+    import torch
+
+    T = torch.nn
+    torch.manual_seed(0)
+    if kind == "mlp":
+        model = T.Sequential(
+            T.Flatten(), T.Linear(784, 256), T.ReLU(), T.Linear(256, 256), T.ReLU(), T.Linear(256, 10),
+            T.LogSoftmax(dim=1),
+        )  # fmt: skip
+    else:
+        model = T.Sequential(
+            T.Conv2d(1, 32, 3, padding=1), T.BatchNorm2d(32), T.ReLU(), T.MaxPool2d(2),
+            T.Conv2d(32, 64, 3, padding=1), T.BatchNorm2d(64), T.ReLU(), T.MaxPool2d(2),
+            T.Flatten(), T.Linear(3136, 128), T.ReLU(), T.Dropout(0.25), T.Linear(128, 10),
+            T.LogSoftmax(dim=1),
+        )  # fmt: skip
+    if source is not None:
+        with torch.no_grad():
+            for ours, theirs in zip(source, model, strict=True):
+                for name, tname in (("W", "weight"), ("b", "bias"), ("weight", "weight"), ("bias", "bias")):
+                    if getattr(ours, name, None) is not None and hasattr(theirs, tname):
+                        getattr(theirs, tname).copy_(torch.from_numpy(getattr(ours, name)))
+    return model
+
+
+def forward_flops(kind):
+    """2 x multiply-accumulates of one sample's forward pass (conv and linear layers)."""
+    if kind == "mlp":
+        macs = 784 * 256 + 256 * 256 + 256 * 10
+    else:
+        macs = 28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 3136 * 128 + 128 * 10
+    return 2 * macs
+
+
+# ----------------------------------------------------------------------- steps
+def nnumpy_train_step(kind):
+    model = build_nnumpy(kind)
+    criterion = nn.ClassNLLCriterion()
+    opt = nn.Adam(model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+
+    def step(x, y):
+        opt.zero_grad()
+        out = model.forward(x)
+        criterion.forward(out, y)
+        model.backward(x, criterion.backward(out, y))
+        opt.step()
+
+    return model, step
+
+
+def torch_train_step(kind, source):
+    import torch
+
+    model = build_torch(kind, source)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = torch.nn.NLLLoss()
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+
+    return model, step
+
+
+def time_alternating(runners, repeats, warmup):
+    """``{name: [seconds per repeat]}``; each runner is ``(name, callable running one repeat)``."""
+    for _, run in runners:
+        run(warmup)
+    times = {name: [] for name, _ in runners}
+    for _ in range(repeats):
+        for name, run in runners:
+            t0 = time.perf_counter()
+            run(None)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def batches(x, y, size, count, offset=0):
+    n = x.shape[0] // size
+    return [(x[(offset + i) % n * size :][:size], y[(offset + i) % n * size :][:size]) for i in range(count)]
+
+
+def bench_train(kind, data, steps, repeats, warmup):
+    import torch
+
+    xtr, ytr = data[0], data[1]
+    np_batches = batches(xtr, ytr, BATCH, steps + warmup)
+    t_batches = [(torch.from_numpy(x.copy()), torch.from_numpy(y)) for x, y in np_batches]
+    np_model, np_step = nnumpy_train_step(kind)
+    _, t_step = torch_train_step(kind, np_model)
+
+    def runner(step, items):
+        def run(warm):
+            chosen = items[:warm] if warm else items[warmup:]
+            for x, y in chosen:
+                step(x, y)
+
+        return run
+
+    times = time_alternating([("nnumpy", runner(np_step, np_batches)), ("torch", runner(t_step, t_batches))],
+                             repeats, warmup)  # fmt: skip
+    return {k: steps * BATCH / statistics.median(v) for k, v in times.items()}
+
+
+def bench_inference(kind, data, repeats, warmup_batches=2):
+    import torch
+
+    xte = data[2]
+    np_model = build_nnumpy(kind).evaluate()
+    t_model = build_torch(kind, np_model).eval()
+    chunks = [xte[i : i + INFER_BATCH] for i in range(0, xte.shape[0], INFER_BATCH)]
+    t_chunks = [torch.from_numpy(c.copy()) for c in chunks]
+
+    def np_run(warm):
+        for c in chunks[:warm] if warm else chunks:
+            np_model.forward(c)
+
+    def t_run(warm):
+        with torch.inference_mode():
+            for c in t_chunks[:warm] if warm else t_chunks:
+                t_model(c)
+
+    # the two libraries agree on what they compute
+    with torch.inference_mode():
+        diff = np.abs(np_model.forward(chunks[0]) - t_model(t_chunks[0]).numpy()).max()
+    assert diff < 1e-3, f"{kind}: nnumpy and PyTorch outputs differ by {diff}"
+    times = time_alternating([("nnumpy", np_run), ("torch", t_run)], repeats, warmup_batches)
+    return {k: xte.shape[0] / statistics.median(v) for k, v in times.items()}
+
+
+def sgemm_gflops(repeats=5):
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    b = np.random.default_rng(1).random((2048, 2048), dtype=np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * 2048**3 / min(times) / 1e9
+
+
+# ----------------------------------------------------------------------- memory
+def rss_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def memory_child(library, kind, steps, threads):
+    """Run in a child process: peak RSS minus RSS after imports and data, in MiB."""
+    data = load_data()
+    x, y = data[0][:BATCH].copy(), data[1][:BATCH].copy()
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+    with threadpool_limits(threads, user_api="blas"):
+        baseline = rss_kib("VmRSS")
+        if library == "torch":
+            _, step = torch_train_step(kind, build_nnumpy(kind))
+        else:
+            _, step = nnumpy_train_step(kind)
+        for _ in range(steps):
+            step(x, y)
+    print(json.dumps({"peak_mib": (rss_kib("VmHWM") - baseline) / 1024}))
+
+
+def bench_memory(kind, steps, threads):
+    out = {}
+    for library in ("nnumpy", "torch"):
+        cmd = [sys.executable, __file__, "--memory-child", library, kind, "--threads", str(threads),
+               "--steps", str(steps)]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[library] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
+    return out
+
+
+# ----------------------------------------------------------------------- report
+def machine_info(threads):
+    import torch
+
+    blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')}, {i['num_threads']} threads)"
+            for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    return [
+        f"CPU: {cpu}, {os.cpu_count()} cores; threads: {threads} (numpy BLAS via threadpoolctl, torch.set_num_threads)",
+        f"Python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
+        f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}",
+    ]
+
+
+def row(name, ours, theirs, unit):
+    return f"| {name} | {ours:,.0f} {unit} | {theirs:,.0f} {unit} | {ours / theirs:.2f}x |"
+
+
+def profile_nnumpy(kind, data, steps):
+    import cProfile
+    import pstats
+
+    _, step = nnumpy_train_step(kind)
+    items = batches(data[0], data[1], BATCH, steps)
+    for x, y in items[:3]:
+        step(x, y)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for x, y in items:
+        step(x, y)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--figure", default="all", help="1, 2, 3, 5 or all (comma-separated)")
+    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--quick", action="store_true", help="3 repeats of 10 steps (development)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--profile", choices=["mlp", "cnn"])
+    parser.add_argument("--memory-child", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    steps = args.steps or (10 if args.quick else 50)
+    repeats = args.repeats or (3 if args.quick else 5)
+    if args.memory_child:
+        memory_child(*args.memory_child, steps=min(steps, 10), threads=args.threads)
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    figures = {"1", "2", "3", "5"} if args.figure == "all" else set(args.figure.split(","))
+    models = args.models.split(",")
+    names = {"mlp": "MLP-F", "cnn": "CNN-F"}
+    with threadpool_limits(args.threads, user_api="blas"):
+        data = load_data()
+        if args.profile:
+            profile_nnumpy(args.profile, data, steps)
+            return
+        print("\n".join(machine_info(args.threads)))
+        print(f"Data: {data[4]}; batch {BATCH} (train), {INFER_BATCH} (inference); {repeats} repeats of {steps} "
+              f"steps after 5 warm-up steps, median; nnumpy and PyTorch alternate")  # fmt: skip
+        lines = ["| figure | nnumpy | PyTorch | ratio |", "|---|---|---|---|"]
+        ceiling = sgemm_gflops()
+        train = {}
+        for kind in models:
+            if figures & {"1", "3"}:
+                train[kind] = bench_train(kind, data, steps, repeats, warmup=5)
+                lines.append(row(f"{names[kind]} train step", train[kind]["nnumpy"], train[kind]["torch"],
+                                 "samples/s"))  # fmt: skip
+            if "2" in figures:
+                r = bench_inference(kind, data, repeats)
+                lines.append(row(f"{names[kind]} inference", r["nnumpy"], r["torch"], "samples/s"))
+        if "3" in figures:
+            lines.append(f"| numpy float32 matmul 2048² (same run) | {ceiling:.0f} GFLOP/s | | |")
+            for kind, r in train.items():
+                flops = 3 * forward_flops(kind)  # backward = 2 x forward
+                ours, theirs = r["nnumpy"] * flops / 1e9, r["torch"] * flops / 1e9
+                lines.append(f"| {names[kind]} train GFLOP/s (of sgemm) | {ours:.1f} ({ours / ceiling:.0%}) | "
+                             f"{theirs:.1f} ({theirs / ceiling:.0%}) | {ours / theirs:.2f}x |")  # fmt: skip
+        if "5" in figures and "cnn" in models:
+            m = bench_memory("cnn", steps, args.threads)
+            lines.append(f"| CNN-F train step peak memory | {m['nnumpy']:.0f} MiB | {m['torch']:.0f} MiB | "
+                         f"{m['nnumpy'] / m['torch']:.2f}x |")  # fmt: skip
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
