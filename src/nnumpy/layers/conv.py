@@ -45,11 +45,13 @@ def _grouped_weight(W, groups):
     return W.reshape(groups, o // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, o // groups, -1)
 
 
-def conv2d_forward(x, W, b, stride, pads, dilation, groups):
+def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
     """Forward convolution. Returns ``(y, cols)``; ``cols`` is what backward needs.
 
     ``y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] *
-    xpad[n, g(o)*C/g + c, i*sh + p*dh, j*sw + q*dw]``.
+    xpad[n, g(o)*C/g + c, i*sh + p*dh, j*sw + q*dw]``. ``cols_out``: a
+    previous ``cols`` to reuse when its shape and dtype fit (saves allocating
+    and page-faulting tens of MB per call).
     """
     xp = get_array_module(x)
     n, c = x.shape[:2]
@@ -65,11 +67,13 @@ def conv2d_forward(x, W, b, stride, pads, dilation, groups):
         shape=(n, ho, wo, kh, kw, groups, cg),
         strides=(s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3] * cg, s[3]),
     )
+    shape = (groups, n * ho * wo, kh * kw * cg)
+    fits = cols_out is not None and cols_out.shape == shape and cols_out.dtype == x.dtype
+    cols = cols_out if fits else xp.empty(shape, dtype=x.dtype)
+    xp.copyto(cols.reshape(groups, n, ho, wo, kh, kw, cg), windows.transpose(5, 0, 1, 2, 3, 4, 6))  # im2col
     if groups == 1:
-        cols = windows.reshape(1, n * ho * wo, kh * kw * cg)  # the one copy of im2col
         y = cols[0] @ W.transpose(0, 2, 3, 1).reshape(o, -1).T
     else:
-        cols = xp.ascontiguousarray(windows.transpose(5, 0, 1, 2, 3, 4, 6)).reshape(groups, n * ho * wo, -1)
         y = xp.matmul(cols, _grouped_weight(W, groups).transpose(0, 2, 1))
         y = y.transpose(1, 0, 2).reshape(n * ho * wo, o)
     if b is not None:
@@ -99,8 +103,10 @@ def conv2d_backward_weight(grad_out, cols, W_shape, groups, bias=True):
 
 
 def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups):
-    """``gradInput``: ``grad_cols = grad_rows @ W`` per group, then one strided add
-    of each kernel offset's slice into the padded input gradient, cropped."""
+    """``gradInput`` (col2im of ``grad_rows @ W``), one kernel offset at a time:
+    ``gpad[window (p, q)] += grad_rows @ W[:, :, p, q]`` per group (a strided
+    add into the padded input gradient), then the padding is cropped. Going by
+    offset never materialises the full column gradient (N*Ho*Wo x C*kh*kw)."""
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
     o, cg, kh, kw = W.shape
@@ -108,17 +114,18 @@ def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups):
     (top, bottom), (left, right) = pads
     _, ho, wo = grad_out.shape[1:]
     g_rows, rows = _grad_rows(grad_out, groups)
-    if groups == 1:
-        gcols = (rows @ W.transpose(0, 2, 3, 1).reshape(o, -1))[None]
-    else:
-        gcols = xp.matmul(g_rows, _grouped_weight(W, groups))
-    gcols = gcols.reshape(groups, n, ho, wo, kh, kw, cg)
+    # Wk[p, q, g] is the (O/g, C/g) matrix of offset (p, q) in group g
+    Wk = W.reshape(groups, o // groups, cg, kh, kw).transpose(3, 4, 0, 1, 2)
     gpad = xp.zeros((n, h + top + bottom, w + left + right, groups, cg), dtype=grad_out.dtype)
     for p in range(kh):
         for q in range(kw):
             rows_p = slice(p * dh, p * dh + sh * (ho - 1) + 1, sh)
             cols_q = slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)
-            gpad[:, rows_p, cols_q] += gcols[:, :, :, :, p, q, :].transpose(1, 2, 3, 0, 4)
+            if groups == 1:
+                part = (rows @ Wk[p, q, 0]).reshape(n, ho, wo, 1, cg)
+            else:
+                part = xp.matmul(g_rows, Wk[p, q]).reshape(groups, n, ho, wo, cg).transpose(1, 2, 3, 0, 4)
+            gpad[:, rows_p, cols_q] += part
     gx = gpad[:, top : top + h, left : left + w].reshape(n, h, w, c)
     return gx.transpose(0, 3, 1, 2)
 
@@ -238,7 +245,8 @@ class _ConvNd(Module):
     def updateOutput(self, input):
         self._check(input)
         b = None if self.b is None else self.b.astype(input.dtype, copy=False)
-        y, self._cols = conv2d_forward(self._as_2d(input), self._weight_2d(input), b, *self._geometry(), self.groups)
+        x, W = self._as_2d(input), self._weight_2d(input)
+        y, self._cols = conv2d_forward(x, W, b, *self._geometry(), self.groups, cols_out=self._cols)
         self.output = self._from_2d(y)
         return self.output
 

@@ -33,17 +33,26 @@ def from_rows(rows, shape):
     return rows.reshape(n, *spatial, c).transpose(0, len(shape) - 1, *range(1, len(shape) - 1))
 
 
-def batchnorm_forward_train(rows, weight, bias, eps, mean_of):
+def _reuse(buffer, like):
+    """``buffer`` when it can hold an array like ``like`` (a private buffer of
+    the previous call: reusing it saves allocating and page-faulting), else None."""
+    if buffer is not None and buffer.shape == like.shape and buffer.dtype == like.dtype:
+        return buffer
+    return None
+
+
+def batchnorm_forward_train(rows, weight, bias, eps, mean_of, centered_out=None):
     """Training-mode normalisation of ``rows`` (M, C) with batch statistics.
 
     ``y = (x - mean) * weight / sqrt(var + eps) + bias`` (``weight``/``bias``
     may be None). ``mean_of(local_sum, count)`` turns per-channel sums into
     means (over all processes under synchronised BatchNorm). Returns
     ``(y, mean, biased_var, centered, inv_std)``; backward needs ``centered`` and ``inv_std``.
+    ``centered_out``: the previous call's ``centered``, reused when it fits.
     """
     xp = get_array_module(rows)
     mean = mean_of(xp.einsum("ij->j", rows), rows.shape[0])  # 4x faster than sum(axis=0)
-    centered = rows - mean
+    centered = xp.subtract(rows, mean, out=_reuse(centered_out, rows))
     var = mean_of(xp.einsum("ij,ij->j", centered, centered), rows.shape[0])
     inv_std = 1.0 / xp.sqrt(var + eps)
     y = centered * (inv_std if weight is None else inv_std * weight)
@@ -52,11 +61,13 @@ def batchnorm_forward_train(rows, weight, bias, eps, mean_of):
     return y, mean, var, centered, inv_std
 
 
-def batchnorm_backward_train(grad_rows, centered, inv_std, weight, sums, mean_of):
+def batchnorm_backward_train(grad_rows, centered, inv_std, weight, sums, mean_of, scratch=None):
     """Gradient w.r.t. ``x`` of training-mode normalisation:
     ``inv_std * w * (g - mean(g) - xhat * mean(g * xhat))`` with
     ``xhat = centered * inv_std``, written as ``a*g + b*centered + c`` per
-    channel. ``sums = (sum(g), sum(g * centered))`` per channel (local)."""
+    channel. ``sums = (sum(g), sum(g * centered))`` per channel (local).
+    ``scratch``: a private buffer like ``grad_rows`` for the temporary ``a*g``.
+    Returns ``(grad, scratch)``."""
     count = grad_rows.shape[0]
     sum_g, sum_gc = sums
     mean_g = mean_of(sum_g, count)
@@ -64,8 +75,9 @@ def batchnorm_backward_train(grad_rows, centered, inv_std, weight, sums, mean_of
     a = inv_std if weight is None else inv_std * weight
     grad = centered * (-a * inv_std * mean_gxhat)
     grad -= a * mean_g
-    grad += grad_rows * a
-    return grad
+    scratch = get_array_module(grad_rows).multiply(grad_rows, a, out=_reuse(scratch, grad_rows))
+    grad += scratch
+    return grad, scratch
 
 
 class _BatchStatistics(Module):
@@ -99,7 +111,7 @@ class _BatchStatistics(Module):
         self._sums = None
         if self.training:
             y, mean, var, self._centered, self._inv_std = batchnorm_forward_train(
-                rows, weight, bias, eps, self._mean_of
+                rows, weight, bias, eps, self._mean_of, getattr(self, "_centered", None)
             )
             stats = (mean, var, self._count)
         else:
@@ -133,7 +145,9 @@ class _BatchStatistics(Module):
         if self.training:
             keep = not self._frozen and type(self)._parameters != () and getattr(self, "affine", False)
             sums = self._grad_sums(input, gradOutput, keep)
-            grad = batchnorm_backward_train(rows, self._centered, self._inv_std, weight, sums, self._mean_of)
+            grad, self._scratch = batchnorm_backward_train(
+                rows, self._centered, self._inv_std, weight, sums, self._mean_of, getattr(self, "_scratch", None)
+            )
         else:
             grad = rows * (self._inv_std if weight is None else self._inv_std * weight)
         return from_rows(grad, gradOutput.shape)

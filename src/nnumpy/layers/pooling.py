@@ -58,7 +58,7 @@ def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
     _, rows, cols = slices[0]
     y = xpad[:, :, rows, cols].copy(order="K")
     itype = xp.uint8 if len(slices) < 256 else xp.int32
-    argmax = xp.zeros(y.shape, dtype=itype) if with_argmax else None
+    argmax = xp.zeros_like(y, dtype=itype) if with_argmax else None  # same memory order as y
     for k, rows, cols in slices[1:]:
         window = xpad[:, :, rows, cols]
         if with_argmax:
@@ -77,14 +77,21 @@ def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
     ph, pw = padding
-    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
+    ho, wo = grad_out.shape[2:]
+    like = xp.empty_like(argmax, dtype=grad_out.dtype)
+    if like.strides != grad_out.strides:  # e.g. NCHW from Flatten vs channels-last argmax
+        xp.copyto(like, grad_out)  # one small copy makes every window op below contiguous-friendly
+        grad_out = like
     overlap = any(k > s for k, s in zip(kernel, stride, strict=True))
-    for k, rows, cols in _window_slices(kernel, stride, grad_out.shape[2:]):
-        hit = grad_out * (argmax == k)
+    # windows that tile the padded input exactly write every element once: no zero fill
+    tiles = not overlap and kernel == stride and (h + 2 * ph, w + 2 * pw) == (ho * kernel[0], wo * kernel[1])
+    alloc = xp.empty if tiles else xp.zeros
+    gpad = alloc((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
+    for k, rows, cols in _window_slices(kernel, stride, (ho, wo)):
         if overlap:
-            gpad[:, :, rows, cols] += hit
-        else:
-            gpad[:, :, rows, cols] = hit
+            gpad[:, :, rows, cols] += grad_out * (argmax == k)
+        else:  # written straight into the strided window view
+            xp.multiply(grad_out, argmax == k, out=gpad[:, :, rows, cols])
     return gpad[:, :, ph : ph + h, pw : pw + w]
 
 
