@@ -9,6 +9,7 @@ import pytest
 
 import nnumpy as nn
 from nnumpy.interop import load_torch_state_dict, to_torch_state_dict
+from nnumpy.models import cnn_f, mlp_f
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn
@@ -32,12 +33,6 @@ def torch_mlp_f():
     )
 
 
-def mlp_f():
-    return nn.Sequential(
-        nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10), nn.LogSoftMax()
-    )
-
-
 def torch_cnn_f():
     return tnn.Sequential(
         tnn.Conv2d(1, 32, 3, padding=1),
@@ -54,25 +49,6 @@ def torch_cnn_f():
         tnn.Dropout(0.25),
         tnn.Linear(128, 10),
         tnn.LogSoftmax(1),
-    )
-
-
-def cnn_f():
-    return nn.Sequential(
-        Conv2d(1, 32, 3, padding=1),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        MaxPool2d(2),
-        Conv2d(32, 64, 3, padding=1),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(3136, 128),
-        nn.ReLU(),
-        nn.Dropout(0.25),
-        nn.Linear(128, 10),
-        nn.LogSoftMax(),
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nnumpy as nn
+from nnumpy.models import cnn_f, mlp_f
 from nnumpy.module import Module
 
 onnx = pytest.importorskip("onnx")
@@ -135,31 +136,6 @@ def test_each_module_exports(name, make, shape):
     nn.manual_seed(0)
     model = randomize_stats(make(), np.random.default_rng(1))
     check_export(model, shape)
-
-
-def mlp_f():
-    return nn.Sequential(
-        nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10), nn.LogSoftMax()
-    )
-
-
-def cnn_f():
-    return nn.Sequential(
-        Conv2d(1, 32, 3, padding=1),
-        nn.BatchNorm2d(32),
-        nn.ReLU(),
-        MaxPool2d(2),
-        Conv2d(32, 64, 3, padding=1),
-        nn.BatchNorm2d(64),
-        nn.ReLU(),
-        MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(3136, 128),
-        nn.ReLU(),
-        nn.Dropout(0.25),
-        nn.Linear(128, 10),
-        nn.LogSoftMax(),
-    )
 
 
 def test_mlp_f():
