@@ -14,13 +14,6 @@ from nnumpy.models import cnn_f, mlp_f
 torch = pytest.importorskip("torch")
 tnn = torch.nn
 
-try:
-    from nnumpy.layers.conv import Conv2d
-    from nnumpy.layers.pooling import MaxPool2d
-except ImportError:  # conv/pooling not in this tree yet
-    Conv2d = MaxPool2d = None
-needs_conv = pytest.mark.skipif(Conv2d is None, reason="layers/conv.py and layers/pooling.py not present")
-
 
 def rel_err(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -94,7 +87,6 @@ def test_mlp_f_round_trip(as_tensors):
     np.testing.assert_array_equal(ours[2].W, theirs[2].weight.detach().numpy())
 
 
-@needs_conv
 def test_cnn_f_round_trip():
     ours, theirs = round_trip(torch_cnn_f, cnn_f, (1, 28, 28), as_tensors=True)
     np.testing.assert_array_equal(ours[5].running_var, theirs[5].running_var.numpy())
@@ -218,10 +210,7 @@ def test_torch_not_imported_for_numpy_state():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@needs_conv
 def test_conv_geometry_and_groups():
-    from nnumpy.layers.conv import Conv1d
-
     torch.manual_seed(3)
     theirs = perturb_batchnorm(
         tnn.Sequential(
@@ -233,7 +222,7 @@ def test_conv_geometry_and_groups():
         )
     ).eval()
     ours = nn.Sequential(
-        Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2),
+        nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2),
         nn.BatchNorm1d(6),
         nn.ELU(),
         nn.Flatten(),

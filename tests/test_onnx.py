@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 
 import nnumpy as nn
+from nnumpy.layers import AvgPool1d, AvgPool2d, Conv1d, Conv2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from nnumpy.models import cnn_f, mlp_f
 from nnumpy.module import Module
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 nxo = pytest.importorskip("nnumpy.onnx")
-
-try:
-    from nnumpy.layers.conv import Conv1d, Conv2d
-    from nnumpy.layers.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
-except ImportError:  # conv/pooling not in this tree yet
-    Conv1d = Conv2d = AvgPool1d = AvgPool2d = GlobalAvgPool2d = MaxPool1d = MaxPool2d = None
-needs_conv = pytest.mark.skipif(Conv2d is None, reason="layers/conv.py and layers/pooling.py not present")
 
 OPSETS = (13, 18, 21)
 BATCHES = (1, 7)
@@ -106,29 +100,28 @@ MODULES = [
     ("BatchNormalization-unsized", nn.BatchNormalization, (6,)),
     ("ChannelwiseScaling-3d", lambda: nn.ChannelwiseScaling(3), (3, 5)),
 ]
-if Conv2d is not None:
-    MODULES += [
-        ("Conv2d", lambda: Conv2d(3, 4, 3), (3, 6, 7)),
-        (
-            "Conv2d-stride-pad-dil",
-            lambda: Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(2, 0), dilation=(1, 2)),
-            (4, 9, 8),
-        ),
-        ("Conv2d-groups-nobias", lambda: Conv2d(4, 6, 3, groups=2, bias=False), (4, 5, 5)),
-        ("Conv2d-same", lambda: Conv2d(2, 3, 4, padding="same"), (2, 6, 6)),
-        ("Conv2d-valid", lambda: Conv2d(2, 3, 3, padding="valid", stride=2), (2, 7, 6)),
-        ("Conv1d", lambda: Conv1d(3, 4, 5, stride=2, padding=1, dilation=2, groups=1), (3, 17)),
-        ("Conv1d-groups-same", lambda: Conv1d(4, 4, 4, groups=4, padding="same"), (4, 9)),
-        ("MaxPool2d", lambda: MaxPool2d(2), (3, 5, 6)),
-        ("MaxPool2d-pad", lambda: MaxPool2d(3, stride=2, padding=1), (2, 7, 5)),
-        ("MaxPool1d", lambda: MaxPool1d(3, stride=2, padding=1), (2, 9)),
-        ("AvgPool2d", lambda: AvgPool2d(2), (3, 5, 6)),
-        ("AvgPool2d-pad-include", lambda: AvgPool2d(3, stride=2, padding=1), (2, 7, 5)),
-        ("AvgPool2d-pad-exclude", lambda: AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 7, 5)),
-        ("AvgPool1d-exclude", lambda: AvgPool1d(4, stride=3, padding=2, count_include_pad=False), (2, 10)),
-        ("GlobalAvgPool2d", GlobalAvgPool2d, (3, 4, 5)),
-        ("GlobalAvgPool2d-keepdims", lambda: GlobalAvgPool2d(keepdims=True), (3, 4, 5)),
-    ]
+MODULES += [
+    ("Conv2d", lambda: Conv2d(3, 4, 3), (3, 6, 7)),
+    (
+        "Conv2d-stride-pad-dil",
+        lambda: Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(2, 0), dilation=(1, 2)),
+        (4, 9, 8),
+    ),
+    ("Conv2d-groups-nobias", lambda: Conv2d(4, 6, 3, groups=2, bias=False), (4, 5, 5)),
+    ("Conv2d-same", lambda: Conv2d(2, 3, 4, padding="same"), (2, 6, 6)),
+    ("Conv2d-valid", lambda: Conv2d(2, 3, 3, padding="valid", stride=2), (2, 7, 6)),
+    ("Conv1d", lambda: Conv1d(3, 4, 5, stride=2, padding=1, dilation=2, groups=1), (3, 17)),
+    ("Conv1d-groups-same", lambda: Conv1d(4, 4, 4, groups=4, padding="same"), (4, 9)),
+    ("MaxPool2d", lambda: MaxPool2d(2), (3, 5, 6)),
+    ("MaxPool2d-pad", lambda: MaxPool2d(3, stride=2, padding=1), (2, 7, 5)),
+    ("MaxPool1d", lambda: MaxPool1d(3, stride=2, padding=1), (2, 9)),
+    ("AvgPool2d", lambda: AvgPool2d(2), (3, 5, 6)),
+    ("AvgPool2d-pad-include", lambda: AvgPool2d(3, stride=2, padding=1), (2, 7, 5)),
+    ("AvgPool2d-pad-exclude", lambda: AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 7, 5)),
+    ("AvgPool1d-exclude", lambda: AvgPool1d(4, stride=3, padding=2, count_include_pad=False), (2, 10)),
+    ("GlobalAvgPool2d", GlobalAvgPool2d, (3, 4, 5)),
+    ("GlobalAvgPool2d-keepdims", lambda: GlobalAvgPool2d(keepdims=True), (3, 4, 5)),
+]
 
 
 @pytest.mark.parametrize("name, make, shape", MODULES, ids=[m[0] for m in MODULES])
@@ -148,7 +141,6 @@ def test_mlp_f():
     assert all(t.data_type == onnx.TensorProto.FLOAT for t in proto.graph.initializer)
 
 
-@needs_conv
 def test_cnn_f():
     nn.manual_seed(0)
     model = randomize_stats(cnn_f(), np.random.default_rng(2))
@@ -164,7 +156,6 @@ def test_float64_model_exports_double():
     assert all(t.data_type == onnx.TensorProto.DOUBLE for t in proto.graph.initializer)
 
 
-@needs_conv
 def test_float64_model_exported_as_float32():
     nn.manual_seed(0)
     model = nn.Sequential(Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), GlobalAvgPool2d(), nn.Linear(3, 2))
@@ -201,7 +192,7 @@ def _draw(rng, shape, used):
         ]
     else:
         options += [lambda: (nn.Flatten(), (int(np.prod(shape)),))]
-    if len(shape) == 2 and Conv1d is not None:
+    if len(shape) == 2:
         (length,) = spatial
         groups = int(rng.choice([g for g in (1, 2) if c % g == 0]))
         out = groups * int(rng.integers(1, 4))
@@ -215,7 +206,7 @@ def _draw(rng, shape, used):
         if length >= 2:
             pool = MaxPool1d if rng.random() < 0.5 else AvgPool1d
             options.append(lambda: (pool(2), (c, length // 2)))
-    if len(shape) == 3 and Conv2d is not None:
+    if len(shape) == 3:
         h, w = spatial
         groups = int(rng.choice([g for g in (1, 3) if c % g == 0]))
         out = groups * int(rng.integers(1, 3))
@@ -237,7 +228,7 @@ def _draw(rng, shape, used):
 
 def random_stack(seed, used):
     rng = np.random.default_rng(seed)
-    shapes = [(6,), (3, 9), (3, 7, 6)] if Conv2d is not None else [(6,)]
+    shapes = [(6,), (3, 9), (3, 7, 6)]
     shape = shapes[seed % len(shapes)]
     start = shape
     model, current = nn.Sequential(), nn.Sequential()
@@ -258,8 +249,7 @@ def test_random_stacks():
         model, shape = random_stack(seed, used)
         check_export(model, shape, seed=seed)
     expected = {"Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Identity", "BatchNorm1d", "BatchNormalization"}
-    if Conv2d is not None:
-        expected |= {"Conv1d", "Conv2d", "BatchNorm2d", "GlobalAvgPool2d"}
+    expected |= {"Conv1d", "Conv2d", "BatchNorm2d", "GlobalAvgPool2d"}
     assert expected <= used, f"random stacks never drew {expected - used}"
 
 

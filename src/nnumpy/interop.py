@@ -45,6 +45,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .layers.conv import Conv1d, Conv2d
 from .layers.linear import Linear
 from .layers.normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
 
@@ -80,14 +81,6 @@ def _torch_kind(prefix, arrays):
     return f"unknown module (arrays {sorted(arrays)})"
 
 
-def _conv_classes():
-    try:
-        from .layers import conv
-    except ImportError:  # pragma: no cover - until layers/conv.py lands
-        return ()
-    return tuple(getattr(conv, n) for n in ("Conv1d", "Conv2d") if hasattr(conv, n))
-
-
 def _holds_arrays(module):
     return bool(module._own_parameter_pairs()) or any(getattr(module, b, None) is not None for b in module._buffers)
 
@@ -98,7 +91,6 @@ def _nnumpy_units(model):
     module that has no PyTorch counterpart."""
     named = [(name, m) for name, m in model.named_modules() if not m.children()]
     units, i = [], 0
-    conv = _conv_classes()
     while i < len(named):
         position, module = named[i]
         i += 1
@@ -114,7 +106,7 @@ def _nnumpy_units(model):
             if module.weight is not None:
                 mapping.update(weight=(module, "weight"), bias=(module, "bias"))
             units.append((position, "BatchNorm", mapping))
-        elif isinstance(module, Linear) or (conv and isinstance(module, conv)):
+        elif isinstance(module, (Linear, Conv1d, Conv2d)):
             mapping = {"weight": (module, "W")}
             if module.b is not None:
                 mapping["bias"] = (module, "b")

@@ -34,9 +34,11 @@ import numpy as np
 
 from .containers import Sequential
 from .layers.activation import ELU, Identity, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
+from .layers.conv import Conv1d, Conv2d
 from .layers.dropout import Dropout
 from .layers.linear import Linear
 from .layers.normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
+from .layers.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from .layers.reshape import Flatten
 from .module import Module
 
@@ -367,6 +369,8 @@ def _tuple(value, n):
     return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value),) * n
 
 
+@register_converter(Conv1d)
+@register_converter(Conv2d)
 def _conv(g, module, x, example):
     n = module.W.ndim - 2
     inputs = [x, g.constant("W", module.W)]
@@ -390,41 +394,20 @@ def _pool_geometry(module, n):
     return {"kernel_shape": list(kernel), "strides": list(stride), "pads": list(padding) * 2}
 
 
+@register_converter(MaxPool1d)
+@register_converter(MaxPool2d)
 def _maxpool(g, module, x, example):
     return g.node("MaxPool", [x], **_pool_geometry(module, np.ndim(example) - 2))
 
 
+@register_converter(AvgPool1d)
+@register_converter(AvgPool2d)
 def _avgpool(g, module, x, example):
     include = int(bool(getattr(module, "count_include_pad", True)))
     return g.node("AveragePool", [x], count_include_pad=include, **_pool_geometry(module, np.ndim(example) - 2))
 
 
+@register_converter(GlobalAvgPool2d)
 def _global_avgpool(g, module, x, example):
     pooled = g.node("GlobalAveragePool", [x])
     return pooled if getattr(module, "keepdims", False) else g.node("Flatten", [pooled], axis=1)
-
-
-def _register_optional():
-    """Register converters for layer families that may not exist in this tree yet."""
-    try:
-        from .layers import conv
-    except ImportError:  # pragma: no cover - until layers/conv.py lands
-        conv = None
-    try:
-        from .layers import pooling
-    except ImportError:  # pragma: no cover - until layers/pooling.py lands
-        pooling = None
-    table = [
-        (conv, ("Conv1d", "Conv2d"), _conv),
-        (pooling, ("MaxPool1d", "MaxPool2d"), _maxpool),
-        (pooling, ("AvgPool1d", "AvgPool2d"), _avgpool),
-        (pooling, ("GlobalAvgPool2d",), _global_avgpool),
-    ]
-    for family, names, fn in table:
-        for name in names:
-            cls = getattr(family, name, None) if family is not None else None
-            if cls is not None:
-                register_converter(cls)(fn)
-
-
-_register_optional()
