@@ -175,6 +175,16 @@ def load_torch_state_dict(model, state_dict):
     Returns the model. Raises ValueError (naming both sides) when the modules
     do not pair up or a shape differs; nothing is modified then. Values are
     cast to the dtype of the array they replace.
+
+    Example:
+        >>> import numpy as np, nnumpy as nn
+        >>> state = {"0.weight": np.ones((2, 3)), "0.bias": np.zeros(2),   # torch: Linear, ReLU, Linear
+        ...          "2.weight": np.ones((1, 2)), "2.bias": np.ones(1)}
+        >>> net = load_torch_state_dict(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), state)
+        >>> net.forward(np.ones((1, 3), np.float32)).tolist()
+        [[7.0]]
+        >>> list(to_torch_state_dict(net))
+        ['0.weight', '0.bias', '2.weight', '2.bias']
     """
     units = [(p, {n: _to_numpy(v) for n, v in arrays.items()}) for p, arrays in _torch_units(state_dict)]
     pairs, problems = _pair_units(model, units, "the torch state_dict")

@@ -201,6 +201,15 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
         TypeError: a module has no converter (the message names it and its position).
         ValueError: an unsupported opset or an example input without a batch axis.
         ImportError: the ``onnx`` package is missing.
+
+    Example:
+        >>> import numpy as np, nnumpy as nn
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2), nn.SoftMax())
+        >>> proto = nn.onnx.export(net, np.zeros((1, 4), np.float32))
+        >>> [node.op_type for node in proto.graph.node]
+        ['Gemm', 'Relu', 'Gemm', 'Softmax']
+        >>> proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+        'N'
     """
     onnx = _require_onnx()
     from onnx import helper
