@@ -2,6 +2,7 @@
 the ONNX checker at opsets 13, 18, 21 and match nnumpy's evaluate-mode
 forward when run by onnxruntime (batch 1 and 7)."""
 
+import subprocess
 import sys
 
 import numpy as np
@@ -350,6 +351,16 @@ def test_missing_onnx_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes ``import onnx`` fail
     with pytest.raises(ImportError, match=r"pip install nnumpy\[onnx\]"):
         nxo.export(nn.ReLU(), np.ones((1, 3), np.float32))
+
+
+def test_nnumpy_imports_without_onnx():
+    code = (
+        "import sys\n"
+        "sys.modules['onnx'] = None\n"
+        "import nnumpy\n"
+        "assert nnumpy.onnx.converter_for(nnumpy.Linear(2, 2)) is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_export_file_uses_saved_input_shape(tmp_path):
