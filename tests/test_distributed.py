@@ -195,3 +195,21 @@ def test_two_rank_cnn_fit_writes_a_loadable_checkpoint_and_resumes_exactly(tmp_p
     resumed = _fit(tmp_path / "resumed", "--epochs", "2", "--resume", tmp_path / "first" / "checkpoint.npz")
     for key in whole[0]:
         assert np.array_equal(resumed[0][key], whole[0][key]) and np.array_equal(resumed[1][key], whole[1][key])
+
+
+@pytest.mark.mpi
+@requires_mpi
+def test_nnumpy_train_distributed_on_two_ranks(tmp_path):
+    out = tmp_path / "run"
+    args = ["-m", "nnumpy", "train", "--distributed", "--model", "mlp", "--dataset", "sample", "--epochs", "1"]
+    proc = mpirun([*args, "--val-size", "200", "--out", out, "--quiet"], timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("test accuracy") == 1  # rank 0 alone reports
+    assert {p.name for p in out.iterdir()} >= {"model.npz", "checkpoint.npz", "history.json"}
+    history = json.loads((out / "history.json").read_text())
+    assert history["test_accuracy"] > 0.6
+
+    start = time.monotonic()
+    proc = mpirun([*args, "--batch-size", "63", "--out", tmp_path / "bad"], timeout=60)
+    assert proc.returncode != 0 and time.monotonic() - start < 10
+    assert "global batch size 63 is not divisible by the number of ranks 2" in proc.stderr

@@ -90,6 +90,12 @@ def build_parser():
     train.add_argument("--out", help="output directory (default runs/<timestamp>)")
     train.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.npz")
     train.add_argument("--quiet", action="store_true", help="no progress, no per-epoch lines")
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over MPI ranks: mpiexec -n K nnumpy train --distributed (--batch-size stays global)",
+    )
+    train.add_argument("--per-rank-bn", action="store_true", help="with --distributed: BatchNorm statistics per rank")
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="accuracy, loss and per-class table of a model or checkpoint")
@@ -113,7 +119,9 @@ def build_parser():
 # ---------------------------------------------------------------- helpers
 def is_main_process():
     """True where this process prints and writes files (rank 0 under MPI)."""
-    return True
+    from .distributed import is_main
+
+    return is_main()
 
 
 def _printer(enabled):
@@ -222,6 +230,7 @@ def _train_config(args, ckpt):
 
 def cmd_train(args):
     from . import backend
+    from . import distributed as dist
     from .augment import Augment
     from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, train_val_split
     from .metrics import classification_report, confusion_matrix
@@ -230,10 +239,13 @@ def cmd_train(args):
     from .serialization import load_checkpoint, save_model
     from .training import ModelCheckpoint, evaluate, fit, get_optimizer, summary
 
+    if dist.is_distributed() and not args.distributed:
+        raise CommandError(f"running on {dist.size()} MPI ranks: add --distributed to train data-parallel")
     main_process = is_main_process()
     tell = _printer(main_process)  # what even --quiet prints
     say = _printer(main_process and not args.quiet)
-    ckpt = load_checkpoint(args.resume) if args.resume else None
+    ckpt = load_checkpoint(args.resume) if args.resume and main_process else None
+    ckpt = dist.broadcast_object(ckpt)  # read on rank 0 only: no shared file system needed
     config = _train_config(args, ckpt)
     recipe = Recipe(**config["recipe"])
     builder, input_shape = MODELS[config["model"]]
@@ -298,12 +310,15 @@ def cmd_train(args):
         label_smoothing=recipe.label_smoothing,
         resume=ckpt,
         extra={"cli": config},
+        distributed={"sync_batchnorm": not args.per_rank_bn} if args.distributed else False,
     )
     if history.interrupted:
         if main_process:
             _write_json(out / "history.json", history.to_dict())
             print(f"interrupted; resume with: nnumpy train --resume {checkpoint_path}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not main_process:
+        return 0  # rank 0 evaluates and writes the results
 
     test = evaluate(model, (x_test, y_test), return_predictions=True)
     history.test_loss, history.test_accuracy = test["loss"], test["accuracy"]
@@ -441,11 +456,17 @@ def main(argv=None):
         print(f"nnumpy {__version__}")
         return 0
     threads = getattr(args, "threads", None)
+    if getattr(args, "distributed", False):
+        from . import distributed
+
+        distributed.init()  # an uncaught error on any rank aborts the whole job
+        threads = threads or distributed.threads_per_rank()
     try:
         with _threads(threads):
             return args.func(args)
     except KeyboardInterrupt:
         print("nnumpy: interrupted", file=sys.stderr)
+        _end_other_ranks(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except Exception as error:  # one readable line, not a traceback
         if os.environ.get("NNUMPY_DEBUG"):
@@ -454,7 +475,16 @@ def main(argv=None):
         if isinstance(error, (KeyError, AttributeError, TypeError, IndexError)):
             message = f"{type(error).__name__}: {message}"
         print(f"nnumpy {args.command}: error: {message}", file=sys.stderr)
+        _end_other_ranks(EXIT_ERROR)
         return EXIT_ERROR
+
+
+def _end_other_ranks(code):
+    """Under MPI, abort the job so the other ranks do not wait forever for this one."""
+    from .distributed import abort, is_distributed
+
+    if is_distributed():
+        abort(code)
 
 
 if __name__ == "__main__":

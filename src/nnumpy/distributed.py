@@ -59,6 +59,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 import traceback
 import weakref
 from contextlib import contextmanager
@@ -79,6 +80,8 @@ __all__ = [
     "barrier",
     "launched_by_mpi",
     "find_mpiexec",
+    "local_size",
+    "threads_per_rank",
     "broadcast_parameters",
     "broadcast_object",
     "allreduce_gradients",
@@ -192,6 +195,28 @@ def barrier():
         get_comm().Barrier()
 
 
+def local_size():
+    """Number of ranks on this machine (1 without MPI)."""
+    comm = get_comm()
+    if comm is None or comm.Get_size() == 1:
+        return 1
+    for var in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
+
+
+def threads_per_rank():
+    """BLAS threads per rank that share this machine's cores without oversubscribing."""
+    return max(1, (os.cpu_count() or 1) // local_size())
+
+
 def find_mpiexec():
     """Path of the ``mpiexec`` to launch ranks with, or None.
 
@@ -214,10 +239,17 @@ def abort(code=1, message=None):
     """Print ``message`` (prefixed with the rank) and abort every rank of the job."""
     if message:
         print(f"[rank {rank()}/{size()}] {message}", file=sys.stderr, flush=True)
+    _abort_comm(code)
+    raise SystemExit(code)
+
+
+def _abort_comm(code):
     comm = get_comm()
     if comm is not None and comm.Get_size() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(0.3)  # let mpiexec forward what this rank printed before it tears the job down
         comm.Abort(code)
-    raise SystemExit(code)
 
 
 def _abort_hook(exc_type, exc, tb):
@@ -225,10 +257,7 @@ def _abort_hook(exc_type, exc, tb):
     prefix = f"[rank {rank()}/{size()}] "
     sys.stderr.write("".join(prefix + line + "\n" for line in text.rstrip("\n").split("\n")))
     sys.stderr.write(f"{prefix}aborting all ranks\n")
-    sys.stderr.flush()
-    comm = get_comm()
-    if comm is not None and comm.Get_size() > 1:
-        comm.Abort(1)
+    _abort_comm(1)
 
 
 def install_excepthook():
