@@ -904,12 +904,11 @@ def _trainer_class():
             saved = (ckpt.extra or {}).get("distributed", {}).get("rng_states")
             if saved:
                 if len(saved) != size() and is_main():
-                    import warnings
-
-                    warnings.warn(
-                        f"the checkpoint was written by {len(saved)} ranks, resuming on {size()}: "
-                        f"ranks beyond {len(saved) - 1} keep fresh random streams",
-                        stacklevel=2,
+                    print(
+                        f"note: the checkpoint was written by {len(saved)} ranks, resuming on {size()}: ranks "
+                        f"without a saved random state start fresh streams (Dropout masks differ from the "
+                        f"original run's)",
+                        file=sys.stderr,
                     )
                 if rank() < len(saved):
                     set_rng_states(saved[rank()], self.model)
