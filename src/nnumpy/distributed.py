@@ -905,9 +905,8 @@ def _trainer_class():
             if saved:
                 if len(saved) != size() and is_main():
                     print(
-                        f"note: the checkpoint was written by {len(saved)} ranks, resuming on {size()}: ranks "
-                        f"without a saved random state start fresh streams (Dropout masks differ from the "
-                        f"original run's)",
+                        f"note: the checkpoint was written by {len(saved)} ranks, resuming on {size()}: the "
+                        f"ranks' random streams (Dropout masks) will not follow the original run's",
                         file=sys.stderr,
                     )
                 if rank() < len(saved):
