@@ -315,7 +315,8 @@ def cmd_train(args):
     if history.interrupted:
         if main_process:
             _write_json(out / "history.json", history.to_dict())
-            print(f"interrupted; resume with: nnumpy train --resume {checkpoint_path}", file=sys.stderr)
+            launch = f"mpiexec -n {dist.size()} nnumpy train --distributed" if args.distributed else "nnumpy train"
+            print(f"interrupted; resume with: {launch} --resume {checkpoint_path}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not main_process:
         return 0  # rank 0 evaluates and writes the results

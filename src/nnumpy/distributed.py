@@ -805,7 +805,6 @@ def _trainer_class():
                 optimizer = DistributedOptimizer(optimizer)
             super().__init__(model, criterion, optimizer, **kwargs)
             self.sync_batchnorm = bool(sync_batchnorm)
-            self._sigint_pending = False
             self._train_loader = None
             self._next_loader_trains = False  # set by fit: its first make_loader call is for training
 
@@ -852,36 +851,29 @@ def _trainer_class():
             self.model.backward(xb, grad * scale if scale != 1.0 else grad)
             self.optimizer.synchronize()
             loss = float(loss)
+            stop = self._sigint_pending
             if is_distributed():
-                total, count, stop = allreduce_sum([loss * len(xb), len(xb), self._sigint_pending])
+                total, count, stop = allreduce_sum([loss * len(xb), len(xb), stop])
                 loss = float(total / count)
-            else:
-                stop = self._sigint_pending
-            self._sigint = self._sigint or stop > 0
+            self._sigint_agreed = self._sigint or stop > 0
             self._callback("on_before_step")
             self._in_step = True
             self.optimizer_step()
             self._in_step = False
             return loss, out
 
-        def _install_sigint(self):
-            import signal
-            import threading
+        # Ctrl-C: Trainer's signal handler sets ``_sigint``, which here only records a
+        # request; the loop reads the flag the ranks agreed on at the last step, so
+        # every rank stops after the same batch.
+        @property
+        def _sigint(self):
+            return self.__dict__.get("_sigint_agreed", False)
 
-            if threading.current_thread() is not threading.main_thread():
-                return None
-            self._sigint = self._sigint_pending = False
-
-            def handler(signum, frame):
-                if self._sigint_pending:
-                    raise KeyboardInterrupt
-                self._sigint_pending = True
-                self.log("Ctrl-C: stopping after this batch (press again to abort now)")
-
-            try:
-                return signal.signal(signal.SIGINT, handler)
-            except ValueError:
-                return None
+        @_sigint.setter
+        def _sigint(self, value):
+            self._sigint_pending = bool(value)
+            if not value:
+                self._sigint_agreed = False
 
         def save_checkpoint(self, path):
             states = gather_object(rng_states(self.model))  # collective: every rank gets here
