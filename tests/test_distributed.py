@@ -189,12 +189,17 @@ def test_two_rank_cnn_fit_writes_a_loadable_checkpoint_and_resumes_exactly(tmp_p
     history = json.loads((tmp_path / "whole" / "history.json").read_text())
     assert history["loss"][1] < history["loss"][0] and len(history["val_accuracy"]) == 2
 
-    # one epoch, then resume to two: the same weights as the uninterrupted run, bit for bit
-    # (Dropout masks come from each rank's own generator, restored from rank 0's checkpoint)
-    _fit(tmp_path / "first", "--epochs", "1")
+    # stopped mid-epoch 2 (as by Ctrl-C), then resumed: the uninterrupted run's weights bit for bit
+    # (Dropout masks come from each rank's own generator, restored from rank 0's checkpoint) and
+    # the same epoch metrics (the partial sums of all ranks are in the checkpoint once)
+    _fit(tmp_path / "first", "--epochs", "2", "--stop-after", "6")
+    ckpt = load_checkpoint(tmp_path / "first" / "checkpoint.npz")
+    assert (ckpt.epoch, ckpt.step) == (1, 7)
     resumed = _fit(tmp_path / "resumed", "--epochs", "2", "--resume", tmp_path / "first" / "checkpoint.npz")
     for key in whole[0]:
         assert np.array_equal(resumed[0][key], whole[0][key]) and np.array_equal(resumed[1][key], whole[1][key])
+    again = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    assert again["loss"] == history["loss"] and again["accuracy"] == history["accuracy"]
 
 
 @pytest.mark.mpi

@@ -876,16 +876,19 @@ def _trainer_class():
                 self._sigint_agreed = False
 
         def save_checkpoint(self, path):
-            states = gather_object(rng_states(self.model))  # collective: every rank gets here
+            # collectives first: every rank gets here
+            states = gather_object(rng_states(self.model))
+            sums = None if self._sums is None else allreduce_sum(self._sums).tolist()  # a mid-epoch stop
             if not self.is_main_process:
                 return
             self.extra["distributed"] = {"ranks": size(), "rng_states": states}
-            wrapper = self.optimizer  # the file records the wrapped optimizer's class and state
-            self.optimizer = getattr(wrapper, "optimizer", wrapper)
+            wrapper, local_sums = self.optimizer, self._sums
+            # the file records the wrapped optimizer's class and state, and the epoch's global sums
+            self.optimizer, self._sums = getattr(wrapper, "optimizer", wrapper), sums
             try:
                 super().save_checkpoint(path)
             finally:
-                self.optimizer = wrapper
+                self.optimizer, self._sums = wrapper, local_sums
 
         def restore(self, checkpoint):
             if not hasattr(checkpoint, "model"):
@@ -893,6 +896,8 @@ def _trainer_class():
 
                 checkpoint = broadcast_object(load_checkpoint(checkpoint) if is_main() else None)
             ckpt = super().restore(checkpoint)
+            if self._sums is not None and rank():  # the saved running sums are global: count them once
+                self._sums = [0.0] * len(self._sums)
             saved = (ckpt.extra or {}).get("distributed", {}).get("rng_states")
             if saved:
                 if len(saved) != size() and is_main():

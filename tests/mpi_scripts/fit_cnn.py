@@ -1,7 +1,10 @@
 """CNN-F trained by ``fit(..., distributed=True)`` on a slice of the bundled
 Fashion-MNIST sample, with a checkpoint every epoch (rank 0 writes it).
 
-    python fit_cnn.py OUT_DIR --epochs E [--resume CHECKPOINT] [--n 320]
+    python fit_cnn.py OUT_DIR --epochs E [--resume CHECKPOINT] [--stop-after STEPS] [--n 320]
+
+``--stop-after S`` requests a stop (as Ctrl-C does) after step S: training ends
+one batch later, mid-epoch, and ModelCheckpoint saves on the interrupt.
 
 Writes OUT_DIR/checkpoint.npz and, on rank 0, OUT_DIR/history.json.
 """
@@ -16,7 +19,16 @@ import nnumpy as nn
 import nnumpy.distributed as dist
 from nnumpy.data import load_sample
 from nnumpy.models import cnn_f
-from nnumpy.training import ModelCheckpoint, fit
+from nnumpy.training import Callback, ModelCheckpoint, fit
+
+
+class StopAfter(Callback):
+    def __init__(self, steps):
+        self.steps = steps
+
+    def on_batch_end(self, trainer, step, logs):
+        if step == self.steps:
+            trainer._sigint = True  # what the Ctrl-C handler does
 
 
 def main():
@@ -24,6 +36,7 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--resume")
+    parser.add_argument("--stop-after", type=int)
     parser.add_argument("--n", type=int, default=320)
     args = parser.parse_args()
     dist.init()
@@ -44,7 +57,7 @@ def main():
         batch_size=64,
         seed=0,
         verbose=False,
-        callbacks=[ModelCheckpoint(out / "checkpoint.npz")],
+        callbacks=[ModelCheckpoint(out / "checkpoint.npz")] + ([StopAfter(args.stop_after)] if args.stop_after else []),
         resume=args.resume,
         distributed=True,
     )
