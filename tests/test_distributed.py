@@ -114,6 +114,43 @@ def test_one_process_training_equals_the_plain_loop():
     assert dist.sync_batchnorm(model) == 0  # nothing to synchronise in one process
 
 
+def test_fit_distributed_in_one_process_equals_plain_fit():
+    from nnumpy.data import DataLoader
+    from nnumpy.training import fit
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+
+    def run(data, distributed):
+        m = nn.Sequential(
+            nn.Linear(6, 8, rng=0), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.2, rng=2), nn.Linear(8, 2, rng=1)
+        )
+        flip = lambda xb, g: np.where(g.random((len(xb), 1)) < 0.5, -xb, xb)  # noqa: E731
+        h = fit(
+            m,
+            None,
+            "adam",
+            data,
+            epochs=2,
+            batch_size=32,
+            augment=flip,
+            clip_grad_norm=1.0,
+            verbose=False,
+            val_data=(X[:40], y[:40]),
+            distributed=distributed,
+        )
+        return m, h
+
+    m0, h0 = run((X, y), False)
+    for data in ((X, y), DataLoader(X, y, batch_size=32, shuffle=True, rng=0)):
+        m1, h1 = run(data, True)
+        assert h1.step_loss == h0.step_loss and h1.val_loss == h0.val_loss
+        assert all(np.array_equal(a, b) for a, b in zip(m1.parameters(), m0.parameters(), strict=True))
+    with pytest.raises(TypeError, match=r"data must be \(X, y\) arrays"):
+        fit(m1, None, "adam", iter([(X, y)]), distributed=True, verbose=False)
+
+
 def test_rng_states_round_trip():
     net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5, rng=1))
     states = dist.rng_states(net)

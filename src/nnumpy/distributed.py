@@ -813,6 +813,7 @@ def _trainer_class():
             return is_main()
 
         def make_loader(self, data, batch_size, shuffle=False, drop_last=False):
+            seed = self.seed
             if not _is_xy(data):
                 if isinstance(data, ShardedLoader):
                     return data
@@ -822,13 +823,16 @@ def _trainer_class():
                         f"fit(distributed=True): data must be (X, y) arrays (or an nnumpy DataLoader over "
                         f"arrays) so each rank can take its share, got {type(data).__name__}"
                     )
+                # a DataLoader's own batch size, shuffle and seed: the order it would have given
+                batch_size, shuffle = getattr(data, "batch_size", batch_size), getattr(data, "shuffle", shuffle)
+                seed = getattr(data, "seed", seed)
                 data = (x, y)
             x, y = data
             if len(x) != len(y):
                 raise ValueError(f"fit: X has {len(x)} samples but y has {len(y)}")
             if self._next_loader_trains:
                 self._next_loader_trains = False
-                loader = ShardedLoader(x, y, batch_size, shuffle=shuffle, seed=self.seed, drop_last=drop_last)
+                loader = ShardedLoader(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
                 self._train_loader = loader
                 if self.augment is not None:
                     self.augment = _GlobalBatchAugment(self.augment, loader)
