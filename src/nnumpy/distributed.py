@@ -297,6 +297,14 @@ def _dtype_groups(arrays):
     return groups
 
 
+def _unpack(buf, arrays):
+    """Copy consecutive pieces of the flat ``buf`` back into ``arrays``, in place."""
+    offset = 0
+    for a in arrays:
+        a[...] = buf[offset : offset + a.size].reshape(a.shape)
+        offset += a.size
+
+
 def broadcast_parameters(model, root=0):
     """Copy rank ``root``'s parameters and buffers into every rank's model, in place.
 
@@ -313,10 +321,7 @@ def broadcast_parameters(model, root=0):
         if buf is None:
             buf = np.empty(sum(a.size for a in group), dtype=dtype)
         comm.Bcast(buf, root=root)
-        offset = 0
-        for a in group:
-            a[...] = buf[offset : offset + a.size].reshape(a.shape)
-            offset += a.size
+        _unpack(buf, group)
     return model
 
 
@@ -441,10 +446,7 @@ def allreduce_buffers(model):
         buf = np.concatenate([a.reshape(-1) for a in group])
         comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         buf /= comm.Get_size()
-        offset = 0
-        for a in group:
-            a[...] = buf[offset : offset + a.size].reshape(a.shape)
-            offset += a.size
+        _unpack(buf, group)
     return model
 
 
@@ -503,20 +505,20 @@ class DistributedOptimizer:
             raise TypeError(
                 f"DistributedOptimizer: expected an optimizer built on a model (e.g. Adam(model)), got {optimizer!r}"
             )
-        object.__setattr__(self, "optimizer", optimizer)
-        object.__setattr__(self, "bucket_bytes", int(bucket_bytes))
-        object.__setattr__(self, "_synchronized", None)
+        self.optimizer = optimizer
+        self.bucket_bytes = int(bucket_bytes)
+        self._synchronized = False
 
     def synchronize(self):
         """Average the gradients over ranks now (``allreduce_gradients``)."""
         allreduce_gradients(self.optimizer.model, self.bucket_bytes)
-        object.__setattr__(self, "_synchronized", True)
+        self._synchronized = True
 
     def step(self):
         """Average gradients over ranks (unless ``synchronize()`` already did), then update."""
         if not self._synchronized:
             allreduce_gradients(self.optimizer.model, self.bucket_bytes)
-        object.__setattr__(self, "_synchronized", None)
+        self._synchronized = False
         return self.optimizer.step()
 
     def zero_grad(self):
@@ -532,7 +534,7 @@ class DistributedOptimizer:
         # only called for attributes not found on the wrapper itself
         return getattr(object.__getattribute__(self, "optimizer"), name)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name, value):  # hyper-parameters (``lr``) go to the wrapped optimizer
         if name in self._own:
             object.__setattr__(self, name, value)
         else:
