@@ -33,10 +33,14 @@ requires_mpi = pytest.mark.skipif(
 
 
 def mpirun(args, n=2, timeout=60):
-    """Run ``python ARGS`` on ``n`` ranks (1 BLAS thread each); returns the CompletedProcess."""
+    """Run ``python ARGS`` on ``n`` ranks (1 BLAS thread each); returns the CompletedProcess.
+
+    ``MPIEXEC_TIMEOUT`` makes MPICH's mpiexec kill a hung job (and its ranks) after ``timeout``
+    seconds; the subprocess timeout is the backstop for other launchers."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["MPIEXEC_TIMEOUT"] = str(timeout)
     cmd = [MPIEXEC, "-n", str(n), sys.executable, *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, env=env)
 
 
 # ------------------------------------------------------------------ one process
