@@ -67,10 +67,25 @@ def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
         shape=(n, ho, wo, kh, kw, groups, cg),
         strides=(s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3] * cg, s[3]),
     )
+    # im2col: one copy of the windows. The copy runs fastest along the longer
+    # contiguous run: kw*C/g input values (row-major cols) or Wo outputs (a
+    # column-major buffer, e.g. a first layer with 1 channel: 8x faster);
+    # BLAS takes either layout of cols as it is.
+    k_major = kw * cg < wo
     shape = (groups, n * ho * wo, kh * kw * cg)
-    fits = cols_out is not None and cols_out.shape == shape and cols_out.dtype == x.dtype
-    cols = cols_out if fits else xp.empty(shape, dtype=x.dtype)
-    xp.copyto(cols.reshape(groups, n, ho, wo, kh, kw, cg), windows.transpose(5, 0, 1, 2, 3, 4, 6))  # im2col
+    fits = (
+        cols_out is not None
+        and cols_out.shape == shape
+        and cols_out.dtype == x.dtype
+        and (cols_out.strides[1] == x.itemsize) == k_major
+    )
+    if k_major:
+        cols = cols_out if fits else xp.empty((groups, kh * kw * cg, n * ho * wo), x.dtype).transpose(0, 2, 1)
+        target, order = cols.transpose(0, 2, 1).reshape(groups, kh, kw, cg, n, ho, wo), (5, 3, 4, 6, 0, 1, 2)
+    else:
+        cols = cols_out if fits else xp.empty(shape, dtype=x.dtype)
+        target, order = cols.reshape(groups, n, ho, wo, kh, kw, cg), (5, 0, 1, 2, 3, 4, 6)
+    xp.copyto(target, windows.transpose(order))
     if groups == 1:
         y = cols[0] @ W.transpose(0, 2, 3, 1).reshape(o, -1).T
     else:
