@@ -306,3 +306,20 @@ def test_augment_is_vectorised_and_deterministic():
     np.testing.assert_array_equal(out1, out2)
     with pytest.raises(ValueError, match="expected images"):
         Augment()(np.zeros((2, 3), np.float32), np.random.default_rng(0))
+
+
+def test_plots_write_pngs_or_skip_with_one_notice(tmp_path, monkeypatch, capsys):
+    from nnumpy import plots
+
+    history = fit(mlp(), None, "adam", blobs(100), val_data=blobs(50, 1), epochs=2, verbose=False)
+    path = plots.plot_history(history, tmp_path / "curves.png")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    cm = nnumpy.confusion_matrix([0, 1, 2], [0, 2, 2])
+    assert plots.plot_confusion_matrix(cm, tmp_path / "cm.png", class_names="abc").endswith("cm.png")
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib.figure", None)  # as if not installed
+    monkeypatch.setattr(plots, "_notified", False)
+    assert plots.plot_history(history, tmp_path / "none.png") is None
+    assert plots.plot_confusion_matrix(cm, tmp_path / "none2.png") is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "matplotlib is not installed" in err
+    assert not (tmp_path / "none.png").exists()
