@@ -3,6 +3,7 @@
     python benchmarks/bench.py --figure all          # the full protocol
     python benchmarks/bench.py --figure 1 --quick    # fewer steps, for development
     python benchmarks/bench.py --profile cnn         # cProfile of nnumpy's CNN-F train step
+    python benchmarks/bench.py --layers cnn --threads 1  # per-layer CPU times of that step
 
 Timings alternate nnumpy and PyTorch inside one process (the machine is shared
 and noisy: only same-run ratios count); both run with the same thread count
@@ -302,6 +303,41 @@ def profile_nnumpy(kind, data, steps):
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
+def layer_times(kind, data, repeats=7):
+    """Per-layer forward / input-gradient / parameter-gradient times of one
+    nnumpy train step (minimum over repeats). With one BLAS thread this is
+    process CPU time, which the other processes of a shared machine barely
+    disturb; with more threads it is wall time."""
+    blas_threads = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    clock = time.process_time if blas_threads == 1 else time.perf_counter
+    model, step = nnumpy_train_step(kind)
+    x, y = data[0][:BATCH], data[1][:BATCH]
+    for _ in range(3):
+        step(x, y)
+    criterion = nn.ClassNLLCriterion()
+    best = np.full((len(model), 3), np.inf)
+    for _ in range(repeats):
+        inputs, h = [], x
+        for i, m in enumerate(model):
+            inputs.append(h)
+            t0 = clock()
+            h = m.forward(h)
+            best[i, 0] = min(best[i, 0], clock() - t0)
+        g = criterion.backward(h, y)
+        for i in range(len(model) - 1, -1, -1):
+            m = model[i]
+            t0 = clock()
+            g_in = m.updateGradInput(inputs[i], g) if i > 0 else None  # skip_input_grad skips layer 0
+            t1 = clock()
+            m.accGradParameters(inputs[i], g)
+            best[i, 1:] = np.minimum(best[i, 1:], (t1 - t0, clock() - t1))
+            g = g_in
+    print("| layer | forward ms | gradInput ms | gradParams ms |\n|---|---|---|---|")
+    for m, (f, gi, gp) in zip(model, best * 1e3, strict=True):
+        print(f"| {m!r} | {f:.2f} | {gi:.2f} | {gp:.2f} |")
+    print(f"| total | {best[:, 0].sum() * 1e3:.1f} | {best[:, 1].sum() * 1e3:.1f} | {best[:, 2].sum() * 1e3:.1f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--figure", default="all", help="1, 2, 3, 5 or all (comma-separated)")
@@ -310,7 +346,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--profile", choices=["mlp", "cnn"])
+    parser.add_argument("--profile", choices=["mlp", "cnn"], help="cProfile of nnumpy's train step")
+    parser.add_argument("--layers", choices=["mlp", "cnn"], help="per-layer times of nnumpy's train step")
     parser.add_argument("--memory-child", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = args.steps or (10 if args.quick else 50)
@@ -329,7 +366,11 @@ def main():
         if args.profile:
             profile_nnumpy(args.profile, data, steps)
             return
+        if args.layers:
+            layer_times(args.layers, data)
+            return
         print("\n".join(machine_info(args.threads)))
+        print(f"load average before the run: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
         print(f"Data: {data[4]}; batch {BATCH} (train), {INFER_BATCH} (inference); {repeats} repeats of {steps} "
               f"steps after 5 warm-up steps, median; nnumpy and PyTorch alternate")  # fmt: skip
         lines = ["| figure | nnumpy | PyTorch | ratio |", "|---|---|---|---|"]
@@ -355,6 +396,7 @@ def main():
             lines.append(f"| CNN-F train step peak memory | {m['nnumpy']:.0f} MiB | {m['torch']:.0f} MiB | "
                          f"{m['nnumpy'] / m['torch']:.2f}x |")  # fmt: skip
         print("\n".join(lines))
+        print(f"load average after the run: {os.getloadavg()[0]:.1f} (1 min)")
 
 
 if __name__ == "__main__":

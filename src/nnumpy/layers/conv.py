@@ -39,19 +39,26 @@ def _pad_channels_last(x, pads):
     return out
 
 
-def _grouped_weight(W, groups):
-    """``W`` (O, C/g, kh, kw) as the matrix stack (g, O/g, kh*kw*C/g) matching ``cols``."""
+def _grouped_weight(W, b, groups):
+    """``W`` (O, C/g, kh, kw) as the matrix stack (g, O/g, kh*kw*C/g) matching
+    ``cols``, with the bias ``b`` (O,) as one more column when given."""
     o, cg, kh, kw = W.shape
-    return W.reshape(groups, o // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, o // groups, -1)
+    Wg = W.reshape(groups, o // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, o // groups, -1)
+    if b is None:
+        return Wg
+    return get_array_module(W).concatenate([Wg, b.reshape(groups, o // groups, 1)], axis=2)
 
 
 def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
     """Forward convolution. Returns ``(y, cols)``; ``cols`` is what backward needs.
 
     ``y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] *
-    xpad[n, g(o)*C/g + c, i*sh + p*dh, j*sw + q*dw]``. ``cols_out``: a
-    previous ``cols`` to reuse when its shape and dtype fit (saves allocating
-    and page-faulting tens of MB per call).
+    xpad[n, g(o)*C/g + c, i*sh + p*dh, j*sw + q*dw]``. ``cols`` is
+    ``(groups, N*Ho*Wo, kh*kw*C/g [+ 1])``: with a bias, a last column of
+    ones makes the bias part of the matrix product (no separate pass over the
+    output, and ``gradb`` comes out of the weight-gradient product). ``cols_out``:
+    a previous ``cols`` to reuse when it fits (saves allocating and
+    page-faulting tens of MB per call).
     """
     xp = get_array_module(x)
     n, c = x.shape[:2]
@@ -72,27 +79,35 @@ def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
     # column-major buffer, e.g. a first layer with 1 channel: 8x faster);
     # BLAS takes either layout of cols as it is.
     k_major = kw * cg < wo
-    shape = (groups, n * ho * wo, kh * kw * cg)
+    npos, k = n * ho * wo, kh * kw * cg
+    shape = (groups, npos, k + (b is not None))
     fits = (
         cols_out is not None
         and cols_out.shape == shape
         and cols_out.dtype == x.dtype
         and (cols_out.strides[1] == x.itemsize) == k_major
     )
+    if not fits:
+        if k_major:
+            cols_out = xp.empty((groups, shape[2], npos), x.dtype).transpose(0, 2, 1)
+        else:
+            cols_out = xp.empty(shape, x.dtype)
+        if b is not None:
+            cols_out[:, :, k] = 1
+    cols = cols_out
+    st = cols.strides  # (group, position, column); every target below is a view of cols
     if k_major:
-        cols = cols_out if fits else xp.empty((groups, kh * kw * cg, n * ho * wo), x.dtype).transpose(0, 2, 1)
-        target, order = cols.transpose(0, 2, 1).reshape(groups, kh, kw, cg, n, ho, wo), (5, 3, 4, 6, 0, 1, 2)
+        target, order = (groups, kh, kw, cg, n, ho, wo), (5, 3, 4, 6, 0, 1, 2)
+        t_strides = (st[0], st[2] * kw * cg, st[2] * cg, st[2], st[1] * ho * wo, st[1] * wo, st[1])
     else:
-        cols = cols_out if fits else xp.empty(shape, dtype=x.dtype)
-        target, order = cols.reshape(groups, n, ho, wo, kh, kw, cg), (5, 0, 1, 2, 3, 4, 6)
-    xp.copyto(target, windows.transpose(order))
+        target, order = (groups, n, ho, wo, kh, kw, cg), (5, 0, 1, 2, 3, 4, 6)
+        t_strides = (st[0], st[1] * ho * wo, st[1] * wo, st[1], st[2] * kw * cg, st[2] * cg, st[2])
+    xp.copyto(xp.lib.stride_tricks.as_strided(cols, shape=target, strides=t_strides), windows.transpose(order))
     if groups == 1:
-        y = cols[0] @ W.transpose(0, 2, 3, 1).reshape(o, -1).T
+        y = cols[0] @ _grouped_weight(W, b, 1)[0].T
     else:
-        y = xp.matmul(cols, _grouped_weight(W, groups).transpose(0, 2, 1))
-        y = y.transpose(1, 0, 2).reshape(n * ho * wo, o)
-    if b is not None:
-        y += b
+        y = xp.matmul(cols, _grouped_weight(W, b, groups).transpose(0, 2, 1))
+        y = y.transpose(1, 0, 2).reshape(npos, o)
     return y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), cols
 
 
@@ -104,8 +119,9 @@ def _grad_rows(grad_out, groups):
 
 
 def conv2d_backward_weight(grad_out, cols, W_shape, groups, bias=True):
-    """``(gradW, gradb)``: ``gradW = grad_rows.T @ cols`` per group, ``gradb = sum(grad_out)``
-    over N, Ho, Wo (None when ``bias`` is False)."""
+    """``(gradW, gradb)``: ``[gradW | gradb] = (cols.T @ grad_rows).T`` per group
+    (``cols``' column of ones gives ``gradb = sum(grad_out)`` over N, Ho, Wo;
+    None when ``bias`` is False)."""
     o, cg, kh, kw = W_shape
     g_rows, rows = _grad_rows(grad_out, groups)
     # cols.T @ rows (then a tiny transpose) is ~3x faster in OpenBLAS than rows.T @ cols
@@ -113,8 +129,10 @@ def conv2d_backward_weight(grad_out, cols, W_shape, groups, bias=True):
         gw = (cols[0].T @ rows).T[None]
     else:
         gw = get_array_module(cols).matmul(cols.transpose(0, 2, 1), g_rows).transpose(0, 2, 1)
-    gw = gw.reshape(groups, o // groups, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(W_shape)
-    return gw, (get_array_module(rows).einsum("ij->j", rows) if bias else None)  # faster than sum(axis=0)
+    k = kh * kw * cg
+    gb = gw[:, :, k].reshape(o) if bias else None
+    gw = gw[:, :, :k].reshape(groups, o // groups, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(W_shape)
+    return gw, gb
 
 
 def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups):

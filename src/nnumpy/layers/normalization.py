@@ -117,7 +117,7 @@ class _BatchStatistics(Module):
         else:
             mean, var = (a.astype(input.dtype, copy=False) for a in running)
             self._centered, self._eval_mean = None, mean
-            self._inv_std = 1.0 / np.sqrt(var + input.dtype.type(eps))
+            self._inv_std = 1.0 / get_array_module(input).sqrt(var + input.dtype.type(eps))
             scale = self._inv_std if weight is None else self._inv_std * weight
             y = rows * scale
             y += -mean * scale if bias is None else bias - mean * scale
