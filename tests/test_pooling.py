@@ -156,3 +156,17 @@ def test_maxpool_backward_in_evaluate_mode():
     m = MaxPool2d(3, 2).evaluate()
     np.testing.assert_array_equal(m.forward(x), train.output)
     np.testing.assert_array_equal(m.backward(x, g), expected)
+
+
+def test_large_window_uses_wide_argmax():
+    """More than 255 window offsets: the argmax no longer fits uint8."""
+    r = np.random.default_rng(6)
+    x = r.normal(size=(2, 2, 17, 18))
+    m = MaxPool2d((16, 17), stride=1)
+    y = m.forward(x)
+    g = r.normal(size=y.shape)
+    gx = m.backward(x, g)
+    xt = torch.from_numpy(x).requires_grad_()
+    F.max_pool2d(xt, (16, 17), 1).backward(torch.from_numpy(g))
+    assert m._saved.dtype == np.int32
+    assert_close(gx, xt.grad, np.float64, "gradInput")

@@ -47,6 +47,12 @@ def pool_output_size(size, kernel, stride, padding):
     return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(size, kernel, stride, padding, strict=True))
 
 
+def _greater(a, b, itype):
+    """``a > b`` as 0/1 of integer type ``itype`` (strict: ties keep the first maximum)."""
+    mask = a > b
+    return mask.view(itype) if mask.dtype.itemsize == itype().itemsize else mask.astype(itype)
+
+
 def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
     """``y[n, c, i, j] = max`` over the window; returns ``(y, argmax)`` with
     ``argmax`` the flat offset ``p*kw + q`` of the first maximum (uint8 or
@@ -55,16 +61,21 @@ def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
     xpad = _padded(x, padding, -xp.inf)
     out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
     slices = list(_window_slices(kernel, stride, out_size))
-    _, rows, cols = slices[0]
-    y = xpad[:, :, rows, cols].copy(order="K")
     itype = xp.uint8 if len(slices) < 256 else xp.int32
-    argmax = xp.zeros_like(y, dtype=itype) if with_argmax else None  # same memory order as y
-    for k, rows, cols in slices[1:]:
+    first = xpad[:, :, slices[0][1], slices[0][2]]
+    if len(slices) == 1:
+        y = first.copy(order="K")
+        return y, (xp.zeros_like(y, dtype=itype) if with_argmax else None)
+    second = xpad[:, :, slices[1][1], slices[1][2]]
+    # element-wise results keep the input's memory order (channels-last from Conv2d)
+    argmax = _greater(second, first, itype) if with_argmax else None
+    y = xp.maximum(first, second)
+    for k, rows, cols in slices[2:]:
         window = xpad[:, :, rows, cols]
         if with_argmax:
-            # strict > keeps the first maximum on ties; offsets k only grow, so
-            # "k where better, else argmax" is max(argmax, better * k) (no copyto-where)
-            better = (window > y).view(xp.uint8) if itype == xp.uint8 else (window > y).astype(itype)
+            # offsets k only grow, so "k where better, else argmax" is
+            # max(argmax, better * k) (copyto(where=) is 10x slower)
+            better = _greater(window, y, itype)
             better *= itype(k)
             xp.maximum(argmax, better, out=argmax)
         xp.maximum(y, window, out=y)
