@@ -102,3 +102,29 @@ def test_cli_resume_with_total_epochs_equals_the_straight_run(tmp_path, monkeypa
     )
     assert ha["step_loss"] == hb["step_loss"] and ha["loss"] == hb["loss"] and len(hb["loss"]) == 2
     assert ha["test_accuracy"] == hb["test_accuracy"]
+
+
+def test_cli_ctrl_c_saves_then_resume_finishes_the_same_run(tmp_path, monkeypatch, capsys):
+    from nnumpy.training import Trainer
+
+    monkeypatch.chdir(tmp_path)
+    common = ["--model", "mlp", "--dataset", "sample", "--quiet", "--threads", "1", "--epochs", "2"]
+    assert cli.main(["train", *common, "--out", "straight"]) == 0
+    original, calls = Trainer.train_step, []
+
+    def interrupted_step(self, xb, yb):
+        calls.append(1)
+        if len(calls) == 50:  # in the middle of the second epoch (36 batches each)
+            raise KeyboardInterrupt
+        return original(self, xb, yb)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_step)
+    assert cli.main(["train", *common, "--out", "cut"]) == cli.EXIT_INTERRUPTED
+    assert "resume with: nnumpy train --resume cut/checkpoint.npz" in capsys.readouterr().err
+    assert nnumpy.load_checkpoint("cut/checkpoint.npz").step == 49
+    monkeypatch.setattr(Trainer, "train_step", original)
+    assert cli.main(["train", "--resume", "cut/checkpoint.npz", "--quiet", "--threads", "1"]) == 0
+    assert same(nnumpy.load_model("straight/model.npz"), nnumpy.load_model("cut/model.npz"))
+    hs = json.loads((tmp_path / "straight/history.json").read_text())
+    hc = json.loads((tmp_path / "cut/history.json").read_text())
+    assert hs["step_loss"] == hc["step_loss"] and hs["val_loss"] == hc["val_loss"]
