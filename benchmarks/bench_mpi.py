@@ -13,6 +13,10 @@ and the share of step time rank 0 spent inside Allreduce (gradients, and
 BatchNorm statistics), waiting for the slower rank included.
 
 Scaling efficiency = samples/s with K ranks / (K x samples/s with 1 rank).
+Two reference rows tell the parts apart: 1 rank at the per-rank batch
+(smaller batches are less efficient per sample), and K independent 1-rank
+processes side by side without MPI (what the machine's cores, caches and
+memory bandwidth allow; on a shared machine, also what the neighbours leave).
 """
 
 import argparse
@@ -160,43 +164,77 @@ def driver(args):
     if mpiexec is None:
         sys.exit("bench_mpi: mpiexec not found; pip install 'nnumpy[mpi]'")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    runs = {k: [] for k in args.ranks}
+    # (ranks, global batch); the last: 1 rank at the per-rank batch of the most ranks, to tell the
+    # cost of smaller per-rank batches from the cost of communication
+    configs = [(k, args.batch_size) for k in args.ranks] + [(1, args.batch_size // max(args.ranks))]
+    runs = {c: [] for c in configs}
+    k_most = max(args.ranks)
+    ceiling = []  # K independent 1-rank processes at the per-rank batch, side by side: what the machine allows
     for _ in range(args.rounds):
-        for k in args.ranks:
-            cmd = [mpiexec, "-n", str(k), sys.executable, __file__, "--worker"]
-            cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-            if proc.returncode:
-                sys.exit(f"bench_mpi: {k} ranks failed:\n{proc.stdout}{proc.stderr}")
-            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-            runs[k].append(json.loads(line[len("RESULT ") :]))
+        for k, batch in configs:
+            runs[k, batch].append(_launch([mpiexec, "-n", str(k)], args, batch, env, copies=1)[0])
+        if k_most > 1:
+            copies = _launch([mpiexec, "-n", "1"], args, args.batch_size // k_most, env, copies=k_most)
+            ceiling.append(sum(d["samples_per_s"] for d in copies))
     import nnumpy
 
-    print(f"CNN-F train step, global batch {args.batch_size}, float32, Adam, sync BatchNorm, 1 BLAS thread per rank")
+    med = {
+        c: {key: float(np.median([d[key] for d in runs[c]])) for key in runs[c][0] if key not in ("ranks", "data")}
+        for c in configs
+    }
+    print("CNN-F train step, float32, Adam, sync BatchNorm, 1 BLAS thread per rank")
     print(
         f"nnumpy {nnumpy.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, data: {runs[args.ranks[0]][0]['data']}, "
-        f"{args.rounds} rounds x median of {args.repeats} x {args.steps} steps"
+        f"{os.cpu_count()} CPUs, data: {runs[configs[0]][0]['data']}, "
+        f"{args.rounds} rounds x median of {args.repeats} x {args.steps} steps, "
+        f"load average {os.getloadavg()[0]:.1f} at the end"
     )
-    last = runs[args.ranks[-1]]
+    most = configs[len(args.ranks) - 1]
     print(
-        f"gradients: {last[0]['grad_mb']:.2f} MB float32 in one bucket; one Allreduce of them with the ranks "
-        f"in step: {np.median([d['pure_allreduce_ms'] for d in last]):.2f} ms ({args.ranks[-1]} ranks)"
+        f"gradients: {med[most]['grad_mb']:.2f} MB float32 in one bucket; one Allreduce of them with the ranks "
+        f"in step: {med[most]['pure_allreduce_ms']:.2f} ms ({most[0]} ranks)"
     )
     print()
     print(
-        "| ranks | samples/s | step (ms) | speed-up | efficiency | Allreduce share "
+        "| ranks | global batch (per rank) | samples/s | step (ms) | speed-up | efficiency | Allreduce share "
         "| grads / BN stats Allreduce (ms/step) |"
     )
-    print("|---|---|---|---|---|---|---|")
-    base = np.median([d["samples_per_s"] for d in runs[args.ranks[0]]]) * 1 / args.ranks[0]
-    for k in args.ranks:
-        med = {key: float(np.median([d[key] for d in runs[k]])) for key in runs[k][0] if key not in ("ranks", "data")}
-        speedup = med["samples_per_s"] / base
+    print("|---|---|---|---|---|---|---|---|")
+    base = med[configs[0]]["samples_per_s"] / configs[0][0]
+    for k, batch in configs:
+        m = med[k, batch]
+        speedup = m["samples_per_s"] / base
         print(
-            f"| {k} | {med['samples_per_s']:.0f} | {med['step_ms']:.0f} | {speedup:.2f}x | {speedup / k:.0%} | "
-            f"{med['allreduce_share']:.1%} | {med['grad_allreduce_ms']:.1f} / {med['bn_allreduce_ms']:.1f} |"
+            f"| {k} | {batch} ({batch // k}) | {m['samples_per_s']:.0f} | {m['step_ms']:.0f} | {speedup:.2f}x | "
+            f"{speedup / k:.0%} | {m['allreduce_share']:.1%} | {m['grad_allreduce_ms']:.1f} / "
+            f"{m['bn_allreduce_ms']:.1f} |"
         )
+    if ceiling:
+        value = float(np.median(ceiling))
+        speedup = value / base
+        print(
+            f"| {k_most} x 1, independent, no MPI | {args.batch_size} ({args.batch_size // k_most}) "
+            f"| {value:.0f} | | {speedup:.2f}x | {speedup / k_most:.0%} | | |"
+        )
+
+
+def _launch(launcher, args, batch, env, copies):
+    """Run ``copies`` workers at once (each ``launcher + worker``); their RESULT dicts."""
+    cmd = [*launcher, sys.executable, __file__, "--worker"]
+    cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats), "--batch-size", str(batch)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)]
+    procs += [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(copies - 1)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=1800)
+        if proc.returncode:
+            sys.exit(f"bench_mpi: {' '.join(cmd)} failed:\n{out}{err}")
+        line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1]
+        results.append(json.loads(line[len("RESULT ") :]))
+    return results
 
 
 def main():
