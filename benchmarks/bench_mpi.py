@@ -98,7 +98,7 @@ def worker(args):
     model = cnn_f(np.random.default_rng(0))
     model.skip_input_grad = True
     dist.broadcast_parameters(model)
-    dist.sync_batchnorm(model)
+    dist.sync_batchnorm(model, enabled=not args.per_rank_bn)
     crit = nn.ClassNLLCriterion()
     opt = dist.DistributedOptimizer(nn.Adam(model, lr=1e-3))
 
@@ -164,17 +164,18 @@ def driver(args):
     if mpiexec is None:
         sys.exit("bench_mpi: mpiexec not found; pip install 'nnumpy[mpi]'")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    # (ranks, global batch); the last: 1 rank at the per-rank batch of the most ranks, to tell the
-    # cost of smaller per-rank batches from the cost of communication
-    configs = [(k, args.batch_size) for k in args.ranks] + [(1, args.batch_size // max(args.ranks))]
-    runs = {c: [] for c in configs}
+    # (ranks, global batch, sync BN); then the most ranks with per-rank BN (fewer collectives), and
+    # 1 rank at the per-rank batch, to tell the cost of smaller batches from the cost of communication
     k_most = max(args.ranks)
+    configs = [(k, args.batch_size, True) for k in args.ranks]
+    configs += [(k_most, args.batch_size, False), (1, args.batch_size // k_most, True)]
+    runs = {c: [] for c in configs}
     ceiling = []  # K independent 1-rank processes at the per-rank batch, side by side: what the machine allows
     for _ in range(args.rounds):
-        for k, batch in configs:
-            runs[k, batch].append(_launch([mpiexec, "-n", str(k)], args, batch, env, copies=1)[0])
+        for k, batch, sync in configs:
+            runs[k, batch, sync].append(_launch([mpiexec, "-n", str(k)], args, batch, sync, env, copies=1)[0])
         if k_most > 1:
-            copies = _launch([mpiexec, "-n", "1"], args, args.batch_size // k_most, env, copies=k_most)
+            copies = _launch([mpiexec, "-n", "1"], args, args.batch_size // k_most, True, env, copies=k_most)
             ceiling.append(sum(d["samples_per_s"] for d in copies))
     import nnumpy
 
@@ -182,7 +183,7 @@ def driver(args):
         c: {key: float(np.median([d[key] for d in runs[c]])) for key in runs[c][0] if key not in ("ranks", "data")}
         for c in configs
     }
-    print("CNN-F train step, float32, Adam, sync BatchNorm, 1 BLAS thread per rank")
+    print("CNN-F train step, float32, Adam, 1 BLAS thread per rank")
     print(
         f"nnumpy {nnumpy.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, data: {runs[configs[0]][0]['data']}, "
@@ -196,16 +197,17 @@ def driver(args):
     )
     print()
     print(
-        "| ranks | global batch (per rank) | samples/s | step (ms) | speed-up | efficiency | Allreduce share "
-        "| grads / BN stats Allreduce (ms/step) |"
+        "| ranks | BatchNorm | global batch (per rank) | samples/s | step (ms) | speed-up | efficiency "
+        "| Allreduce share | grads / BN stats Allreduce (ms/step) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     base = med[configs[0]]["samples_per_s"] / configs[0][0]
-    for k, batch in configs:
-        m = med[k, batch]
+    for k, batch, sync in configs:
+        m = med[k, batch, sync]
         speedup = m["samples_per_s"] / base
+        bn = "per rank" if not sync else "synchronised" if k > 1 else "-"
         print(
-            f"| {k} | {batch} ({batch // k}) | {m['samples_per_s']:.0f} | {m['step_ms']:.0f} | {speedup:.2f}x | "
+            f"| {k} | {bn} | {batch} ({batch // k}) | {m['samples_per_s']:.0f} | {m['step_ms']:.0f} | {speedup:.2f}x | "
             f"{speedup / k:.0%} | {m['allreduce_share']:.1%} | {m['grad_allreduce_ms']:.1f} / "
             f"{m['bn_allreduce_ms']:.1f} |"
         )
@@ -213,15 +215,16 @@ def driver(args):
         value = float(np.median(ceiling))
         speedup = value / base
         print(
-            f"| {k_most} x 1, independent, no MPI | {args.batch_size} ({args.batch_size // k_most}) "
+            f"| {k_most} x 1, independent, no MPI | - | {args.batch_size} ({args.batch_size // k_most}) "
             f"| {value:.0f} | | {speedup:.2f}x | {speedup / k_most:.0%} | | |"
         )
 
 
-def _launch(launcher, args, batch, env, copies):
+def _launch(launcher, args, batch, sync_bn, env, copies):
     """Run ``copies`` workers at once (each ``launcher + worker``); their RESULT dicts."""
     cmd = [*launcher, sys.executable, __file__, "--worker"]
     cmd += ["--steps", str(args.steps), "--repeats", str(args.repeats), "--batch-size", str(batch)]
+    cmd += [] if sync_bn else ["--per-rank-bn"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)]
     procs += [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -245,6 +248,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--per-rank-bn", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     worker(args) if args.worker else driver(args)
 
