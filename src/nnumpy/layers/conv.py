@@ -170,12 +170,13 @@ def conv2d_backward(grad_out, cols, W, x_shape, stride, pads, dilation, groups, 
 
 
 # --------------------------------------------------------------------- modules
-def _tuple(name, arg, value, n):
-    """An int or an n-sequence of ints as an n-tuple of ints >= 1."""
+def int_tuple(name, arg, value, n, minimum=1):
+    """An int or an n-sequence of ints as an n-tuple of ints >= ``minimum``
+    (shared by the convolution and pooling layers)."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
     if len(items) != n:
         raise ValueError(f"{name}: {arg} must be an int or a {n}-tuple, got {value!r}")
-    return tuple(check_positive_int(name, arg, v) for v in items)
+    return tuple(check_positive_int(name, arg, v, minimum) for v in items)
 
 
 def resolve_padding(name, padding, kernel, stride, dilation):
@@ -232,9 +233,9 @@ class _ConvNd(Module):
                 f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                 f"must both be divisible by groups ({groups})"
             )
-        self.kernel_size = _tuple(name, "kernel_size", kernel_size, nd)
-        self.stride = _tuple(name, "stride", stride, nd)
-        self.dilation = _tuple(name, "dilation", dilation, nd)
+        self.kernel_size = int_tuple(name, "kernel_size", kernel_size, nd)
+        self.stride = int_tuple(name, "stride", stride, nd)
+        self.dilation = int_tuple(name, "dilation", dilation, nd)
         self.padding = padding
         self.pads = resolve_padding(name, padding, self.kernel_size, self.stride, self.dilation)
         rng = resolve_rng(rng)

@@ -9,9 +9,10 @@ input's memory order, so channels-last activations from ``Conv2d`` stay so.
 The 1-D layers are the 2-D ones with a unit height. Floor mode throughout.
 """
 
-from .._checks import check_input, check_positive_int
+from .._checks import check_input
 from ..backend import get_array_module
 from ..module import Module
+from .conv import int_tuple
 
 __all__ = ["MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d", "GlobalAvgPool2d"]
 
@@ -148,13 +149,6 @@ def avgpool2d_backward(grad_out, divisor, x_shape, kernel, stride, padding):
 
 
 # --------------------------------------------------------------------- modules
-def _tuple(name, arg, value, n, minimum=1):
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-    if len(items) != n:
-        raise ValueError(f"{name}: {arg} must be an int or a {n}-tuple, got {value!r}")
-    return tuple(check_positive_int(name, arg, v, minimum) for v in items)
-
-
 class _Pool2d(Module):
     """Shared arguments, checks and 1-D handling of the window poolings."""
 
@@ -163,9 +157,9 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        self.kernel_size = _tuple(name, "kernel_size", kernel_size, nd)
-        self.stride = self.kernel_size if stride is None else _tuple(name, "stride", stride, nd)
-        self.padding = _tuple(name, "padding", padding, nd, minimum=0)
+        self.kernel_size = int_tuple(name, "kernel_size", kernel_size, nd)
+        self.stride = self.kernel_size if stride is None else int_tuple(name, "stride", stride, nd)
+        self.padding = int_tuple(name, "padding", padding, nd, minimum=0)
         if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
             raise ValueError(
                 f"{name}: padding {self.padding} must be at most half the kernel size {self.kernel_size} (as PyTorch)"
