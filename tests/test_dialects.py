@@ -172,7 +172,10 @@ def test_container_honours_a_users_train_and_eval():
 @pytest.mark.parametrize(
     "seed_style, canonical",
     [
-        (lambda: Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-7), lambda m: Adam(m, lr=0.01, betas=(0.8, 0.99), eps=1e-7)),
+        (
+            lambda: Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-7),
+            lambda m: Adam(m, lr=0.01, betas=(0.8, 0.99), eps=1e-7),
+        ),
         (lambda: RMSProp(lr=0.01, eps=1e-6, beta=0.9), lambda m: RMSprop(m, lr=0.01, eps=1e-6, alpha=0.9)),
         (lambda: Nadam(lr=0.01, beta1=0.85), lambda m: NAdam(m, lr=0.01, betas=(0.85, 0.999))),
         (lambda: Momentum(lr=0.1, momentum=0.9), lambda m: SGD(m, lr=0.1, momentum=0.9)),
@@ -242,3 +245,61 @@ def test_batchnorm_alias_is_batchnorm1d():
     np.testing.assert_array_equal(a.forward(x), b.forward(x))
     np.testing.assert_array_equal(a.running_var, b.running_var)
     assert isinstance(a, BatchNorm1d)
+
+
+def _seed004_run(optimizer, **kwargs):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = Sequential(Linear(6, 16, rng=0), ReLU(), Linear(16, 2, rng=1), nnumpy.LogSoftMax())
+    if not isinstance(optimizer, str):
+        optimizer = optimizer(model)
+    history = nnumpy.fit(
+        model, None, optimizer, (X, y), val_data=(X, y), epochs=3, batch_size=50, verbose=False, **kwargs
+    )
+    return model, history
+
+
+@pytest.mark.parametrize(
+    "name, canonical",
+    [
+        ("Vanilla", lambda m: SGD(m, lr=0.05, weight_decay=1e-3)),
+        ("MomentumUpdate", lambda m: SGD(m, lr=0.05, momentum=0.9, weight_decay=1e-3)),
+        ("AdaGrad", lambda m: nnumpy.Adagrad(m, lr=0.05, weight_decay=1e-3)),
+        ("RMSprop", lambda m: RMSprop(m, lr=0.05, weight_decay=1e-3)),
+        ("Adam", lambda m: Adam(m, lr=0.05, weight_decay=1e-3)),
+    ],
+)
+def test_seed004_optimizer_names_equal_canonical_optimizers(name, canonical):
+    by_name, h_name = _seed004_run(name, lr=0.05, weight_decay=1e-3)
+    by_object, h_object = _seed004_run(canonical)
+    for a, b in zip(by_name.parameters(), by_object.parameters()):
+        np.testing.assert_array_equal(a, b)
+    assert h_name.val_accuracy == h_object.val_accuracy and len(h_name.loss) == 3
+
+
+def test_seed004_optimizer_name_on_the_command_line(tmp_path):
+    from nnumpy.cli import main
+
+    code = main(
+        [
+            "train",
+            "--model",
+            "mlp",
+            "--dataset",
+            "sample",
+            "--epochs",
+            "1",
+            "--optimizer",
+            "MomentumUpdate",
+            "--lr",
+            "0.01",
+            "--val-size",
+            "500",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code in (0, None)
+    assert nnumpy.load_checkpoint(tmp_path / "checkpoint.npz").optimizer_class == "Momentum"
