@@ -11,6 +11,7 @@ import pytest
 
 import nnumpy
 from nnumpy import (
+    MSE,
     SGD,
     Adam,
     BatchNorm,
@@ -20,10 +21,9 @@ from nnumpy import (
     Linear,
     Module,
     Momentum,
-    MSE,
     MSECriterion,
-    Nadam,
     NAdam,
+    Nadam,
     ReLU,
     RMSProp,
     RMSprop,
@@ -109,7 +109,7 @@ def test_dialect_module_trains_like_canonical_linear(cls):
     crit = nnumpy.ClassNLLCriterion()
     opts = [Adam(ours, lr=0.05), Adam(ref, lr=0.05)]
     for _ in range(20):
-        for net, opt in zip((ours, ref), opts):
+        for net, opt in zip((ours, ref), opts, strict=True):
             net.zeroGradParameters()
             out = net.forward(x)
             crit.forward(out, y)
@@ -122,9 +122,8 @@ def test_dialect_module_trains_like_canonical_linear(cls):
 
 def test_seed000_names_are_the_canonical_operations():
     net = Sequential(Linear(3, 4, rng=0), ReLU(), Linear(4, 2, rng=1))
-    assert net.get_parameters() == net.getParameters() or all(
-        all(a is b for a, b in zip(x, y)) for x, y in zip(net.get_parameters(), net.getParameters())
-    )
+    for ours, canonical in zip(net.get_parameters(), net.getParameters(), strict=True):
+        assert all(a is b for a, b in zip(ours, canonical, strict=True))
     x = np.ones((2, 3), np.float32)
     net.backward(x, np.ones_like(net.forward(x)))
     assert any(np.any(g) for g in net.grad_parameters())
@@ -196,7 +195,7 @@ def test_callable_optimizers_equal_model_bound_ones(seed_style, canonical):
             net.backward(x, crit.backward(out, target))
         opt_a(a.parameters(), a.grad_parameters())
         opt_b.step()
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_array_equal(pa, pb)
 
 
@@ -273,7 +272,7 @@ def _seed004_run(optimizer, **kwargs):
 def test_seed004_optimizer_names_equal_canonical_optimizers(name, canonical):
     by_name, h_name = _seed004_run(name, lr=0.05, weight_decay=1e-3)
     by_object, h_object = _seed004_run(canonical)
-    for a, b in zip(by_name.parameters(), by_object.parameters()):
+    for a, b in zip(by_name.parameters(), by_object.parameters(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert h_name.val_accuracy == h_object.val_accuracy and len(h_name.loss) == 3
 
