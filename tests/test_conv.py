@@ -234,3 +234,20 @@ def test_backward_before_forward():
 def test_top_level_exports():
     for name in ["Conv2d", "Conv1d", "MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d", "GlobalAvgPool2d"]:
         assert name in nn.__all__ and hasattr(nn, name)
+
+
+def test_evaluate_mode_backward_and_column_cache():
+    """Evaluate mode may drop the im2col buffer (large batches); backward then rebuilds it."""
+    r = np.random.default_rng(3)
+    x = r.normal(size=(2, 3, 6, 5))
+    g = r.normal(size=(2, 4, 3, 3))
+    train = Conv2d(3, 4, 3, stride=2, dtype=np.float64, rng=0)
+    train.forward(x)
+    expected = train.backward(x, g), train.gradW.copy(), train.gradb.copy()
+    conv = Conv2d(3, 4, 3, stride=2, dtype=np.float64, rng=0).evaluate()
+    conv.eval_cache_bytes = 0
+    np.testing.assert_array_equal(conv.forward(x), train.output)
+    assert conv._cols is None
+    got = conv.backward(x, g), conv.gradW, conv.gradb
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

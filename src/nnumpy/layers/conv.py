@@ -209,6 +209,7 @@ class _ConvNd(Module):
 
     _parameters = (("W", "gradW"), ("b", "gradb"))
     _nd = 2
+    eval_cache_bytes = 256 * 2**20  # largest im2col buffer kept between evaluate-mode calls
 
     def __init__(
         self,
@@ -280,7 +281,10 @@ class _ConvNd(Module):
         self._check(input)
         b = None if self.b is None else self.b.astype(input.dtype, copy=False)
         x, W = self._as_2d(input), self._weight_2d(input)
-        y, self._cols = conv2d_forward(x, W, b, *self._geometry(), self.groups, cols_out=self._cols)
+        y, cols = conv2d_forward(x, W, b, *self._geometry(), self.groups, cols_out=self._cols)
+        # training keeps cols for backward (its buffer is reused at the next step); evaluate
+        # mode keeps it only up to eval_cache_bytes (batch 10,000 through CNN-F's conv 2: 2 GB)
+        self._cols = cols if self.training or cols.nbytes <= self.eval_cache_bytes else None
         self.output = self._from_2d(y)
         return self.output
 
@@ -295,7 +299,11 @@ class _ConvNd(Module):
     def accGradParameters(self, input, gradOutput):
         g = self._as_2d(gradOutput)
         W_shape = self._as_2d(self.W).shape
-        gw, gb = conv2d_backward_weight(g, self._cols, W_shape, self.groups, bias=self.b is not None)
+        cols = self._cols
+        if cols is None:  # forward ran in evaluate mode: rebuild the columns
+            b = None if self.b is None else self.b.astype(input.dtype, copy=False)
+            cols = conv2d_forward(self._as_2d(input), self._weight_2d(input), b, *self._geometry(), self.groups)[1]
+        gw, gb = conv2d_backward_weight(g, cols, W_shape, self.groups, bias=self.b is not None)
         self.gradW += gw.reshape(self.W.shape)
         if self.b is not None:
             self.gradb += gb
@@ -343,6 +351,9 @@ class Conv2d(_ConvNd):
         b: ``(O,)``, same initialisation, None when ``bias=False``. gradb.
         kernel_size, stride, dilation: 2-tuples; padding: the argument as
         given; pads: ``((top, bottom), (left, right))`` as resolved.
+        eval_cache_bytes: the im2col buffer (``N*Ho*Wo x C*kh*kw`` values) is
+        reused between calls; in evaluate mode it is kept only up to this
+        size (256 MiB, class attribute).
 
     Backward (per group, with ``cols`` the im2col matrix of the forward and
     ``G`` the output gradient as a ``(N*Ho*Wo, O)`` matrix):
