@@ -196,6 +196,17 @@ def test_two_ranks_match_one_process(tmp_path, model, dtype):
         assert_close(ours, expected, dtype, what=f"{model} {name}")
 
 
+@pytest.mark.mpi
+@requires_mpi
+def test_two_ranks_with_per_rank_batchnorm(tmp_path):
+    proc = mpirun([SCRIPTS / "train_steps.py", tmp_path / "out.npz", "--model", "bn", "--steps", 5, "--per-rank-bn"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # ranks stayed equal (checked at every step)
+    r0, r1 = (np.load(tmp_path / f"out.rank{r}.npz") for r in (0, 1))
+    ref = train_steps.reference("bn", np.float64, 5).state_dict()
+    assert all(np.array_equal(r0[k], r1[k]) for k in r0)
+    assert not np.allclose(r0["p0"], ref["0.W"])  # statistics of half batches: another training
+
+
 @pytest.mark.parametrize("mode", ["hook", "exit", "mpi4py"])
 @pytest.mark.mpi
 @requires_mpi

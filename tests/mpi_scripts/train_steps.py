@@ -4,7 +4,7 @@ Run as one process or under ``mpiexec -n K``; the global batch is the same,
 so the final parameters must match a plain single-process loop (``reference``).
 After every step the ranks check that their parameters are bitwise identical.
 
-    python train_steps.py OUT.npz --model mlp|bn|cnn --dtype float32|float64 --steps N
+    python train_steps.py OUT.npz --model mlp|bn|cnn --dtype float32|float64 --steps N [--per-rank-bn]
 """
 
 import argparse
@@ -85,10 +85,10 @@ def reference(kind, dtype, steps):
     return model
 
 
-def distributed(kind, dtype, steps):
+def distributed(kind, dtype, steps, sync_bn=True):
     model, (X, y) = build(kind, dtype), data(kind, dtype)
     dist.broadcast_parameters(model)
-    dist.sync_batchnorm(model)
+    dist.sync_batchnorm(model, enabled=sync_bn)
     opt, crit = dist.DistributedOptimizer(nn.Adam(model, lr=1e-2)), nn.ClassNLLCriterion()
     loader = dist.ShardedLoader(X, y, batch_size=BATCH, seed=0)
     done, epoch, losses = 0, 0, []
@@ -101,6 +101,8 @@ def distributed(kind, dtype, steps):
             loss = step(model, crit, xb, yb, loader.grad_scale)
             opt.step()
             losses.append(dist.weighted_mean(loss, len(xb)))
+            if not sync_bn:
+                dist.allreduce_buffers(model)  # per-rank running statistics, averaged
             dist.check_parameters_in_sync(model)  # bitwise equal on every rank after every step
             done += 1
         epoch += 1
@@ -113,9 +115,10 @@ def main():
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--dtype", default="float64")
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--per-rank-bn", action="store_true")
     args = parser.parse_args()
     dist.init()
-    model, losses = distributed(args.model, np.dtype(args.dtype), args.steps)
+    model, losses = distributed(args.model, np.dtype(args.dtype), args.steps, sync_bn=not args.per_rank_bn)
     arrays = {f"p{i}": a for i, a in enumerate(model.state_dict().values())}
     np.savez(args.out.replace(".npz", f".rank{dist.rank()}.npz"), losses=np.array(losses), **arrays)
     if dist.is_main():
