@@ -3,9 +3,12 @@ pair and PyTorch's affine ``BatchNorm1d`` / ``BatchNorm2d``.
 
 All of them normalise per feature over the batch (2-D input ``(N, C)``) or per
 channel over batch and space (``(N, C, L)`` or ``(N, C, H, W)``), and share the
-kernels below. Every batch statistic is a mean computed by ``_batch_mean``;
-data-parallel training replaces ``stats_sync`` to average those sums over
-processes (synchronised BatchNorm).
+kernels below. They work on the input as an ``(M, C)`` matrix with channels
+last (a view of what ``Conv2d`` outputs), so each per-channel statistic is a
+column reduction (``einsum('ij->j')``) and the output stays channels-last.
+Every batch statistic is a mean computed from per-channel sums by
+``_mean_of``; data-parallel training sets ``stats_sync`` to add those sums
+over processes (synchronised BatchNorm).
 """
 
 import numpy as np
