@@ -251,3 +251,18 @@ def test_evaluate_mode_backward_and_column_cache():
     got = conv.backward(x, g), conv.gradW, conv.gradb
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_stateless_kernels_match_the_module():
+    from nnumpy.layers.conv import conv2d_backward, conv2d_forward
+
+    r = np.random.default_rng(4)
+    conv = Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, dtype=np.float64)
+    x = r.normal(size=(2, 4, 7, 6))
+    y = conv.forward(x)
+    g = r.normal(size=y.shape)
+    gx = conv.backward(x, g)
+    y2, cols = conv2d_forward(x, conv.W, conv.b, conv.stride, conv.pads, conv.dilation, conv.groups)
+    grads = conv2d_backward(g, cols, conv.W, x.shape, conv.stride, conv.pads, conv.dilation, conv.groups)
+    for ours, ref in zip((y2, *grads), (y, gx, conv.gradW, conv.gradb), strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)

@@ -2,12 +2,14 @@
 
 The kernels work channels-last: the padded input is laid out ``(N, Hp, Wp, C)``,
 strided windows of it (``as_strided``, no copy) are copied once into the
-column matrix ``cols`` of shape ``(groups, N*Ho*Wo, kh*kw*C/groups)`` and the
-convolution is one matrix product with the weights. The output is returned as
-an ``(N, C, H, W)`` view of channels-last memory, which the element-wise layers
-that follow keep, so no transpose is ever copied between layers. Backward
-scatters the column gradient back with one strided add per kernel offset
-(``kh*kw`` adds, no ``np.add.at``). ``Conv1d`` is ``Conv2d`` with ``H = 1``.
+column matrix ``cols`` of shape ``(groups, N*Ho*Wo, kh*kw*C/groups + 1)`` (the
+last column is ones, for the bias) and the convolution is one matrix product
+with the weights. The output is returned as an ``(N, C, H, W)`` view of
+channels-last memory, which the element-wise layers that follow keep, so no
+transpose is ever copied between layers. Backward: the weight gradient is one
+matrix product with ``cols``; the input gradient is one product and one
+strided add per kernel offset (``kh*kw`` of them, no ``np.add.at``).
+``Conv1d`` is ``Conv2d`` with ``H = 1``.
 """
 
 import numpy as np
@@ -20,11 +22,6 @@ __all__ = ["Conv2d", "Conv1d"]
 
 
 # --------------------------------------------------------------------- kernels
-def conv_output_size(size, pads, kernel, stride, dilation):
-    """``floor((size + pad_lo + pad_hi - dilation*(kernel-1) - 1) / stride) + 1``."""
-    return (size + pads[0] + pads[1] - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def _pad_channels_last(x, pads):
     """``x`` (N, C, H, W) as a zero-padded channels-last array (N, Hp, Wp, C);
     a view of ``x`` when nothing needs padding and ``x`` is channels-last already."""
