@@ -36,7 +36,8 @@ def _padded(x, padding, value):
 
 
 def _window_slices(kernel, stride, out_size):
-    """``(p, q, rows, cols)`` slices of the padded input that window offset ``(p, q)`` reads."""
+    """``(k, rows, cols)`` for each window offset ``(p, q)``: its flat index
+    ``k = p*kw + q`` and the slices of the padded input it reads."""
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_size
     for p in range(kh):
         for q in range(kw):
