@@ -132,11 +132,15 @@ def conv2d_backward_weight(grad_out, cols, W_shape, groups, bias=True):
     return gw, gb
 
 
-def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups):
-    """``gradInput`` (col2im of ``grad_rows @ W``), one kernel offset at a time:
-    ``gpad[window (p, q)] += grad_rows @ W[:, :, p, q]`` per group (a strided
-    add into the padded input gradient), then the padding is cropped. Going by
-    offset never materialises the full column gradient (N*Ho*Wo x C*kh*kw)."""
+def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups, gcols_out=None):
+    """``(gradInput, gcols)``: ``gcols = grad_rows @ W`` per group (one matrix
+    product, written into ``gcols_out`` when it fits), then col2im: each kernel
+    offset's slice of ``gcols`` is added into its strided window of the padded
+    input gradient (``kh*kw`` strided adds), and the padding is cropped.
+
+    One large product rather than one per kernel offset: with 2 BLAS threads on
+    a busy machine, 9 small products took 72 ms against 24 ms for this one.
+    """
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
     o, cg, kh, kw = W.shape
@@ -144,25 +148,24 @@ def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups):
     (top, bottom), (left, right) = pads
     _, ho, wo = grad_out.shape[1:]
     g_rows, rows = _grad_rows(grad_out, groups)
-    # Wk[p, q, g] is the (O/g, C/g) matrix of offset (p, q) in group g
-    Wk = W.reshape(groups, o // groups, cg, kh, kw).transpose(3, 4, 0, 1, 2)
+    shape = (groups, n * ho * wo, kh * kw * cg)
+    fits = gcols_out is not None and gcols_out.shape == shape and gcols_out.dtype == grad_out.dtype
+    gcols = gcols_out if fits else xp.empty(shape, dtype=grad_out.dtype)
+    xp.matmul(g_rows, _grouped_weight(W, None, groups), out=gcols)
+    parts = gcols.reshape(groups, n, ho, wo, kh, kw, cg)
     gpad = xp.zeros((n, h + top + bottom, w + left + right, groups, cg), dtype=grad_out.dtype)
     for p in range(kh):
         for q in range(kw):
             rows_p = slice(p * dh, p * dh + sh * (ho - 1) + 1, sh)
             cols_q = slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)
-            if groups == 1:
-                part = (rows @ Wk[p, q, 0]).reshape(n, ho, wo, 1, cg)
-            else:
-                part = xp.matmul(g_rows, Wk[p, q]).reshape(groups, n, ho, wo, cg).transpose(1, 2, 3, 0, 4)
-            gpad[:, rows_p, cols_q] += part
+            gpad[:, rows_p, cols_q] += parts[:, :, :, :, p, q, :].transpose(1, 2, 3, 0, 4)
     gx = gpad[:, top : top + h, left : left + w].reshape(n, h, w, c)
-    return gx.transpose(0, 3, 1, 2)
+    return gx.transpose(0, 3, 1, 2), gcols
 
 
 def conv2d_backward(grad_out, cols, W, x_shape, stride, pads, dilation, groups, bias=True):
     """``(grad_x, grad_W, grad_b)`` of ``conv2d_forward`` (``cols`` is what it returned)."""
-    grad_x = conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups)
+    grad_x, _ = conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups)
     return (grad_x, *conv2d_backward_weight(grad_out, cols, W.shape, groups, bias))
 
 
@@ -244,7 +247,7 @@ class _ConvNd(Module):
         self.b = rng.uniform(-bound, bound, size=out_channels).astype(dtype) if bias else None
         self.gradW = np.zeros_like(self.W)
         self.gradb = np.zeros_like(self.b) if bias else None
-        self._cols = None
+        self._cols = self._gcols = None  # im2col buffers, reused from call to call
 
     # 2-D views of the parameters and data (Conv1d adds a unit H axis)
     def _as_2d(self, a):
@@ -287,8 +290,8 @@ class _ConvNd(Module):
 
     def updateGradInput(self, input, gradOutput):
         x = self._as_2d(input)
-        g = conv2d_backward_input(
-            self._as_2d(gradOutput), self._weight_2d(input), x.shape, *self._geometry(), self.groups
+        g, self._gcols = conv2d_backward_input(
+            self._as_2d(gradOutput), self._weight_2d(input), x.shape, *self._geometry(), self.groups, self._gcols
         )
         self.gradInput = self._from_2d(g)
         return self.gradInput
