@@ -109,3 +109,23 @@ def test_errors_name_the_layer():
         BatchNorm2d(3).forward(np.zeros((2, 3, 5), np.float32))
     with pytest.raises(ValueError, match=r"BatchNorm1d\(3.*expected input of shape \(N, 3\) or \(N, 3, L\)"):
         BatchNorm1d(3).forward(np.zeros((2, 3, 5, 5), np.float32))
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: BatchNorm1d(3), (6, 3)),
+        (lambda: BatchNorm2d(3), (4, 3, 5, 5)),
+        (lambda: BatchNormalization(0.5), (6, 3)),
+    ],
+)
+def test_backward_uses_the_statistics_of_its_forward_even_after_a_mode_switch(make, shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape)
+    g = rng.normal(size=shape)
+    reference, switched = make().to(np.float64), make().to(np.float64)
+    reference.forward(x)
+    expected = reference.backward(x, g)
+    switched.forward(x)
+    switched.evaluate()
+    np.testing.assert_allclose(switched.backward(x, g), expected, rtol=1e-12, atol=1e-12)

@@ -112,6 +112,8 @@ class _BatchStatistics(Module):
         rows = channel_rows(input)
         weight, bias = self._affine(input)
         self._sums = None
+        # backward follows the statistics forward used, even if the mode changed in between
+        self._used_batch_stats = bool(self.training)
         if self.training:
             y, mean, var, self._centered, self._inv_std = batchnorm_forward_train(
                 rows, weight, bias, eps, self._mean_of, getattr(self, "_centered", None)
@@ -137,7 +139,7 @@ class _BatchStatistics(Module):
             return cached[1]
         xp = get_array_module(gradOutput)
         rows = channel_rows(gradOutput)
-        centered = self._centered if self.training else channel_rows(input) - self._eval_mean
+        centered = self._centered if self._used_batch_stats else channel_rows(input) - self._eval_mean
         sums = (xp.einsum("ij->j", rows), xp.einsum("ij,ij->j", rows, centered))
         if keep:
             self._sums = (gradOutput, sums)
@@ -145,7 +147,7 @@ class _BatchStatistics(Module):
 
     def _grad_input(self, input, gradOutput, weight):
         rows = channel_rows(gradOutput)
-        if self.training:
+        if self._used_batch_stats:
             keep = not self._frozen and type(self)._parameters != () and getattr(self, "affine", False)
             sums = self._grad_sums(input, gradOutput, keep)
             grad, self._scratch = batchnorm_backward_train(
