@@ -99,6 +99,8 @@ class Recipe:
 # peak (the same recipe in PyTorch: 91.9 % at batch 128 / 3e-3 with flips, 92.0 % without,
 # 92.5 % at batch 64, 92.7 % at 64 / 5e-3). Flips and random crops cost both models
 # accuracy in these short schedules (MLP 89.6 -> 89.2 %), so the defaults do not augment.
+# `nnumpy train` with these defaults on the full set (test accuracy, seed 0): MLP-F 89.68 %
+# (seed 1: 89.95 %), CNN-F 92.78 %.
 FIXED = Recipe(epochs=10, optimizer="adam", lr=1e-3)
 _DEFAULT = Recipe(
     epochs=10, optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="onecycle", pct_start=0.2, label_smoothing=0.1
