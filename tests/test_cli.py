@@ -142,3 +142,37 @@ def test_no_arguments_mean_train_cnn_with_the_default_recipe(monkeypatch, capsys
 def test_python_dash_m_runs_the_command():
     result = subprocess.run([sys.executable, "-m", "nnumpy", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == f"nnumpy {nnumpy.__version__}"
+
+
+@pytest.mark.parametrize("choice, flip, crop", [("flip+crop", True, 2), ("crop", False, 2), ("none", False, 0)])
+def test_augment_option_sets_the_recipe(tmp_path, choice, flip, crop):
+    code = cli.main(
+        [
+            "train",
+            "--model",
+            "mlp",
+            "--dataset",
+            "sample",
+            "--epochs",
+            "1",
+            "--augment",
+            choice,
+            "--val-size",
+            "500",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    recipe = nnumpy.load_checkpoint(tmp_path / "checkpoint.npz").extra["cli"]["recipe"]
+    assert (recipe["flip"], recipe["crop_padding"]) == (flip, crop)
+
+
+def test_output_files_get_ordinary_permissions(run_dir):
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("history.json", "model.npz", "checkpoint.npz"):
+        assert (run_dir / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

@@ -73,7 +73,11 @@ def build_parser():
     train.add_argument("--weight-decay", type=_non_negative_float, help="weight decay")
     train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default onecycle)")
     train.add_argument("--label-smoothing", type=_non_negative_float, help="label smoothing (default 0.1)")
-    train.add_argument("--no-augment", action="store_true", help="no flip/crop augmentation")
+    train.add_argument(
+        "--augment",
+        choices=["none", "flip", "crop", "flip+crop"],
+        help="batch augmentation: horizontal flips and/or random shifts of 2 pixels (default: the recipe's, none)",
+    )
     train.add_argument(
         "--recipe",
         choices=("default", "fixed"),
@@ -217,8 +221,8 @@ def _train_config(args, ckpt):
         schedule=args.schedule,
         label_smoothing=args.label_smoothing,
     )
-    if args.no_augment:
-        recipe = recipe.replace(flip=False, crop_padding=0)
+    if args.augment is not None:
+        recipe = recipe.replace(flip="flip" in args.augment, crop_padding=2 if "crop" in args.augment else 0)
     return {
         "model": args.model,
         "dataset": args.dataset,
