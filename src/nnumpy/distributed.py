@@ -935,7 +935,8 @@ def _trainer_class():
 
     class _AverageBuffers:
         """Per-rank BatchNorm: average the running statistics over ranks at the
-        end of every epoch (before validation and checkpoints)."""
+        end of every epoch, before checkpoints are written (validation, which
+        ``fit`` runs before the epoch-end callbacks, sees each rank's own)."""
 
         order = -100
 
