@@ -845,28 +845,21 @@ def _trainer_class():
         def reduce_metrics(self, sums):
             return allreduce_sum(sums)
 
-        def train_step(self, xb, yb):
-            # Trainer.train_step, plus: the loss gradient scaled for an uneven last
-            # batch, gradients averaged before the callbacks, the loss and Ctrl-C agreed
-            self.optimizer.zero_grad()
-            out = self.model.forward(xb)
-            target = self.make_target(yb, out)
-            loss = self.criterion.forward(out, target)
+        def loss_gradient(self, out, target):
+            # scaled for an uneven last batch, so the averaged gradient is the global batch's
             grad = self.criterion.backward(out, target)
             scale = self._train_loader.grad_scale if self._train_loader is not None else 1.0
-            self.model.backward(xb, grad * scale if scale != 1.0 else grad)
+            return grad * scale if scale != 1.0 else grad
+
+        def after_backward(self, loss, batch_size):
+            # gradients averaged before the callbacks see them; the loss and Ctrl-C agreed
             self.optimizer.synchronize()
-            loss = float(loss)
             stop = self._sigint_pending
             if is_distributed():
-                total, count, stop = allreduce_sum([loss * len(xb), len(xb), stop])
+                total, count, stop = allreduce_sum([loss * batch_size, batch_size, stop])
                 loss = float(total / count)
             self._sigint_agreed = self._sigint or stop > 0
-            self._callback("on_before_step")
-            self._in_step = True
-            self.optimizer_step()
-            self._in_step = False
-            return loss, out
+            return loss
 
         # Ctrl-C: Trainer's signal handler sets ``_sigint``, which here only records a
         # request; the loop reads the flag the ranks agreed on at the last step, so

@@ -506,13 +506,22 @@ class Trainer:
         out = self.model.forward(xb)
         target = self.make_target(yb, out)
         loss = self.criterion.forward(out, target)
-        grad = self.criterion.backward(out, target)
-        self.model.backward(xb, grad)
+        self.model.backward(xb, self.loss_gradient(out, target))
+        loss = self.after_backward(float(loss), len(xb))
         self._callback("on_before_step")
         self._in_step = True
         self.optimizer_step()
         self._in_step = False
-        return float(loss), out
+        return loss, out
+
+    def loss_gradient(self, out, target):
+        """The gradient fed to ``model.backward`` (a hook: distributed training rescales it)."""
+        return self.criterion.backward(out, target)
+
+    def after_backward(self, loss, batch_size):
+        """Called between backward and the callbacks; returns the loss to report
+        (a hook: distributed training averages gradients and the loss here)."""
+        return loss
 
     @staticmethod
     def _correct(out, yb):
