@@ -2,6 +2,19 @@
 
 import numpy as np
 
+# the keys of history.json / History.to_dict(), as issue 4 specifies them
+HISTORY_KEYS = {
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "samples_per_s",
+    "step_loss",
+    "test_loss",
+    "test_accuracy",
+}
+
 
 def tolerance(reference, dtype):
     """The suite's one tolerance rule: float64 strict (1e-10), float32 within

@@ -6,21 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import HISTORY_KEYS
 
 import nnumpy
 from nnumpy import cli, data
 
-HISTORY_KEYS = {
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "samples_per_s",
-    "step_loss",
-    "test_loss",
-    "test_accuracy",
-}
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

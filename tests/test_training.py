@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import HISTORY_KEYS
 
 import nnumpy
 from nnumpy import (
@@ -26,18 +27,6 @@ from nnumpy import (
 )
 from nnumpy.augment import Augment, random_crop, random_flip
 from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion, summary
-
-HISTORY_KEYS = {
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "lr",
-    "samples_per_s",
-    "step_loss",
-    "test_loss",
-    "test_accuracy",
-}
 
 
 def blobs(n=600, seed=0, classes=3, dim=10):
