@@ -40,3 +40,15 @@ def assert_close(ours, reference, dtype=None, what=""):
 
 def rng(seed=0):
     return np.random.default_rng(seed)
+
+
+def short_sample_run(out, *options):
+    """One epoch of ``nnumpy train --model mlp`` on the bundled sample into ``out``
+    (extra command-line ``options`` appended); returns the loaded checkpoint."""
+    import nnumpy
+    from nnumpy.cli import main
+
+    argv = ["train", "--model", "mlp", "--dataset", "sample", "--epochs", "1", "--val-size", "500"]
+    code = main([*argv, *options, "--quiet", "--out", str(out)])
+    assert code == 0
+    return nnumpy.load_checkpoint(out / "checkpoint.npz")

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import HISTORY_KEYS
+from helpers import HISTORY_KEYS, short_sample_run
 
 import nnumpy
 from nnumpy import cli, data
@@ -136,26 +136,7 @@ def test_python_dash_m_runs_the_command():
 
 @pytest.mark.parametrize("choice, flip, crop", [("flip+crop", True, 2), ("crop", False, 2), ("none", False, 0)])
 def test_augment_option_sets_the_recipe(tmp_path, choice, flip, crop):
-    code = cli.main(
-        [
-            "train",
-            "--model",
-            "mlp",
-            "--dataset",
-            "sample",
-            "--epochs",
-            "1",
-            "--augment",
-            choice,
-            "--val-size",
-            "500",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ]
-    )
-    assert code == 0
-    recipe = nnumpy.load_checkpoint(tmp_path / "checkpoint.npz").extra["cli"]["recipe"]
+    recipe = short_sample_run(tmp_path, "--augment", choice).extra["cli"]["recipe"]
     assert (recipe["flip"], recipe["crop_padding"]) == (flip, crop)
 
 

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import short_sample_run
 
 import nnumpy
 from nnumpy import (
@@ -278,27 +279,5 @@ def test_seed004_optimizer_names_equal_canonical_optimizers(name, canonical):
 
 
 def test_seed004_optimizer_name_on_the_command_line(tmp_path):
-    from nnumpy.cli import main
-
-    code = main(
-        [
-            "train",
-            "--model",
-            "mlp",
-            "--dataset",
-            "sample",
-            "--epochs",
-            "1",
-            "--optimizer",
-            "MomentumUpdate",
-            "--lr",
-            "0.01",
-            "--val-size",
-            "500",
-            "--quiet",
-            "--out",
-            str(tmp_path),
-        ]
-    )
-    assert code in (0, None)
-    assert nnumpy.load_checkpoint(tmp_path / "checkpoint.npz").optimizer_class == "Momentum"
+    ckpt = short_sample_run(tmp_path, "--optimizer", "MomentumUpdate", "--lr", "0.01")
+    assert ckpt.optimizer_class == "Momentum"
