@@ -432,10 +432,10 @@ def cmd_info(args):
 
 # ---------------------------------------------------------------- export
 def cmd_export(args):
-    try:
-        from . import onnx as nnumpy_onnx
-    except ImportError as error:
-        raise CommandError(f"ONNX export needs the onnx package (pip install 'nnumpy[onnx]'): {error}") from None
+    # nnumpy.onnx imports the onnx package only when exporting; without it, export()
+    # raises an ImportError naming the 'onnx' extra, which main() prints as one line
+    from . import onnx as nnumpy_onnx
+
     model, meta = _load_any(args.checkpoint)
     input_shape = meta.get("input_shape")
     if not input_shape:
