@@ -151,6 +151,12 @@ def torch_train_step(kind, source):
     return model, step
 
 
+# Pause before each timed repeat: a library's idle worker threads keep spinning
+# on the cores after its last call (OpenBLAS for ~2^28 cycles, about 0.1 s;
+# OpenMP runtimes up to 0.2 s) and would slow down the other library's repeat.
+SETTLE_S = 0.3
+
+
 def time_alternating(runners, repeats, warmup):
     """``{name: [seconds per repeat]}``; each runner is ``(name, callable running one repeat)``."""
     for _, run in runners:
@@ -158,6 +164,7 @@ def time_alternating(runners, repeats, warmup):
     times = {name: [] for name, _ in runners}
     for _ in range(repeats):
         for name, run in runners:
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             run(None)
             times[name].append(time.perf_counter() - t0)

@@ -17,6 +17,7 @@ import numpy as np
 from .._checks import check_input, check_positive_int
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..module import Module
+from ..parallel import parallel_for
 
 __all__ = ["Conv2d", "Conv1d"]
 
@@ -31,8 +32,17 @@ def _pad_channels_last(x, pads):
     if top == bottom == left == right == 0:
         return xt
     n, h, w, c = xt.shape
-    out = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
-    out[:, top : top + h, left : left + w, :] = xt
+    out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+
+    def piece(lo, hi):  # zero only the border, copy the inside
+        o = out[lo:hi]
+        o[:, :top] = 0
+        o[:, top + h :] = 0
+        o[:, top : top + h, :left] = 0
+        o[:, top : top + h, left + w :] = 0
+        o[:, top : top + h, left : left + w] = xt[lo:hi]
+
+    parallel_for(piece, n, out)
     return out
 
 
@@ -99,7 +109,15 @@ def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
     else:
         target, order = (groups, n, ho, wo, kh, kw, cg), (5, 0, 1, 2, 3, 4, 6)
         t_strides = (st[0], st[1] * ho * wo, st[1] * wo, st[1], st[2] * kw * cg, st[2] * cg, st[2])
-    xp.copyto(xp.lib.stride_tricks.as_strided(cols, shape=target, strides=t_strides), windows.transpose(order))
+    dst = xp.lib.stride_tricks.as_strided(cols, shape=target, strides=t_strides)
+    src = windows.transpose(order)
+    batch_axis = order.index(0)  # the copy is split over the batch on nnumpy's threads
+    cut = (slice(None),) * batch_axis
+
+    def piece(lo, hi):
+        xp.copyto(dst[(*cut, slice(lo, hi))], src[(*cut, slice(lo, hi))])
+
+    parallel_for(piece, n, cols)
     if groups == 1:
         y = cols[0] @ _grouped_weight(W, b, 1)[0].T
     else:
@@ -153,12 +171,20 @@ def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups, 
     gcols = gcols_out if fits else xp.empty(shape, dtype=grad_out.dtype)
     xp.matmul(g_rows, _grouped_weight(W, None, groups), out=gcols)
     parts = gcols.reshape(groups, n, ho, wo, kh, kw, cg)
-    gpad = xp.zeros((n, h + top + bottom, w + left + right, groups, cg), dtype=grad_out.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            rows_p = slice(p * dh, p * dh + sh * (ho - 1) + 1, sh)
-            cols_q = slice(q * dw, q * dw + sw * (wo - 1) + 1, sw)
-            gpad[:, rows_p, cols_q] += parts[:, :, :, :, p, q, :].transpose(1, 2, 3, 0, 4)
+    gpad = xp.empty((n, h + top + bottom, w + left + right, groups, cg), dtype=grad_out.dtype)
+    offsets = [
+        (p, q, slice(p * dh, p * dh + sh * (ho - 1) + 1, sh), slice(q * dw, q * dw + sw * (wo - 1) + 1, sw))
+        for p in range(kh)
+        for q in range(kw)
+    ]
+
+    def piece(lo, hi):  # col2im of a batch piece, on nnumpy's threads
+        gp = gpad[lo:hi]
+        gp[...] = 0
+        for p, q, rows_p, cols_q in offsets:
+            gp[:, rows_p, cols_q] += parts[:, lo:hi, :, :, p, q, :].transpose(1, 2, 3, 0, 4)
+
+    parallel_for(piece, n, gpad)
     gx = gpad[:, top : top + h, left : left + w].reshape(n, h, w, c)
     return gx.transpose(0, 3, 1, 2), gcols
 

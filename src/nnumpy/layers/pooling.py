@@ -12,6 +12,7 @@ The 1-D layers are the 2-D ones with a unit height. Floor mode throughout.
 from .._checks import check_input
 from ..backend import get_array_module
 from ..module import Module
+from ..parallel import parallel_for
 from .conv import int_tuple
 
 __all__ = ["MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d", "GlobalAvgPool2d"]
@@ -49,62 +50,101 @@ def pool_output_size(size, kernel, stride, padding):
     return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(size, kernel, stride, padding, strict=True))
 
 
-def _greater(a, b, itype):
-    """``a > b`` as 0/1 of integer type ``itype`` (strict: ties keep the first maximum)."""
-    mask = a > b
-    return mask.view(itype) if mask.dtype.itemsize == itype().itemsize else mask.astype(itype)
+def _greater(a, b, itype, out=None):
+    """``a > b`` as 0/1 of integer type ``itype`` (strict: ties keep the first
+    maximum), written into ``out`` when given."""
+    xp = get_array_module(a)
+    if itype().itemsize == 1:  # bool and uint8 share their bytes: no conversion pass
+        if out is None:
+            return xp.greater(a, b).view(itype)
+        xp.greater(a, b, out=out.view(bool))
+        return out
+    if out is None:
+        return (a > b).astype(itype)
+    out[...] = a > b
+    return out
 
 
-def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
-    """``y[n, c, i, j] = max`` over the window; returns ``(y, argmax)`` with
-    ``argmax`` the flat offset ``p*kw + q`` of the first maximum (uint8 or
-    int32), or None when ``with_argmax`` is False (inference)."""
-    xp = get_array_module(x)
-    xpad = _padded(x, padding, -xp.inf)
-    out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
-    slices = list(_window_slices(kernel, stride, out_size))
-    itype = xp.uint8 if len(slices) < 256 else xp.int32
+def _maxpool_piece(xpad, y, argmax, slices, itype):
+    """Running maximum over the window offsets of one batch piece, into ``y``
+    (and the offset of the first maximum into ``argmax`` when not None)."""
+    xp = get_array_module(xpad)
     first = xpad[:, :, slices[0][1], slices[0][2]]
     if len(slices) == 1:
-        y = first.copy(order="K")
-        return y, (xp.zeros_like(y, dtype=itype) if with_argmax else None)
+        y[...] = first
+        if argmax is not None:
+            argmax[...] = 0
+        return
     second = xpad[:, :, slices[1][1], slices[1][2]]
-    # element-wise results keep the input's memory order (channels-last from Conv2d)
-    argmax = _greater(second, first, itype) if with_argmax else None
-    y = xp.maximum(first, second)
+    if argmax is not None:
+        _greater(second, first, itype, out=argmax)
+    xp.maximum(first, second, out=y)
     for k, rows, cols in slices[2:]:
         window = xpad[:, :, rows, cols]
-        if with_argmax:
+        if argmax is not None:
             # offsets k only grow, so "k where better, else argmax" is
             # max(argmax, better * k) (copyto(where=) is 10x slower)
             better = _greater(window, y, itype)
             better *= itype(k)
             xp.maximum(argmax, better, out=argmax)
         xp.maximum(y, window, out=y)
+
+
+def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
+    """``y[n, c, i, j] = max`` over the window; returns ``(y, argmax)`` with
+    ``argmax`` the flat offset ``p*kw + q`` of the first maximum (uint8 or
+    int32), or None when ``with_argmax`` is False (inference). Batch pieces
+    run on nnumpy's threads."""
+    xp = get_array_module(x)
+    xpad = _padded(x, padding, -xp.inf)
+    out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
+    slices = list(_window_slices(kernel, stride, out_size))
+    itype = xp.uint8 if len(slices) < 256 else xp.int32
+    # empty_like keeps the strided view's memory order (channels-last from Conv2d)
+    first = xpad[:, :, slices[0][1], slices[0][2]]
+    y = xp.empty_like(first)
+    argmax = xp.empty_like(first, dtype=itype) if with_argmax else None
+
+    def piece(lo, hi):
+        _maxpool_piece(xpad[lo:hi], y[lo:hi], None if argmax is None else argmax[lo:hi], slices, itype)
+
+    parallel_for(piece, x.shape[0], x)
     return y, argmax
 
 
 def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
     """Each window's gradient goes to its (first) maximum:
-    ``gradInput[window k] += grad_out * (argmax == k)``, padding cropped."""
+    ``gradInput[window k] += grad_out * (argmax == k)``, padding cropped.
+    Batch pieces run on nnumpy's threads."""
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
     ph, pw = padding
     ho, wo = grad_out.shape[2:]
     like = xp.empty_like(argmax, dtype=grad_out.dtype)
-    if like.strides != grad_out.strides:  # e.g. NCHW from Flatten vs channels-last argmax
-        xp.copyto(like, grad_out)  # one small copy makes every window op below contiguous-friendly
-        grad_out = like
+    if like.strides == grad_out.strides:
+        like = None
+    # else (e.g. NCHW from Flatten vs channels-last argmax) one copy per piece
+    # makes every window op below contiguous-friendly
     overlap = any(k > s for k, s in zip(kernel, stride, strict=True))
     # windows that tile the padded input exactly write every element once: no zero fill
     tiles = not overlap and kernel == stride and (h + 2 * ph, w + 2 * pw) == (ho * kernel[0], wo * kernel[1])
-    alloc = xp.empty if tiles else xp.zeros
-    gpad = alloc((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
-    for k, rows, cols in _window_slices(kernel, stride, (ho, wo)):
-        if overlap:
-            gpad[:, :, rows, cols] += grad_out * (argmax == k)
-        else:  # written straight into the strided window view
-            xp.multiply(grad_out, argmax == k, out=gpad[:, :, rows, cols])
+    gpad = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
+    windows = list(_window_slices(kernel, stride, (ho, wo)))
+
+    def piece(lo, hi):
+        g, am, gp = grad_out[lo:hi], argmax[lo:hi], gpad[lo:hi]
+        if like is not None:
+            xp.copyto(like[lo:hi], g)
+            g = like[lo:hi]
+        if not tiles:
+            gp[...] = 0
+        for k, rows, cols in windows:
+            if overlap:
+                gp[:, :, rows, cols] += g * (am == k)
+            else:  # written straight into the strided window view
+                xp.multiply(g, am == k, out=gp[:, :, rows, cols])
+
+    parallel_for(piece, n, gpad)
     return gpad[:, :, ph : ph + h, pw : pw + w]
 
 
