@@ -39,9 +39,7 @@ def torch_twin(model):
         if name == "Linear":
             layers.append(nn.Linear(layer.W.shape[1], layer.W.shape[0]))
         elif name == "Conv2d":
-            layers.append(
-                nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.pads[0][0])
-            )
+            layers.append(nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.pads[0][0]))
         elif name == "BatchNorm2d":
             layers.append(nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum))
         elif name == "ReLU":

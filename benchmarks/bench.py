@@ -7,12 +7,15 @@
 
 Timings alternate nnumpy and PyTorch inside one process (the machine is shared
 and noisy: only same-run ratios count); both run with the same thread count
-(threadpoolctl for NumPy's BLAS, ``torch.set_num_threads``). Peak memory runs
+(``nnumpy.set_num_threads`` for nnumpy's kernels and NumPy's BLAS,
+``torch.set_num_threads``), with a pause before each timed repeat so that
+the other library's idle threads have stopped spinning. Peak memory runs
 each library in its own child process (peak RSS minus RSS after imports).
 Data: Fashion-MNIST from /usr/share/datasets/fashion-mnist when present
 (``apt-get install dataset-fashion-mnist``), else random data of the same shape.
 """
 
+import nnumpy as nn  # isort: skip  (first: nnumpy sets OpenBLAS's environment before numpy loads it)
 import argparse
 import gzip
 import json
@@ -25,9 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
-
-import nnumpy as nn
+from threadpoolctl import threadpool_info
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
@@ -253,7 +254,7 @@ def memory_child(library, kind, steps, threads):
 
         torch.set_num_threads(threads)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
-    with threadpool_limits(threads, user_api="blas"):
+    with nn.num_threads(threads):
         baseline = rss_kib("VmRSS")
         if library == "torch":
             _, step = torch_train_step(kind, build_nnumpy(kind))
@@ -280,11 +281,13 @@ def machine_info(threads):
 
     blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')}, {i['num_threads']} threads)"
             for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    names = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_THREAD_TIMEOUT", "NNUMPY_NUM_THREADS")
+    env = {k: os.environ[k] for k in names if k in os.environ}
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())  # fmt: skip
     return [
-        f"CPU: {cpu}, {os.cpu_count()} cores; threads: {threads} (numpy BLAS via threadpoolctl, torch.set_num_threads)",
+        f"CPU: {cpu}, {os.cpu_count()} cores; threads: {threads} (nnumpy.set_num_threads: its kernels and "
+        "numpy's BLAS; torch.set_num_threads)",
         f"Python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
         f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}",
     ]
@@ -368,7 +371,7 @@ def main():
     figures = {"1", "2", "3", "5"} if args.figure == "all" else set(args.figure.split(","))
     models = args.models.split(",")
     names = {"mlp": "MLP-F", "cnn": "CNN-F"}
-    with threadpool_limits(args.threads, user_api="blas"):
+    with nn.num_threads(args.threads):  # nnumpy's kernels and its BLAS
         data = load_data()
         if args.profile:
             profile_nnumpy(args.profile, data, steps)

@@ -6,7 +6,9 @@ layers, the criteria, the functional optimizers ``sgd_momentum`` /
 ``adam_optimizer`` and the optimizer classes.
 """
 
+from . import _openblas  # noqa: F401  # isort: skip  (must run before numpy is loaded)
 from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
+from ._openblas import OPENBLAS_THREAD_TIMEOUT  # noqa: F401
 from .backend import get_array_module, manual_seed
 from .containers import Sequential
 from .criteria import (
@@ -40,6 +42,7 @@ from .optim import (
     adam_optimizer,
     sgd_momentum,
 )
+from .parallel import get_num_threads, num_threads, set_num_threads
 from .serialization import load_checkpoint, load_model, register_module, save_checkpoint, save_model
 from .training import EarlyStopping, History, ModelCheckpoint, clip_grad_norm, evaluate, fit, get_optimizer, predict
 
@@ -73,6 +76,9 @@ __all__ = [
     "GradcheckError",
     "manual_seed",
     "get_array_module",
+    "set_num_threads",
+    "get_num_threads",
+    "num_threads",
     "init",
     "load_fashion_mnist",
     "load_mnist",

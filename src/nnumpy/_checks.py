@@ -16,9 +16,7 @@ def check_float_array(owner, x, what="input"):
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
         raise TypeError(f"{owner!r}: expected {what} to be a float array, got {type(x).__name__}")
     if x.dtype.kind != "f":
-        raise TypeError(
-            f"{owner!r}: expected {what} of a floating dtype (float32 or float64), got dtype {x.dtype}"
-        )
+        raise TypeError(f"{owner!r}: expected {what} of a floating dtype (float32 or float64), got dtype {x.dtype}")
 
 
 def check_input(owner, x, ndim=None, features=None, feature_axis=1, layout=None):

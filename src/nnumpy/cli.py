@@ -12,7 +12,6 @@ import os
 import platform
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +84,7 @@ def build_parser():
         help="'fixed': BENCHMARKS.md's plain Adam 1e-3 recipe, for comparisons",
     )
     train.add_argument("--seed", type=int, default=0, help="seed of initialisation, split, order (default 0)")
-    train.add_argument("--threads", type=_positive_int, help="BLAS threads (threadpoolctl)")
+    train.add_argument("--threads", type=_positive_int, help="nnumpy kernel and BLAS threads (default: all CPUs)")
     train.add_argument(
         "--val-size",
         type=int,
@@ -106,7 +105,7 @@ def build_parser():
     ev.add_argument("checkpoint", help="model.npz or checkpoint.npz")
     ev.add_argument("--dataset", default=None, help="fashion-mnist | mnist | sample | DIR (default: as trained)")
     ev.add_argument("--batch-size", type=_positive_int, default=1000)
-    ev.add_argument("--threads", type=_positive_int, help="BLAS threads (threadpoolctl)")
+    ev.add_argument("--threads", type=_positive_int, help="nnumpy kernel and BLAS threads (default: all CPUs)")
     ev.set_defaults(func=cmd_evaluate)
 
     info = sub.add_parser("info", help="versions, BLAS, threads, where datasets were found")
@@ -133,11 +132,10 @@ def _printer(enabled):
 
 
 def _threads(n):
-    if not n:
-        return nullcontext()
-    from threadpoolctl import threadpool_limits
+    """nnumpy's kernel threads and BLAS threads set to ``n`` for the command (None: defaults)."""
+    from .parallel import num_threads
 
-    return threadpool_limits(limits=n)
+    return num_threads(n or None)
 
 
 def _load_data(name, quiet=False):
@@ -406,7 +404,11 @@ def cmd_info(args):
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()})")
     for package in ("numpy", "tqdm", "threadpoolctl", "matplotlib", "mpi4py", "onnx", "onnxruntime", "torch"):
         print(f"{package:<14}{_version(package)}")
+    from .parallel import get_num_threads
+
     print(f"cpu cores     {os.cpu_count()}")
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset")
+    print(f"{'threads':<14}nnumpy kernels={get_num_threads()} OPENBLAS_THREAD_TIMEOUT={timeout}")
     try:
         from threadpoolctl import threadpool_info
 

@@ -67,6 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import parallel
 from .layers.normalization import _BatchStatistics
 from .module import Module
 
@@ -153,12 +154,18 @@ def init(comm=None, abort_on_exception=True):
 
     MPI is initialised only when the process was started by an MPI launcher
     (or ``comm`` is given): the same script runs as one process without
-    touching MPI.
+    touching MPI. On several ranks, nnumpy's kernel threads are capped at
+    ``threads_per_rank()`` (cores / ranks on this machine) unless
+    ``NNUMPY_NUM_THREADS`` is set; BLAS threads are left to ``--threads`` or
+    ``OMP_NUM_THREADS``.
     """
     global _comm
     if comm is not None:
         _comm = comm
     comm = get_comm()
+    if comm is not None and comm.Get_size() > 1 and not os.environ.get("NNUMPY_NUM_THREADS"):
+        # ranks sharing a machine split its cores between their kernel threads
+        parallel.set_num_threads(min(parallel.get_num_threads(), threads_per_rank()), blas=False)
     if abort_on_exception and comm is not None and comm.Get_size() > 1:
         install_excepthook()
     return comm

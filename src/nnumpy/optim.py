@@ -399,9 +399,7 @@ class NAdam(Optimizer):
         beta2=None,
     ):
         betas = _seed_betas(betas, beta1, beta2)
-        super().__init__(
-            model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay
-        )
+        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
 
     def _update(self, state, param, grad):
         beta1, beta2 = self.betas

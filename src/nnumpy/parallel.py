@@ -59,12 +59,12 @@ def get_num_threads():
     return _state["threads"]
 
 
-def set_num_threads(n):
+def set_num_threads(n, blas=True):
     """Use ``n`` threads for nnumpy's kernels and for the BLAS library's matrix products.
 
     Like ``torch.set_num_threads``: ``n = 1`` runs everything on the calling
     thread. The BLAS limit is set with threadpoolctl and stays until the next
-    call (``num_threads`` is the temporary form).
+    call (``num_threads`` is the temporary form); ``blas=False`` leaves BLAS as it is.
 
     Example:
         >>> import nnumpy
@@ -73,10 +73,11 @@ def set_num_threads(n):
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
-    from threadpoolctl import threadpool_limits
-
     _state["threads"] = int(n)
-    _state["blas_limit"] = threadpool_limits(limits=int(n), user_api="blas")
+    if blas:
+        from threadpoolctl import threadpool_limits
+
+        _state["blas_limit"] = threadpool_limits(limits=int(n), user_api="blas")
 
 
 @contextmanager
@@ -97,7 +98,7 @@ def num_threads(n):
 
     previous = get_num_threads()
     with threadpool_limits(limits=int(n), user_api="blas"):
-        set_num_threads(n)
+        set_num_threads(n, blas=False)
         try:
             yield
         finally:
@@ -134,7 +135,7 @@ def parallel_for(fn, n, like):
         return [fn(0, n)]
     bounds = [n * i // pieces for i in range(pieces + 1)]
     pool = _pool(pieces - 1)
-    futures = [pool.submit(_run_piece, fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    futures = [pool.submit(_run_piece, fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
     try:
         first = _run_piece(fn, bounds[0], bounds[1])
     finally:

@@ -1,0 +1,182 @@
+"""nnumpy.parallel: the thread pool of the memory-bound kernels and the thread settings.
+
+(conftest.py makes every test split kernels over 3 threads; the tests here
+compare those results with one thread.)"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import assert_close
+from threadpoolctl import threadpool_info
+
+import nnumpy as nn
+from nnumpy import parallel
+
+
+def blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_parallel_for_covers_the_range_in_order():
+    pieces = parallel.parallel_for(lambda lo, hi: (lo, hi), 10, np.zeros(10**6))
+    assert pieces == [(0, 3), (3, 6), (6, 10)]
+
+
+def test_pieces_never_outnumber_items():
+    assert parallel.parallel_for(lambda lo, hi: (lo, hi), 2, np.zeros(10**6)) == [(0, 1), (1, 2)]
+
+
+def test_small_arrays_stay_on_the_calling_thread(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_BYTES_PER_THREAD", 1 << 20)
+    assert parallel.split_count(128, np.zeros((128, 100), np.float32)) == 1  # 51 KB
+    assert parallel.split_count(128, np.zeros((128, 4096), np.float32)) == 2  # 2 MiB: 2 pieces of 1 MiB
+    assert parallel.split_count(128, np.zeros((128, 10**5), np.float32)) == 3  # capped by the thread count
+
+
+def test_non_numpy_arrays_run_as_one_piece():
+    fake_cupy = type("ndarray", (), {"__module__": "cupy._core.core", "nbytes": 10**9})()
+    assert parallel.parallel_for(lambda lo, hi: (lo, hi), 100, fake_cupy) == [(0, 100)]
+
+
+def test_an_error_in_any_piece_is_raised():
+    def fail_last(lo, hi):
+        if hi == 9:
+            raise KeyError("piece 3")
+        return lo
+
+    with pytest.raises(KeyError, match="piece 3"):
+        parallel.parallel_for(fail_last, 9, np.zeros(10**6))
+
+
+def test_nested_calls_run_serially_instead_of_deadlocking():
+    like = np.zeros(10**6)
+    inner = parallel.parallel_for(lambda lo, hi: parallel.parallel_for(lambda a, b: (a, b), 6, like), 6, like)
+    assert inner == [[(0, 6)]] * 3
+
+
+def test_a_forked_process_gets_a_new_pool(monkeypatch):
+    parallel.parallel_for(lambda lo, hi: None, 4, np.zeros(10**6))
+    old = parallel._state["pool"]
+    monkeypatch.setitem(parallel._state, "pid", -1)  # as if this were a child forked after the pool started
+    assert parallel.parallel_for(lambda lo, hi: hi, 4, np.zeros(10**6)) == [1, 2, 4]
+    assert parallel._state["pool"] is not old
+
+
+def test_map_batches_handles_zero_d_arrays():
+    x = np.array(-2.0, np.float32)
+    out = parallel.map_batches(lambda a, out: np.maximum(a, 0, out=out), np.empty_like(x), x)
+    assert out == 0 and out.dtype == np.float32
+
+
+def test_set_num_threads_sets_kernels_and_blas():
+    before = blas_threads()
+    try:
+        nn.set_num_threads(1)
+        assert nn.get_num_threads() == 1
+        assert set(blas_threads()) == {1}
+    finally:
+        parallel.set_num_threads(3)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=max(before), user_api="blas")
+
+
+def test_num_threads_context_restores_both():
+    blas_before = blas_threads()
+    with nn.num_threads(1):
+        assert nn.get_num_threads() == 1
+        assert set(blas_threads()) == {1}
+    assert nn.get_num_threads() == 3
+    assert blas_threads() == blas_before
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_non_positive_integers(bad):
+    with pytest.raises(ValueError, match="set_num_threads: n must be a positive integer"):
+        nn.set_num_threads(bad)
+
+
+def test_environment_variable_sets_the_default(monkeypatch):
+    monkeypatch.setitem(parallel._state, "threads", None)
+    monkeypatch.setenv("NNUMPY_NUM_THREADS", "5")
+    assert parallel.get_num_threads() == 5
+    monkeypatch.setitem(parallel._state, "threads", None)
+    monkeypatch.setenv("NNUMPY_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="NNUMPY_NUM_THREADS must be a positive integer, got 'many'"):
+        parallel.get_num_threads()
+
+
+def run_python(code, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"} | env
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, check=True)
+    return result.stdout.strip()
+
+
+def test_import_shortens_openblas_idle_spinning_unless_the_user_set_it():
+    code = "import nnumpy, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    assert run_python(code) == str(nn.OPENBLAS_THREAD_TIMEOUT)
+    assert run_python(code, OPENBLAS_THREAD_TIMEOUT="28") == "28"
+
+
+# ------------------------------------------------------- kernels: 3 threads == 1 thread
+def outputs_and_grads(module, x, seed=1):
+    y = module.forward(x).copy()
+    g = np.random.default_rng(seed).standard_normal(y.shape).astype(x.dtype)
+    module.zeroGradParameters()
+    gx = module.backward(x, g).copy()
+    return [y, gx, *(p.copy() for p in module.getGradParameters())]
+
+
+def compare_thread_counts(make, x, exact):
+    """The kernels split over 3 threads vs on one (BLAS threads unchanged)."""
+    threaded = outputs_and_grads(make(), x)
+    parallel._state["threads"] = 1
+    try:
+        serial = outputs_and_grads(make(), x)
+    finally:
+        parallel._state["threads"] = 3
+    for ours, ref in zip(threaded, serial, strict=True):
+        if exact:
+            np.testing.assert_array_equal(ours, ref)
+        else:  # sums over pieces add in another order
+            assert_close(ours, ref, x.dtype, "3 threads vs 1")
+
+
+def channels_last(shape, seed=0, dtype=np.float32):
+    n, c, h, w = shape
+    return np.random.default_rng(seed).standard_normal((n, h, w, c)).astype(dtype).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_batchnorm2d_threads_agree(dtype, layout):
+    x = channels_last((7, 5, 6, 4), dtype=dtype)
+    x = np.ascontiguousarray(x) if layout == "nchw" else x
+    compare_thread_counts(lambda: nn.BatchNorm2d(5, dtype=dtype), x * 3 + 1, exact=False)
+
+
+def test_batchnorm_eval_and_channelwise_scaling_threads_agree():
+    x = channels_last((7, 5, 6, 4))
+    compare_thread_counts(lambda: nn.BatchNorm2d(5).evaluate(), x, exact=False)
+    compare_thread_counts(lambda: nn.ChannelwiseScaling(5, rng=0), x, exact=False)
+
+
+def test_relu_threads_agree():
+    compare_thread_counts(nn.ReLU, channels_last((7, 5, 6, 4)), exact=True)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1), ((2, 3), (1, 2), (1, 0))])
+def test_maxpool_threads_agree(kernel, stride, padding):
+    x = channels_last((7, 3, 9, 8))
+    compare_thread_counts(lambda: nn.MaxPool2d(kernel, stride, padding), x, exact=True)
+
+
+@pytest.mark.parametrize(
+    "args", [dict(kernel_size=3), dict(kernel_size=(2, 3), stride=2, padding=(1, 2), dilation=(1, 2), groups=2)]
+)
+def test_conv2d_threads_agree(args):
+    x = channels_last((7, 4, 9, 8))
+    compare_thread_counts(lambda: nn.Conv2d(4, 6, rng=0, **args), x, exact=True)
