@@ -273,14 +273,21 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        # in place, one scratch array: 11 passes over memory instead of 15
+        # passes and 5 temporaries (the optimizer step was a third of MLP-F's step)
+        scratch = np.multiply(grad, 1 - beta1)
         m *= beta1
-        m += (1 - beta1) * grad
+        m += scratch
+        np.multiply(grad, 1 - beta2, out=scratch)
+        scratch *= grad
         v *= beta2
-        v += (1 - beta2) * grad * grad
-        denom = np.sqrt(v)
+        v += scratch
+        denom = np.sqrt(v, out=scratch)
         denom /= math.sqrt(1 - beta2**t)
         denom += self.eps
-        param -= (self.lr / (1 - beta1**t)) * (m / denom)
+        update = np.divide(m, denom, out=scratch)
+        update *= self.lr / (1 - beta1**t)
+        param -= update
 
 
 class AdamW(Adam):

@@ -127,8 +127,8 @@ def parallel_for(fn, n, like):
 
     ``like`` is the array the work is proportional to: its size decides how
     many threads are worth using, and a non-NumPy (CuPy) array runs as one
-    piece ``fn(0, n)``. The pieces must write disjoint memory; the calling
-    thread runs the first piece itself. An exception in any piece is raised here.
+    piece ``fn(0, n)``. The pieces must write disjoint memory; the calling thread
+    runs the first piece itself. An exception in any piece is raised here.
     """
     pieces = split_count(n, like)
     if pieces <= 1:
