@@ -273,8 +273,11 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        # in place, one scratch array: 11 passes over memory instead of 15
-        # passes and 5 temporaries (the optimizer step was a third of MLP-F's step)
+        # In place with one scratch array, and the bias corrections folded into
+        # two scalars: m / (sqrt(v) / c2 + eps) = c2 * m / (sqrt(v) + eps * c2).
+        # 11 passes and no temporaries instead of 15 and 5 (the optimizer step
+        # was a third of MLP-F's train step).
+        c2 = math.sqrt(1 - beta2**t)
         scratch = np.multiply(grad, 1 - beta1)
         m *= beta1
         m += scratch
@@ -283,10 +286,9 @@ class Adam(Optimizer):
         v *= beta2
         v += scratch
         denom = np.sqrt(v, out=scratch)
-        denom /= math.sqrt(1 - beta2**t)
-        denom += self.eps
+        denom += self.eps * c2
         update = np.divide(m, denom, out=scratch)
-        update *= self.lr / (1 - beta1**t)
+        update *= self.lr * c2 / (1 - beta1**t)
         param -= update
 
 
