@@ -24,17 +24,20 @@ __all__ = ["Conv2d", "Conv1d"]
 
 # --------------------------------------------------------------------- kernels
 def _pad_channels_last(x, pads):
-    """``x`` (N, C, H, W) as a zero-padded channels-last array (N, Hp, Wp, C);
-    a view of ``x`` when nothing needs padding and ``x`` is channels-last already."""
+    """``(xpad, fill)``: ``xpad`` is ``x`` (N, C, H, W) as a zero-padded
+    channels-last array (N, Hp, Wp, C), and ``fill(lo, hi)`` writes samples
+    ``lo:hi`` of it (the caller runs it, so the padding shares the im2col
+    copy's pieces and threads). When nothing needs padding, ``xpad`` is a view
+    of ``x`` and ``fill`` does nothing."""
     xp = get_array_module(x)
     (top, bottom), (left, right) = pads
     xt = x.transpose(0, 2, 3, 1)
     if top == bottom == left == right == 0:
-        return xt
+        return xt, lambda lo, hi: None
     n, h, w, c = xt.shape
     out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
 
-    def piece(lo, hi):  # zero only the border, copy the inside
+    def fill(lo, hi):  # zero only the border, copy the inside
         o = out[lo:hi]
         o[:, :top] = 0
         o[:, top + h :] = 0
@@ -42,8 +45,7 @@ def _pad_channels_last(x, pads):
         o[:, top : top + h, left + w :] = 0
         o[:, top : top + h, left : left + w] = xt[lo:hi]
 
-    parallel_for(piece, n, out)
-    return out
+    return out, fill
 
 
 def _grouped_weight(W, b, groups):
@@ -71,7 +73,7 @@ def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
     n, c = x.shape[:2]
     o, cg, kh, kw = W.shape
     (sh, sw), (dh, dw) = stride, dilation
-    xpad = _pad_channels_last(x, pads)
+    xpad, fill_padding = _pad_channels_last(x, pads)
     ho = (xpad.shape[1] - dh * (kh - 1) - 1) // sh + 1
     wo = (xpad.shape[2] - dw * (kw - 1) - 1) // sw + 1
     s = xpad.strides
@@ -114,7 +116,8 @@ def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
     batch_axis = order.index(0)  # the copy is split over the batch on nnumpy's threads
     cut = (slice(None),) * batch_axis
 
-    def piece(lo, hi):
+    def piece(lo, hi):  # pad and copy the windows of samples lo:hi
+        fill_padding(lo, hi)
         xp.copyto(dst[(*cut, slice(lo, hi))], src[(*cut, slice(lo, hi))])
 
     parallel_for(piece, n, cols)
