@@ -83,6 +83,7 @@ __all__ = [
     "find_mpiexec",
     "local_size",
     "threads_per_rank",
+    "share_cores",
     "broadcast_parameters",
     "broadcast_object",
     "allreduce_gradients",
@@ -163,9 +164,7 @@ def init(comm=None, abort_on_exception=True):
     if comm is not None:
         _comm = comm
     comm = get_comm()
-    if comm is not None and comm.Get_size() > 1 and not os.environ.get("NNUMPY_NUM_THREADS"):
-        # ranks sharing a machine split its cores between their kernel threads
-        parallel.set_num_threads(min(parallel.get_num_threads(), threads_per_rank()), blas=False)
+    share_cores()
     if abort_on_exception and comm is not None and comm.Get_size() > 1:
         install_excepthook()
     return comm
@@ -217,6 +216,13 @@ def local_size():
         return node.Get_size()
     finally:
         node.Free()
+
+
+def share_cores():
+    """On several ranks, cap nnumpy's kernel threads at ``threads_per_rank()``
+    (ranks sharing a machine split its cores), unless ``NNUMPY_NUM_THREADS`` is set."""
+    if size() > 1 and not os.environ.get("NNUMPY_NUM_THREADS"):
+        parallel.set_num_threads(min(parallel.get_num_threads(), threads_per_rank()), blas=False)
 
 
 def threads_per_rank():
@@ -813,6 +819,7 @@ def _trainer_class():
             if optimizer is not None and not isinstance(optimizer, DistributedOptimizer):
                 optimizer = DistributedOptimizer(optimizer)
             super().__init__(model, criterion, optimizer, **kwargs)
+            share_cores()
             self.sync_batchnorm = bool(sync_batchnorm)
             self._train_loader = None
             self._next_loader_trains = False  # set by fit: its first make_loader call is for training
