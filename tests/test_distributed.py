@@ -270,3 +270,17 @@ def test_nnumpy_train_distributed_on_two_ranks(tmp_path):
     proc = mpirun([*args, "--batch-size", "63", "--out", tmp_path / "bad"], timeout=60)
     assert proc.returncode != 0 and time.monotonic() - start < 10
     assert "global batch size 63 is not divisible by the number of ranks 2" in proc.stderr
+
+
+@requires_mpi
+@pytest.mark.parametrize("env, expected", [({}, None), ({"NNUMPY_NUM_THREADS": "3"}, 3)])
+def test_ranks_sharing_a_machine_split_its_cores(monkeypatch, env, expected):
+    """dist.init() caps each rank's kernel threads at cores / ranks, unless NNUMPY_NUM_THREADS says."""
+    monkeypatch.delenv("NNUMPY_NUM_THREADS", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = mpirun([SCRIPTS / "threads.py"])
+    assert result.returncode == 0, result.stderr
+    want = expected or max(1, (os.cpu_count() or 1) // 2)  # both ranks run on this machine
+    lines = sorted(line for line in result.stdout.splitlines() if line.startswith("rank"))
+    assert lines == [f"rank 0 threads {want}", f"rank 1 threads {want}"]
