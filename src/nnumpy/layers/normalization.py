@@ -45,6 +45,41 @@ def _reuse(buffer, like):
     return get_array_module(like).empty(like.shape, like.dtype)
 
 
+WIDE_ROW = 512  # values per row of the widened (M/k, k*C) views below
+
+
+def _widening(rows, *others):
+    """``k`` such that ``rows`` (M, C) and ``others`` (same shape) can be viewed
+    as ``(M/k, k*C)``: NumPy runs one inner loop per row, and rows of C = 32
+    values spend as much time in loop overhead as in arithmetic (rows of
+    ~512 values: the per-channel passes take 12-23 % less time). 1 when an
+    array is not C-contiguous."""
+    m, c = rows.shape
+    if not all(a.flags.c_contiguous for a in (rows, *others)):
+        return 1
+    k = 1
+    while 2 * k * c <= WIDE_ROW and m % (2 * k) == 0:
+        k *= 2
+    return k
+
+
+def _wide(a, k):
+    """``a`` (M, C) viewed as ``(M/k, k*C)``."""
+    return a if k == 1 else a.reshape(a.shape[0] // k, k * a.shape[1])
+
+
+def _tiled(v, k):
+    """A per-channel vector ``(C,)`` repeated for the ``(M/k, k*C)`` view (None and scalars as they are)."""
+    if k == 1 or v is None or getattr(v, "ndim", 0) == 0:
+        return v
+    return get_array_module(v).tile(v, k)
+
+
+def _folded(total, k):
+    """Per-column sums of a ``(M/k, k*C)`` view back to the ``(C,)`` sums."""
+    return total if k == 1 else total.reshape(k, -1).sum(axis=0)
+
+
 def _by_rows(fn, rows):
     """``fn(lo, hi)`` over row pieces of ``rows`` on nnumpy's threads; the list of results."""
     return parallel_for(fn, rows.shape[0], rows)
@@ -55,24 +90,29 @@ def column_sums(*arrays):
     the product ``arrays[0] * arrays[1]`` (``einsum``: 4x faster than
     ``sum(axis=0)``), each computed over row pieces on nnumpy's threads."""
     xp = get_array_module(arrays[0])
-    if len(arrays) == 1:
-        return sum(_by_rows(lambda lo, hi: xp.einsum("ij->j", arrays[0][lo:hi]), arrays[0]))
-    a, b = arrays
+    k = _widening(*arrays)
+    wide = [_wide(a, k) for a in arrays]
+    if len(wide) == 1:
+        (a,) = wide
+        return _folded(sum(_by_rows(lambda lo, hi: xp.einsum("ij->j", a[lo:hi]), a)), k)
+    a, b = wide
     parts = _by_rows(lambda lo, hi: (xp.einsum("ij->j", a[lo:hi]), xp.einsum("ij,ij->j", a[lo:hi], b[lo:hi])), a)
-    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+    return _folded(sum(p[0] for p in parts), k), _folded(sum(p[1] for p in parts), k)
 
 
 def scale_shift(rows, scale, shift):
     """``rows * scale + shift`` per column (``shift`` may be None), on nnumpy's threads."""
     xp = get_array_module(rows)
     y = xp.empty(rows.shape, rows.dtype)
+    k = _widening(rows, y)
+    x, out, scale, shift = _wide(rows, k), _wide(y, k), _tiled(scale, k), _tiled(shift, k)
 
     def piece(lo, hi):
-        xp.multiply(rows[lo:hi], scale, out=y[lo:hi])
+        xp.multiply(x[lo:hi], scale, out=out[lo:hi])
         if shift is not None:
-            y[lo:hi] += shift
+            out[lo:hi] += shift
 
-    _by_rows(piece, rows)
+    _by_rows(piece, x)
     return y
 
 
@@ -90,12 +130,14 @@ def batchnorm_forward_train(rows, weight, bias, eps, mean_of, centered_out=None)
     xp = get_array_module(rows)
     mean = mean_of(column_sums(rows), rows.shape[0])
     centered = _reuse(centered_out, rows)
+    k = _widening(rows, centered)
+    x, xc, wide_mean = _wide(rows, k), _wide(centered, k), _tiled(mean, k)
 
     def center(lo, hi):
-        c = xp.subtract(rows[lo:hi], mean, out=centered[lo:hi])
+        c = xp.subtract(x[lo:hi], wide_mean, out=xc[lo:hi])
         return xp.einsum("ij,ij->j", c, c)
 
-    var = mean_of(sum(_by_rows(center, rows)), rows.shape[0])
+    var = mean_of(_folded(sum(_by_rows(center, x)), k), rows.shape[0])
     inv_std = 1.0 / xp.sqrt(var + eps)
     y = scale_shift(centered, inv_std if weight is None else inv_std * weight, bias)
     return y, mean, var, centered, inv_std
@@ -117,13 +159,16 @@ def batchnorm_backward_train(grad_rows, centered, inv_std, weight, sums, mean_of
     b, c = -a * inv_std * mean_gxhat, -a * mean_g
     grad = xp.empty(grad_rows.shape, grad_rows.dtype)
     scratch = _reuse(scratch, grad_rows)
+    k = _widening(grad_rows, centered, grad, scratch)
+    g, xc, out, tmp = (_wide(v, k) for v in (grad_rows, centered, grad, scratch))
+    a, b, c = (_tiled(v, k) for v in (a, b, c))
 
     def piece(lo, hi):
-        out = xp.multiply(centered[lo:hi], b, out=grad[lo:hi])
-        out += c
-        out += xp.multiply(grad_rows[lo:hi], a, out=scratch[lo:hi])
+        o = xp.multiply(xc[lo:hi], b, out=out[lo:hi])
+        o += c
+        o += xp.multiply(g[lo:hi], a, out=tmp[lo:hi])
 
-    _by_rows(piece, grad_rows)
+    _by_rows(piece, g)
     return grad, scratch
 
 
