@@ -180,3 +180,23 @@ def test_maxpool_threads_agree(kernel, stride, padding):
 def test_conv2d_threads_agree(args):
     x = channels_last((7, 4, 9, 8))
     compare_thread_counts(lambda: nn.Conv2d(4, 6, rng=0, **args), x, exact=True)
+
+
+def test_more_threads_replace_the_pool_and_its_idle_threads_exit(monkeypatch):
+    like = np.zeros(10**6)
+    parallel.parallel_for(lambda lo, hi: None, 3, like)
+    old = parallel._state["pool"]
+    monkeypatch.setitem(parallel._state, "threads", 5)
+    assert parallel.parallel_for(lambda lo, hi: (lo, hi), 5, like) == [(i, i + 1) for i in range(5)]
+    assert parallel._state["pool"] is not old and old._shutdown
+
+
+def test_calls_from_several_user_threads_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.random.default_rng(0).standard_normal((64, 8, 6, 5)).astype(np.float32)
+    ref = nn.MaxPool2d(2).forward(x)
+    with ThreadPoolExecutor(4) as users:
+        results = list(users.map(lambda _: nn.MaxPool2d(2).forward(x), range(8)))
+    for r in results:
+        np.testing.assert_array_equal(r, ref)

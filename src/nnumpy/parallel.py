@@ -109,6 +109,8 @@ def _pool(workers):
     pool = _state["pool"]
     # a forked child inherits the pool object but not its threads: make a new one
     if pool is None or _state["pid"] != os.getpid() or pool._max_workers < workers:
+        if pool is not None and _state["pid"] == os.getpid():
+            pool.shutdown(wait=False)  # a larger thread count was set: its idle threads exit
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nnumpy")
         _state["pool"], _state["pid"] = pool, os.getpid()
     return pool
