@@ -4,6 +4,7 @@
     python benchmarks/bench.py --figure 1 --quick    # fewer steps, for development
     python benchmarks/bench.py --profile cnn         # cProfile of nnumpy's CNN-F train step
     python benchmarks/bench.py --layers cnn --threads 1  # per-layer CPU times of that step
+    python benchmarks/bench.py --phases mlp          # zero/forward/backward/optimizer times, both libraries
 
 Timings alternate nnumpy and PyTorch inside one process (the machine is shared
 and noisy: only same-run ratios count); both run with the same thread count
@@ -121,17 +122,34 @@ def forward_flops(kind):
 
 
 # ----------------------------------------------------------------------- steps
+PHASES = ("zero grads", "forward", "loss + backward", "optimizer step")
+
+
+def _marker(marks):
+    """A callable that appends the time to ``marks`` (a list), or does nothing when it is None."""
+    if marks is None:
+        return lambda: None
+    start = time.perf_counter()
+    marks.append(start)
+    return lambda: marks.append(time.perf_counter())
+
+
 def nnumpy_train_step(kind):
     model = build_nnumpy(kind)
     criterion = nn.ClassNLLCriterion()
     opt = nn.Adam(model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
-    def step(x, y):
+    def step(x, y, marks=None):
+        mark = _marker(marks)
         opt.zero_grad()
+        mark()
         out = model.forward(x)
+        mark()
         criterion.forward(out, y)
         model.backward(x, criterion.backward(out, y))
+        mark()
         opt.step()
+        mark()
 
     return model, step
 
@@ -143,11 +161,16 @@ def torch_train_step(kind, source):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     loss_fn = torch.nn.NLLLoss()
 
-    def step(x, y):
+    def step(x, y, marks=None):
+        mark = _marker(marks)
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
+        mark()
+        out = model(x)
+        mark()
+        loss_fn(out, y).backward()
+        mark()
         opt.step()
+        mark()
 
     return model, step
 
@@ -313,6 +336,36 @@ def profile_nnumpy(kind, data, steps):
     pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
 
+def phase_times(kind, data, steps, repeats):
+    """Microseconds per step in each phase of the train step (``PHASES``), nnumpy
+    and PyTorch alternating repeat by repeat as in figure 1 (median over repeats
+    of the mean over ``steps``)."""
+    import torch
+
+    items = batches(data[0], data[1], BATCH, steps + 5)
+    np_model, np_step = nnumpy_train_step(kind)
+    _, t_step = torch_train_step(kind, np_model)
+    t_items = [(torch.from_numpy(x.copy()), torch.from_numpy(y)) for x, y in items]
+    times = {"nnumpy": [], "PyTorch": []}
+    for _name, step, chosen in (("nnumpy", np_step, items), ("PyTorch", t_step, t_items)):
+        for x, y in chosen[:5]:
+            step(x, y)
+    for _ in range(repeats):
+        for name, step, chosen in (("nnumpy", np_step, items), ("PyTorch", t_step, t_items)):
+            time.sleep(SETTLE_S)
+            per_step = []
+            for x, y in chosen[5:]:
+                marks = []
+                step(x, y, marks)
+                per_step.append(np.diff(marks))
+            times[name].append(np.mean(per_step, axis=0))
+    med = {name: np.median(v, axis=0) * 1e6 for name, v in times.items()}
+    print(f"| {kind} train step phase | nnumpy us | PyTorch us |\n|---|---|---|")
+    for i, phase in enumerate(PHASES):
+        print(f"| {phase} | {med['nnumpy'][i]:,.0f} | {med['PyTorch'][i]:,.0f} |")
+    print(f"| step | {med['nnumpy'].sum():,.0f} | {med['PyTorch'].sum():,.0f} |")
+
+
 def layer_times(kind, data, repeats=7):
     """Per-layer forward / input-gradient / parameter-gradient times of one
     nnumpy train step (minimum over repeats). With one BLAS thread this is
@@ -358,6 +411,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--profile", choices=["mlp", "cnn"], help="cProfile of nnumpy's train step")
     parser.add_argument("--layers", choices=["mlp", "cnn"], help="per-layer times of nnumpy's train step")
+    parser.add_argument("--phases", choices=["mlp", "cnn"], help="time per phase of the train step, both libraries")
     parser.add_argument("--memory-child", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     steps = args.steps or (10 if args.quick else 50)
@@ -378,6 +432,9 @@ def main():
             return
         if args.layers:
             layer_times(args.layers, data)
+            return
+        if args.phases:
+            phase_times(args.phases, data, steps, repeats)
             return
         print("\n".join(machine_info(args.threads)))
         print(f"load average before the run: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
