@@ -116,9 +116,26 @@ def run_python(code, **env):
 
 
 def test_import_shortens_openblas_idle_spinning_unless_the_user_set_it():
-    code = "import nnumpy, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
-    assert run_python(code) == str(nn.OPENBLAS_THREAD_TIMEOUT)
-    assert run_python(code, OPENBLAS_THREAD_TIMEOUT="28") == "28"
+    code = "import nnumpy, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], nnumpy._openblas.RESTARTED)"
+    assert run_python(code) == f"{nn.OPENBLAS_THREAD_TIMEOUT} False"  # OpenBLAS loads after: nothing to restart
+    assert run_python(code, OPENBLAS_THREAD_TIMEOUT="28") == "28 False"
+
+
+OPENBLAS_TIMEOUT = """
+import ctypes
+from threadpoolctl import threadpool_info
+lib = ctypes.CDLL(next(i["filepath"] for i in threadpool_info() if i["internal_api"] == "openblas"))
+a = numpy.ones((300, 300), numpy.float32)
+print(nnumpy._openblas.RESTARTED, lib.openblas_thread_timeout(), float((a @ a)[0, 0]))
+"""
+
+
+def test_numpy_imported_first_gets_its_openblas_threads_restarted():
+    if not any(i["internal_api"] == "openblas" for i in threadpool_info()):
+        pytest.skip("numpy is not built on OpenBLAS here")
+    code = "import numpy, nnumpy" + OPENBLAS_TIMEOUT
+    assert run_python(code) == f"True {nn.OPENBLAS_THREAD_TIMEOUT} 300.0"  # re-read, and products still work
+    assert run_python(code, OPENBLAS_THREAD_TIMEOUT="28") == "False 28 300.0"  # the user's value: left alone
 
 
 # ------------------------------------------------------- kernels: 3 threads == 1 thread
