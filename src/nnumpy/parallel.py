@@ -118,7 +118,7 @@ def _pool(workers):
 
 def split_count(n, like):
     """How many pieces ``parallel_for`` cuts ``range(n)`` into for array ``like``."""
-    if getattr(_local, "busy", False) or type(like).__module__.split(".")[0] != "numpy":
+    if getattr(_local, "busy", False) or not isinstance(like, np.ndarray):  # CuPy: one piece
         return 1
     return max(1, min(get_num_threads(), n, like.nbytes // MIN_BYTES_PER_THREAD))
 
