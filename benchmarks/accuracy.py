@@ -19,7 +19,6 @@ import json
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import nnumpy
 from nnumpy.data import load_fashion_mnist, normalize
@@ -134,7 +133,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     model = mlp_f() if args.model == "mlp" else cnn_f()
     net = torch_twin(model)
-    with threadpool_limits(args.threads):
+    with nnumpy.num_threads(args.threads):  # nnumpy's kernels and BLAS
         ours = run_nnumpy(model, x, y, xt, yt, epochs, args.seed)
         theirs = run_torch(net, x, y, xt, yt, epochs, args.seed)
     summary = {
