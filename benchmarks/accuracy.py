@@ -9,6 +9,7 @@ are measured for each library (2 threads each).
     python benchmarks/accuracy.py --model mlp            # MLP-F, 10 epochs
     python benchmarks/accuracy.py --model cnn            # CNN-F, 5 epochs
     python benchmarks/accuracy.py --model mlp --epochs 1 --limit 5000   # quick check
+    python benchmarks/accuracy.py --model mlp --seeds 0,1,2,3,4  # one comparison per seed, and the mean
 
 The default recipe of ``nnumpy train`` (schedule, augmentation, weight decay)
 is measured with the command itself; see benchmarks/README.md.
@@ -115,9 +116,11 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--seeds", help="comma-separated seeds: one comparison each, then the mean difference")
+    parser.add_argument("--json", help="write the results to this file (the first seed's)")
     args = parser.parse_args(argv)
     epochs = args.epochs or (10 if args.model == "mlp" else 5)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
 
     import torch
 
@@ -129,30 +132,38 @@ def main(argv=None):
     x, xt = normalize(x, flatten=flatten), normalize(xt, flatten=flatten)
     y, yt = y.astype(np.int64), yt.astype(np.int64)
 
-    nnumpy.manual_seed(args.seed)
-    torch.manual_seed(args.seed)
-    model = mlp_f() if args.model == "mlp" else cnn_f()
-    net = torch_twin(model)
-    with nnumpy.num_threads(args.threads):  # nnumpy's kernels and BLAS
-        ours = run_nnumpy(model, x, y, xt, yt, epochs, args.seed)
-        theirs = run_torch(net, x, y, xt, yt, epochs, args.seed)
-    summary = {
-        "model": args.model,
-        "epochs": epochs,
-        "train_images": len(x),
-        "nnumpy": ours,
-        "pytorch": theirs,
-        "difference_pp": 100 * (ours[-1]["test_accuracy"] - theirs[-1]["test_accuracy"]),
-    }
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("nnumpy", "pytorch")}))
-    print(
-        f"| {args.model.upper()}-F fixed recipe, {epochs} epochs | nnumpy {100 * ours[-1]['test_accuracy']:.2f} % "
-        f"({np.mean([r['seconds'] for r in ours]):.1f} s/epoch) | PyTorch {100 * theirs[-1]['test_accuracy']:.2f} % "
-        f"({np.mean([r['seconds'] for r in theirs]):.1f} s/epoch) | {summary['difference_pp']:+.2f} pp |"
-    )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=2)
+    rows = []
+    for seed in seeds:
+        nnumpy.manual_seed(seed)
+        torch.manual_seed(seed)
+        model = mlp_f() if args.model == "mlp" else cnn_f()
+        net = torch_twin(model)
+        with nnumpy.num_threads(args.threads):  # nnumpy's kernels and BLAS
+            ours = run_nnumpy(model, x, y, xt, yt, epochs, seed)
+            theirs = run_torch(net, x, y, xt, yt, epochs, seed)
+        summary = {
+            "model": args.model,
+            "epochs": epochs,
+            "seed": seed,
+            "train_images": len(x),
+            "nnumpy": ours,
+            "pytorch": theirs,
+            "difference_pp": 100 * (ours[-1]["test_accuracy"] - theirs[-1]["test_accuracy"]),
+        }
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("nnumpy", "pytorch")}))
+        line = (
+            f"| {args.model.upper()}-F fixed recipe, {epochs} epochs, seed {seed} | "
+            f"nnumpy {100 * ours[-1]['test_accuracy']:.2f} % ({np.mean([r['seconds'] for r in ours]):.1f} s/epoch) | "
+            f"PyTorch {100 * theirs[-1]['test_accuracy']:.2f} % ({np.mean([r['seconds'] for r in theirs]):.1f} "
+            f"s/epoch) | {summary['difference_pp']:+.2f} pp |"
+        )
+        rows.append((line, summary["difference_pp"]))
+        if args.json and seed == seeds[0]:
+            with open(args.json, "w") as f:
+                json.dump(summary, f, indent=2)
+    print("\n".join(text for text, _ in rows))
+    if len(rows) > 1:
+        print(f"mean difference over seeds {args.seeds}: {np.mean([d for _, d in rows]):+.2f} pp")
 
 
 if __name__ == "__main__":
