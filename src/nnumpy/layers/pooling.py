@@ -112,6 +112,11 @@ def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
     return y, argmax
 
 
+def _memory_order(a):
+    """The axes of ``a`` from the largest stride to the smallest (its memory layout)."""
+    return tuple(sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis])))
+
+
 def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
     """Each window's gradient goes to its (first) maximum:
     ``gradInput[window k] += grad_out * (argmax == k)``, padding cropped.
@@ -120,11 +125,12 @@ def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
     n, c, h, w = x_shape
     ph, pw = padding
     ho, wo = grad_out.shape[2:]
-    like = xp.empty_like(argmax, dtype=grad_out.dtype)
-    if like.strides == grad_out.strides:
-        like = None
-    # else (e.g. NCHW from Flatten vs channels-last argmax) one copy per piece
-    # makes every window op below contiguous-friendly
+    like = None
+    if _memory_order(grad_out) != _memory_order(argmax):
+        # e.g. NCHW from Flatten vs channels-last argmax: one copy per piece
+        # makes every window op below contiguous-friendly (a cropped view in
+        # the same order, as Conv2d's input gradient, needs none)
+        like = xp.empty_like(argmax, dtype=grad_out.dtype)
     overlap = any(k > s for k, s in zip(kernel, stride, strict=True))
     # windows that tile the padded input exactly write every element once: no zero fill
     tiles = not overlap and kernel == stride and (h + 2 * ph, w + 2 * pw) == (ho * kernel[0], wo * kernel[1])
