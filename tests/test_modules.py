@@ -451,6 +451,29 @@ def test_gradients_accumulate_until_zeroed(info):
     assert all(not np.any(v) for v in named_grads(m).values())
 
 
+def test_linear_writes_zeroed_gradients_in_place_and_adds_to_any_other():
+    """Right after zeroGradParameters Linear writes its gradients into the same
+    arrays (no temporary); a gradient it was not told is zero is added to."""
+    m = Linear(5, 3).to(np.float64)
+    x, g = np.random.default_rng(0).normal(size=(4, 5)), np.random.default_rng(1).normal(size=(4, 3))
+    gradW, gradb = m.gradW, m.gradb
+    gradW[...], gradb[...] = 1.0, 1.0  # never zeroed: backward adds
+    m.forward(x)
+    m.backward(x, g)
+    np.testing.assert_allclose(m.gradW, 1.0 + g.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(m.gradb, 1.0 + g.sum(0), rtol=1e-12)
+    m.zeroGradParameters()
+    m.backward(x, g)
+    assert m.gradW is gradW and m.gradb is gradb  # the arrays optimizers hold
+    np.testing.assert_allclose(m.gradW, g.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(m.gradb, g.sum(0), rtol=1e-12)
+    m.zeroGradParameters()
+    m.gradW = np.full((3, 5), 2.0)  # a new array after zeroing is not known to be zero
+    m.backward(x, g)
+    np.testing.assert_allclose(m.gradW, 2.0 + g.T @ x, rtol=1e-12)
+    np.testing.assert_allclose(m.gradb, g.sum(0), rtol=1e-12)
+
+
 # ------------------------------------------------------------------ Dropout (no torch parity: random mask)
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
 def test_dropout_mask_statistics(p):

@@ -49,6 +49,7 @@ class Module:
 
     _parameters = ()
     _buffers = ()
+    _zeroed_grads = ()  # the gradient arrays the last zeroGradParameters zeroed (see _take_zeroed)
 
     def __new__(cls, *args, **kwargs):
         # Set the protocol's state here, so user subclasses that forget
@@ -201,6 +202,22 @@ class Module:
                 grads = []  # a seed-003 module creates its gradients in its first backward
             for grad in grads:
                 grad[...] = 0
+            self._zeroed_grads = tuple(grads)
+
+    def _take_zeroed(self, *grads):
+        """For each of ``grads`` (this module's gradient arrays): True when it
+        is the very array ``zeroGradParameters`` zeroed and no
+        ``accGradParameters`` has asked since. Forgets the zeroed arrays.
+
+        ``accGradParameters`` calls it once: where True it may *write* the
+        gradient (``matmul(..., out=grad)``) instead of adding a temporary to
+        zeros, which saves a pass over the array and the temporary (PyTorch
+        likewise assigns a gradient that ``zero_grad`` set to None). So add
+        extra terms to a gradient after ``backward``, not between
+        ``zeroGradParameters`` and ``backward`` (PyTorch has no such step either).
+        """
+        zeroed, self._zeroed_grads = self._zeroed_grads, ()
+        return [any(g is z for z in zeroed) for g in grads]
 
     def parameter_pairs(self, trainable_only=True):
         """``(parameter, gradient)`` arrays of every leaf, read afresh at each call.

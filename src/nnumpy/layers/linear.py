@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._checks import check_input, check_positive_int
-from ..backend import DEFAULT_DTYPE, resolve_rng
+from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..module import Module
 
 __all__ = ["Linear"]
@@ -69,9 +69,17 @@ class Linear(Module):
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
-        self.gradW += gradOutput.T @ input
+        xp = get_array_module(input)
+        w_zero, b_zero = self._take_zeroed(self.gradW, self.gradb)
+        if w_zero:  # all zeros: write the product (no temporary, no extra pass)
+            xp.matmul(gradOutput.T, input, out=self.gradW)
+        else:
+            self.gradW += gradOutput.T @ input
         if self.b is not None:
-            self.gradb += gradOutput.sum(axis=0)
+            if b_zero:
+                xp.sum(gradOutput, axis=0, out=self.gradb)
+            else:
+                self.gradb += gradOutput.sum(axis=0)
 
     def extra_repr(self):
         text = f"{self.W.shape[1]} -> {self.W.shape[0]}"
