@@ -312,7 +312,13 @@ def machine_info(threads):
         f"CPU: {cpu}, {os.cpu_count()} cores; threads: {threads} (nnumpy.set_num_threads: its kernels and "
         "numpy's BLAS; torch.set_num_threads)",
         f"Python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
-        f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}",
+        f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}"
+        + (
+            ""
+            if nn._openblas._user_set
+            else f" (nnumpy: {nn._openblas.LONG_SPIN}, then {nn._openblas.SHORT_SPIN} once "
+            "its kernels use their threads)"
+        ),
     ]
 
 

@@ -138,6 +138,39 @@ def test_numpy_imported_first_gets_its_openblas_threads_restarted():
     assert run_python(code, OPENBLAS_THREAD_TIMEOUT="28") == "False 28 300.0"  # the user's value: left alone
 
 
+SPLIT_KERNEL = """
+import ctypes, os, threading
+import numpy, nnumpy
+from threadpoolctl import threadpool_info
+lib = ctypes.CDLL(next(i["filepath"] for i in threadpool_info() if i["internal_api"] == "openblas"))
+a = numpy.ones((300, 300), numpy.float32)
+before = (os.environ["OPENBLAS_THREAD_TIMEOUT"], lib.openblas_thread_timeout(), float((a @ a)[0, 0]))
+from tqdm import tqdm
+bar = tqdm(total=2, file=open(os.devnull, "w"))  # a progress bar's monitor thread never calls BLAS
+assert any(t.name == "tqdm_monitor" for t in threading.enumerate())
+if OTHER_THREAD:  # any other thread could
+    done = threading.Event()
+    threading.Thread(target=done.wait).start()
+nnumpy.ReLU().forward(numpy.ones((2, 1 << 20), numpy.float32))  # 8 MiB: split over nnumpy's 2 threads
+after = (os.environ["OPENBLAS_THREAD_TIMEOUT"], lib.openblas_thread_timeout(), float((a @ a)[0, 0]))
+if OTHER_THREAD:
+    done.set()
+print(*before, *after)
+"""
+
+
+@pytest.mark.parametrize("other_thread", [False, True], ids=["alone", "beside-another-thread"])
+def test_openblas_spins_short_once_nnumpy_kernels_use_their_threads(other_thread):
+    if not any(i["internal_api"] == "openblas" for i in threadpool_info()):
+        pytest.skip("numpy is not built on OpenBLAS here")
+    code = f"OTHER_THREAD = {other_thread}" + SPLIT_KERNEL
+    long, short = nn._openblas.LONG_SPIN, nn._openblas.SHORT_SPIN
+    after = f"{long} {long}" if other_thread else f"{short} {short}"  # no restart while another thread runs
+    assert run_python(code, NNUMPY_NUM_THREADS="2") == f"{long} {long} 300.0 {after} 300.0"
+    user = run_python(code, NNUMPY_NUM_THREADS="2", OPENBLAS_THREAD_TIMEOUT="20")
+    assert user == "20 20 300.0 20 20 300.0"  # the user's value: left alone
+
+
 # ------------------------------------------------------- kernels: 3 threads == 1 thread
 def outputs_and_grads(module, x, seed=1):
     y = module.forward(x).copy()

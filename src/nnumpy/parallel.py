@@ -23,6 +23,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._openblas import use_short_spin
+
 __all__ = ["set_num_threads", "get_num_threads", "num_threads", "parallel_for", "map_batches", "MIN_BYTES_PER_THREAD"]
 
 MIN_BYTES_PER_THREAD = 1 << 20  # 1 MiB: below this a piece is not worth a thread handoff
@@ -111,6 +113,8 @@ def _pool(workers):
     if pool is None or _state["pid"] != os.getpid() or pool._max_workers < workers:
         if pool is not None and _state["pid"] == os.getpid():
             pool.shutdown(wait=False)  # a larger thread count was set: its idle threads exit
+        else:  # our threads are about to start: OpenBLAS's idle ones must not hold the cores
+            use_short_spin()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nnumpy")
         _state["pool"], _state["pid"] = pool, os.getpid()
     return pool
