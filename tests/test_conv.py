@@ -236,8 +236,8 @@ def test_top_level_exports():
         assert name in nn.__all__ and hasattr(nn, name)
 
 
-def test_evaluate_mode_backward_and_column_cache():
-    """Evaluate mode may drop the im2col buffer (large batches); backward then rebuilds it."""
+def test_evaluate_mode_backward_matches_training_mode():
+    """Evaluate mode changes nothing in a convolution, backward included."""
     r = np.random.default_rng(3)
     x = r.normal(size=(2, 3, 6, 5))
     g = r.normal(size=(2, 4, 3, 3))
@@ -245,12 +245,60 @@ def test_evaluate_mode_backward_and_column_cache():
     train.forward(x)
     expected = train.backward(x, g), train.gradW.copy(), train.gradb.copy()
     conv = Conv2d(3, 4, 3, stride=2, dtype=np.float64, rng=0).evaluate()
-    conv.eval_cache_bytes = 0
     np.testing.assert_array_equal(conv.forward(x), train.output)
-    assert conv._cols is None
     got = conv.backward(x, g), conv.gradW, conv.gradb
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+CHUNKED = [  # (in, out, kernel, stride, padding, dilation, groups, input H x W): both im2col layouts, groups
+    (3, 4, 3, 1, 1, 1, 1, (9, 7)),
+    (1, 5, 3, 1, None, 1, 1, (12, 12)),  # one channel: column-major columns
+    (4, 6, (3, 2), (2, 1), (1, 0), (1, 2), 2, (8, 7)),
+    (4, 4, 3, 2, 1, 1, 4, (7, 9)),  # depthwise
+]
+
+
+@pytest.mark.parametrize("config", CHUNKED, ids=[f"g{c[6]}-{c[7][0]}x{c[7][1]}" for c in CHUNKED])
+def test_results_do_not_depend_on_the_chunk_size(config, monkeypatch):
+    """The kernels walk the batch in chunks of ~CHUNK_BYTES of im2col columns:
+    one sample (the tests' default), a few with a ragged last chunk, or all."""
+    from nnumpy.layers import conv as conv_module
+
+    cin, cout, k, stride, padding, dilation, groups, size = config
+    r = np.random.default_rng(5)
+    x = r.normal(size=(7, cin, *size))
+    results = []
+    for chunk_bytes in (1, 3000, 1 << 30):
+        monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes)
+        conv = Conv2d(cin, cout, k, stride, padding, dilation, groups, dtype=np.float64, rng=0)
+        y = conv.forward(x)
+        g = np.random.default_rng(6).normal(size=y.shape)
+        results.append((y.copy(), conv.backward(x, g).copy(), conv.gradW.copy(), conv.gradb.copy()))
+    for other in results[1:]:
+        for a, b in zip(other, results[0], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_parameter_gradients_follow_the_gradient_given_to_acc_grad_parameters():
+    """updateGradInput computes the parameter gradients in the same pass; a
+    later accGradParameters with another gradOutput (or none before it) gets its own."""
+    r = np.random.default_rng(7)
+    x = r.normal(size=(3, 2, 5, 5))
+    g1, g2 = r.normal(size=(3, 4, 5, 5)), r.normal(size=(3, 4, 5, 5))
+    reference = Conv2d(2, 4, 3, dtype=np.float64, rng=0)
+    reference.forward(x)
+    reference.accGradParameters(x, g2)  # parameters only: no input gradient
+    conv = Conv2d(2, 4, 3, dtype=np.float64, rng=0)
+    conv.forward(x)
+    conv.updateGradInput(x, g1)
+    conv.accGradParameters(x, g2)
+    np.testing.assert_allclose(conv.gradW, reference.gradW, rtol=1e-12)
+    np.testing.assert_allclose(conv.gradb, reference.gradb, rtol=1e-12)
+    conv.freeze()
+    conv.zeroGradParameters()
+    conv.backward(x, g1)  # frozen: nothing accumulates
+    assert not conv.gradW.any() and not conv.gradb.any()
 
 
 def test_stateless_kernels_match_the_module():
@@ -262,7 +310,7 @@ def test_stateless_kernels_match_the_module():
     y = conv.forward(x)
     g = r.normal(size=y.shape)
     gx = conv.backward(x, g)
-    y2, cols = conv2d_forward(x, conv.W, conv.b, conv.stride, conv.pads, conv.dilation, conv.groups)
-    grads = conv2d_backward(g, cols, conv.W, x.shape, conv.stride, conv.pads, conv.dilation, conv.groups)
+    y2, xpad = conv2d_forward(x, conv.W, conv.b, conv.stride, conv.pads, conv.dilation, conv.groups)
+    grads = conv2d_backward(g, xpad, conv.W, x.shape, conv.stride, conv.pads, conv.dilation, conv.groups)
     for ours, ref in zip((y2, *grads), (y, gx, conv.gradW, conv.gradb), strict=True):
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)

@@ -229,7 +229,8 @@ def test_maxpool_threads_agree(kernel, stride, padding):
 )
 def test_conv2d_threads_agree(args):
     x = channels_last((7, 4, 9, 8))
-    compare_thread_counts(lambda: nn.Conv2d(4, 6, rng=0, **args), x, exact=True)
+    # the weight gradient adds one partial sum per thread
+    compare_thread_counts(lambda: nn.Conv2d(4, 6, rng=0, **args), x, exact=False)
 
 
 def test_more_threads_replace_the_pool_and_its_idle_threads_exit(monkeypatch):

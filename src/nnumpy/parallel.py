@@ -19,7 +19,7 @@ CPUs this process may run on.
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -127,7 +127,7 @@ def split_count(n, like):
     return max(1, min(get_num_threads(), n, like.nbytes // MIN_BYTES_PER_THREAD))
 
 
-def parallel_for(fn, n, like):
+def parallel_for(fn, n, like, calls_blas=False):
     """Run ``fn(lo, hi)`` over contiguous pieces of ``range(n)``, one piece per
     thread, and return the results in order.
 
@@ -135,18 +135,32 @@ def parallel_for(fn, n, like):
     many threads are worth using, and a non-NumPy (CuPy) array runs as one
     piece ``fn(0, n)``. The pieces must write disjoint memory; the calling thread
     runs the first piece itself. An exception in any piece is raised here.
+    ``calls_blas``: the pieces make matrix products; while they run on several
+    threads, BLAS runs one thread per call (one thread per core either way).
     """
     pieces = split_count(n, like)
     if pieces <= 1:
         return [fn(0, n)]
     bounds = [n * i // pieces for i in range(pieces + 1)]
     pool = _pool(pieces - 1)
-    futures = [pool.submit(_run_piece, fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
-    try:
-        first = _run_piece(fn, bounds[0], bounds[1])
-    finally:
-        rest = [f.result() for f in futures]  # wait for every piece even if the first failed
+    with _single_threaded_blas() if calls_blas else nullcontext():
+        futures = [pool.submit(_run_piece, fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
+        try:
+            first = _run_piece(fn, bounds[0], bounds[1])
+        finally:
+            rest = [f.result() for f in futures]  # wait for every piece even if the first failed
     return [first, *rest]
+
+
+def _single_threaded_blas():
+    """Context manager: BLAS on one thread per call (threadpoolctl; ~7 us)."""
+    controller = _state.get("blas_controller")
+    if controller is None or _state.get("blas_controller_pid") != os.getpid():
+        from threadpoolctl import ThreadpoolController
+
+        controller = _state["blas_controller"] = ThreadpoolController()
+        _state["blas_controller_pid"] = os.getpid()
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _run_piece(fn, lo, hi):

@@ -1,15 +1,16 @@
 """Convolutions: ``Conv2d`` and ``Conv1d`` (cross-correlation, as PyTorch).
 
 The kernels work channels-last: the padded input is laid out ``(N, Hp, Wp, C)``,
-strided windows of it (``as_strided``, no copy) are copied once into the
-column matrix ``cols`` of shape ``(groups, N*Ho*Wo, kh*kw*C/groups + 1)`` (the
-last column is ones, for the bias) and the convolution is one matrix product
-with the weights. The output is returned as an ``(N, C, H, W)`` view of
-channels-last memory, which the element-wise layers that follow keep, so no
-transpose is ever copied between layers. Backward: the weight gradient is one
-matrix product with ``cols``; the input gradient is one product and one
-strided add per kernel offset (``kh*kw`` of them, no ``np.add.at``).
-``Conv1d`` is ``Conv2d`` with ``H = 1``.
+and strided windows of it (``as_strided``, no copy) are copied into im2col
+columns ``(groups, rows, kh*kw*C/groups + 1)`` (the last column is ones, for
+the bias), a chunk of samples at a time, each multiplied with the weights
+while it is still in cache (``_Plan``). The output is returned as an
+``(N, C, H, W)`` view of channels-last memory, which the element-wise layers
+that follow keep, so no transpose is ever copied between layers. Backward, in
+the same chunks: the weight gradient is a product with the columns (copied
+again from the padded input); the input gradient is a product with the
+weights and one strided add per kernel offset (``kh*kw`` of them, no
+``np.add.at``). ``Conv1d`` is ``Conv2d`` with ``H = 1``.
 """
 
 import numpy as np
@@ -23,12 +24,15 @@ __all__ = ["Conv2d", "Conv1d"]
 
 
 # --------------------------------------------------------------------- kernels
+CHUNK_BYTES = 1 << 20  # im2col rows made at a time (~1 MiB): they stay in cache until multiplied
+
+
 def _pad_channels_last(x, pads):
     """``(xpad, fill)``: ``xpad`` is ``x`` (N, C, H, W) as a zero-padded
     channels-last array (N, Hp, Wp, C), and ``fill(lo, hi)`` writes samples
-    ``lo:hi`` of it (the caller runs it, so the padding shares the im2col
-    copy's pieces and threads). When nothing needs padding, ``xpad`` is a view
-    of ``x`` and ``fill`` does nothing."""
+    ``lo:hi`` of it (the caller runs it, chunk by chunk, just before reading
+    them). When nothing needs padding, ``xpad`` is a view of ``x`` and
+    ``fill`` does nothing."""
     xp = get_array_module(x)
     (top, bottom), (left, right) = pads
     xt = x.transpose(0, 2, 3, 1)
@@ -50,7 +54,7 @@ def _pad_channels_last(x, pads):
 
 def _grouped_weight(W, b, groups):
     """``W`` (O, C/g, kh, kw) as the matrix stack (g, O/g, kh*kw*C/g) matching
-    ``cols``, with the bias ``b`` (O,) as one more column when given."""
+    the im2col columns, with the bias ``b`` (O,) as one more column when given."""
     o, cg, kh, kw = W.shape
     Wg = W.reshape(groups, o // groups, cg, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, o // groups, -1)
     if b is None:
@@ -58,157 +62,202 @@ def _grouped_weight(W, b, groups):
     return get_array_module(W).concatenate([Wg, b.reshape(groups, o // groups, 1)], axis=2)
 
 
-def conv2d_forward(x, W, b, stride, pads, dilation, groups, cols_out=None):
-    """Forward convolution. Returns ``(y, cols)``; ``cols`` is what backward needs.
+class _Plan:
+    """The geometry of one convolution call and its im2col, chunked over the batch.
+
+    The kernels never build the im2col matrix of the whole batch (CNN-F's conv
+    2: 29 MB, 9x its input). Each thread takes a contiguous piece of the batch
+    and walks it in chunks of ``images`` samples (~``CHUNK_BYTES`` of columns):
+    it copies the chunk's windows into its own small column buffer and
+    multiplies them while they are still in its core's cache, with BLAS on one
+    thread per call (``parallel_for(..., calls_blas=True)``). Backward copies
+    the windows again from the padded input rather than keeping the columns.
+    """
+
+    def __init__(self, x_shape, W_shape, stride, pads, dilation, groups, bias, dtype, xp):
+        self.n, self.c, h, w = x_shape
+        self.o, self.cg, self.kh, self.kw = W_shape
+        self.stride, self.dilation, self.groups, self.bias, self.dtype, self.xp = (
+            stride, dilation, groups, bias, dtype, xp
+        )  # fmt: skip
+        (top, bottom), (left, right) = pads
+        self.hp, self.wp = h + top + bottom, w + left + right
+        (sh, sw), (dh, dw) = stride, dilation
+        self.ho = (self.hp - dh * (self.kh - 1) - 1) // sh + 1
+        self.wo = (self.wp - dw * (self.kw - 1) - 1) // sw + 1
+        self.positions = self.ho * self.wo  # output positions (im2col rows) per sample
+        self.k = self.kh * self.kw * self.cg  # im2col columns per group, without the bias column
+        width = groups * (self.k + bias)
+        one_chunk = xp is not np  # CuPy: the whole batch at once (the GPU is already parallel)
+        self.images = self.n if one_chunk else max(1, CHUNK_BYTES // (self.positions * width * dtype.itemsize))
+        # The copy runs fastest along the longer contiguous run: kw*C/g input
+        # values (row-major columns) or Wo outputs (a column-major buffer, e.g.
+        # a first layer with 1 channel: 8x faster); BLAS takes either layout.
+        self.k_major = self.kw * self.cg < self.wo
+
+    def chunks(self, lo, hi):
+        """``(c0, c1, rows)``: the chunks of samples ``lo:hi`` and their im2col rows."""
+        for c0 in range(lo, hi, self.images):
+            c1 = min(hi, c0 + self.images)
+            yield c0, c1, slice(c0 * self.positions, c1 * self.positions)
+
+    def windows(self, xpad):
+        """``windows[n, i, j, p, q, g, c] = xpad[n, i*sh + p*dh, j*sw + q*dw, g*C/g + c]`` (a view)."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        s = xpad.strides
+        return self.xp.lib.stride_tricks.as_strided(
+            xpad,
+            shape=(self.n, self.ho, self.wo, self.kh, self.kw, self.groups, self.cg),
+            strides=(s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3] * self.cg, s[3]),
+        )
+
+    def column_buffer(self):
+        """A buffer for one chunk's columns, ``(groups, images*Ho*Wo, k [+ 1])``;
+        with a bias, a last column of ones makes the bias part of the product."""
+        rows, width = self.images * self.positions, self.k + self.bias
+        xp = self.xp
+        if self.k_major:
+            cols = xp.empty((self.groups, width, rows), self.dtype).transpose(0, 2, 1)
+        else:
+            cols = xp.empty((self.groups, rows, width), self.dtype)
+        if self.bias:
+            cols[:, :, self.k] = 1
+        return cols
+
+    def im2col(self, cols, windows, c0, c1):
+        """Copy the windows of samples ``c0:c1`` into ``cols``; the filled rows."""
+        m = c1 - c0
+        st = cols.strides  # (group, position, column)
+        if self.k_major:
+            shape, order = (self.groups, self.kh, self.kw, self.cg, m, self.ho, self.wo), (5, 3, 4, 6, 0, 1, 2)
+            strides = (st[0], st[2] * self.kw * self.cg, st[2] * self.cg, st[2], st[1] * self.positions,
+                       st[1] * self.wo, st[1])  # fmt: skip
+        else:
+            shape, order = (self.groups, m, self.ho, self.wo, self.kh, self.kw, self.cg), (5, 0, 1, 2, 3, 4, 6)
+            strides = (st[0], st[1] * self.positions, st[1] * self.wo, st[1], st[2] * self.kw * self.cg,
+                       st[2] * self.cg, st[2])  # fmt: skip
+        dst = self.xp.lib.stride_tricks.as_strided(cols, shape=shape, strides=strides)
+        self.xp.copyto(dst, windows[c0:c1].transpose(order))
+        return cols[:, : m * self.positions]
+
+
+def conv2d_forward(x, W, b, stride, pads, dilation, groups):
+    """Forward convolution. Returns ``(y, xpad)``; backward needs ``xpad``.
 
     ``y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] *
-    xpad[n, g(o)*C/g + c, i*sh + p*dh, j*sw + q*dw]``. ``cols`` is
-    ``(groups, N*Ho*Wo, kh*kw*C/g [+ 1])``: with a bias, a last column of
-    ones makes the bias part of the matrix product (no separate pass over the
-    output, and ``gradb`` comes out of the weight-gradient product). ``cols_out``:
-    a previous ``cols`` to reuse when it fits (saves allocating and
-    page-faulting tens of MB per call).
+    xpad[n, g(o)*C/g + c, i*sh + p*dh, j*sw + q*dw]``, with ``xpad`` the
+    zero-padded input, channels-last ``(N, Hp, Wp, C)``. Per chunk of samples
+    (``_Plan``): one matrix product of the chunk's im2col columns with the
+    weights (and the bias, through a column of ones). ``y`` is an
+    ``(N, O, Ho, Wo)`` view of channels-last memory.
     """
     xp = get_array_module(x)
-    n, c = x.shape[:2]
-    o, cg, kh, kw = W.shape
-    (sh, sw), (dh, dw) = stride, dilation
+    plan = _Plan(x.shape, W.shape, stride, pads, dilation, groups, b is not None, x.dtype, xp)
     xpad, fill_padding = _pad_channels_last(x, pads)
-    ho = (xpad.shape[1] - dh * (kh - 1) - 1) // sh + 1
-    wo = (xpad.shape[2] - dw * (kw - 1) - 1) // sw + 1
-    s = xpad.strides
-    # windows[n, i, j, p, q, g, c] = xpad[n, i*sh + p*dh, j*sw + q*dw, g*cg + c]
-    windows = xp.lib.stride_tricks.as_strided(
-        xpad,
-        shape=(n, ho, wo, kh, kw, groups, cg),
-        strides=(s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3] * cg, s[3]),
-    )
-    # im2col: one copy of the windows. The copy runs fastest along the longer
-    # contiguous run: kw*C/g input values (row-major cols) or Wo outputs (a
-    # column-major buffer, e.g. a first layer with 1 channel: 8x faster);
-    # BLAS takes either layout of cols as it is.
-    k_major = kw * cg < wo
-    npos, k = n * ho * wo, kh * kw * cg
-    shape = (groups, npos, k + (b is not None))
-    fits = (
-        cols_out is not None
-        and cols_out.shape == shape
-        and cols_out.dtype == x.dtype
-        and (cols_out.strides[1] == x.itemsize) == k_major
-    )
-    if not fits:
-        if k_major:
-            cols_out = xp.empty((groups, shape[2], npos), x.dtype).transpose(0, 2, 1)
-        else:
-            cols_out = xp.empty(shape, x.dtype)
-        if b is not None:
-            cols_out[:, :, k] = 1
-    cols = cols_out
-    st = cols.strides  # (group, position, column); every target below is a view of cols
-    if k_major:
-        target, order = (groups, kh, kw, cg, n, ho, wo), (5, 3, 4, 6, 0, 1, 2)
-        t_strides = (st[0], st[2] * kw * cg, st[2] * cg, st[2], st[1] * ho * wo, st[1] * wo, st[1])
-    else:
-        target, order = (groups, n, ho, wo, kh, kw, cg), (5, 0, 1, 2, 3, 4, 6)
-        t_strides = (st[0], st[1] * ho * wo, st[1] * wo, st[1], st[2] * kw * cg, st[2] * cg, st[2])
-    dst = xp.lib.stride_tricks.as_strided(cols, shape=target, strides=t_strides)
-    src = windows.transpose(order)
-    batch_axis = order.index(0)  # the copy is split over the batch on nnumpy's threads
-    cut = (slice(None),) * batch_axis
+    windows = plan.windows(xpad)
+    weights = _grouped_weight(W, b, groups).transpose(0, 2, 1)  # (g, k [+ 1], O/g)
+    y = xp.empty((plan.n * plan.positions, plan.o), x.dtype)
 
-    def piece(lo, hi):  # pad and copy the windows of samples lo:hi
-        fill_padding(lo, hi)
-        xp.copyto(dst[(*cut, slice(lo, hi))], src[(*cut, slice(lo, hi))])
+    def piece(lo, hi):
+        cols = plan.column_buffer()
+        for c0, c1, rows in plan.chunks(lo, hi):
+            fill_padding(c0, c1)
+            chunk = plan.im2col(cols, windows, c0, c1)
+            if groups == 1:
+                xp.matmul(chunk[0], weights[0], out=y[rows])
+            else:
+                y[rows] = xp.matmul(chunk, weights).transpose(1, 0, 2).reshape(-1, plan.o)
 
-    parallel_for(piece, n, cols)
-    if groups == 1:
-        y = cols[0] @ _grouped_weight(W, b, 1)[0].T
-    else:
-        y = xp.matmul(cols, _grouped_weight(W, b, groups).transpose(0, 2, 1))
-        y = y.transpose(1, 0, 2).reshape(npos, o)
-    return y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), cols
+    parallel_for(piece, plan.n, y, calls_blas=True)
+    return y.reshape(plan.n, plan.ho, plan.wo, plan.o).transpose(0, 3, 1, 2), xpad
 
 
 def _grad_rows(grad_out, groups):
-    """``grad_out`` (N, O, Ho, Wo) as the stack (g, N*Ho*Wo, O/g) (a view when channels-last)."""
+    """``grad_out`` (N, O, Ho, Wo) as ``(rows, g_rows)``: the matrix (N*Ho*Wo, O)
+    and its per-group stack (g, N*Ho*Wo, O/g) (views when channels-last)."""
     n, o, ho, wo = grad_out.shape
     rows = grad_out.transpose(0, 2, 3, 1).reshape(n * ho * wo, o)
-    return rows.reshape(-1, groups, o // groups).transpose(1, 0, 2), rows
+    return rows, rows.reshape(-1, groups, o // groups).transpose(1, 0, 2)
 
 
-def conv2d_backward_weight(grad_out, cols, W_shape, groups, bias=True):
-    """``(gradW, gradb)``: ``[gradW | gradb] = (cols.T @ grad_rows).T`` per group
-    (``cols``' column of ones gives ``gradb = sum(grad_out)`` over N, Ho, Wo;
-    None when ``bias`` is False)."""
-    o, cg, kh, kw = W_shape
-    g_rows, rows = _grad_rows(grad_out, groups)
-    # cols.T @ rows (then a tiny transpose) is ~3x faster in OpenBLAS than rows.T @ cols
-    if groups == 1:
-        gw = (cols[0].T @ rows).T[None]
-    else:
-        gw = get_array_module(cols).matmul(cols.transpose(0, 2, 1), g_rows).transpose(0, 2, 1)
-    k = kh * kw * cg
-    gb = gw[:, :, k].reshape(o) if bias else None
-    gw = gw[:, :, :k].reshape(groups, o // groups, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(W_shape)
-    return gw, gb
+def conv2d_backward(grad_out, xpad, W, x_shape, stride, pads, dilation, groups, bias=True, need_input=True,
+                    need_params=True):  # fmt: skip
+    """``(grad_x, grad_W, grad_b)`` of ``conv2d_forward`` (``xpad`` is what it
+    returned); each is None when not asked for (``need_input``,
+    ``need_params``; ``grad_b`` also without ``bias``).
 
+    Per chunk of samples (``_Plan``), on the same threads:
+    ``[gradW | gradb] += (cols.T @ grad_rows).T`` per group, with the
+    chunk's im2col columns copied again from ``xpad``; and for the input,
+    the product of the output gradient with the weights, then col2im: each
+    kernel offset's block is added into its strided window of the padded
+    input gradient (``kh*kw`` strided adds, no ``np.add.at``), and the
+    padding is cropped.
 
-def conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups, gcols_out=None):
-    """``(gradInput, gcols)``: the product of the output gradient with the
-    weights, ``gcols`` (written into ``gcols_out`` when it fits), then col2im:
-    each kernel offset's block of ``gcols`` is added into its strided window
-    of the padded input gradient (``kh*kw`` strided adds, no ``np.add.at``),
-    and the padding is cropped.
-
-    With ``groups == 1``, ``gcols`` is ``(kh*kw, N*Ho*Wo, C)``, one product
-    per kernel offset in one batched ``matmul``: each offset's block is
-    contiguous, so the adds run along ``Wo*C`` values at a time. (One
-    ``(N*Ho*Wo, kh*kw*C)`` product is ~30 % faster, but there the offsets
-    interleave every ``C`` values and the adds took twice as long: CNN-F's
-    conv 2 backward 7.4 -> 6.6 ms, a 3-channel input 15.6 -> 5.4 ms.) Grouped
-    convolutions keep one product per group, ``(groups, N*Ho*Wo, kh*kw*C/g)``:
-    ``kh*kw*groups`` small products cost more than the adds save (depthwise
-    44 -> 110 ms).
+    With ``groups == 1`` the input-gradient product is one product per kernel
+    offset, ``(kh*kw, rows, C)``, so each offset's block is contiguous and its
+    add runs along ``Wo*C`` values at a time (one ``(rows, kh*kw*C)`` product
+    is ~30 % faster, but its offsets interleave every ``C`` values and the adds
+    took twice as long). Grouped convolutions keep one product per group,
+    ``(groups, rows, kh*kw*C/g)``: ``kh*kw*groups`` small products cost more
+    than the adds save (depthwise 44 -> 110 ms).
     """
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
+    plan = _Plan(x_shape, W.shape, stride, pads, dilation, groups, bias, grad_out.dtype, xp)
     o, cg, kh, kw = W.shape
     (sh, sw), (dh, dw) = stride, dilation
     (top, bottom), (left, right) = pads
-    _, ho, wo = grad_out.shape[1:]
-    g_rows, rows = _grad_rows(grad_out, groups)
-    shape = (kh * kw, n * ho * wo, c) if groups == 1 else (groups, n * ho * wo, kh * kw * cg)
-    fits = gcols_out is not None and gcols_out.shape == shape and gcols_out.dtype == grad_out.dtype
-    gcols = gcols_out if fits else xp.empty(shape, dtype=grad_out.dtype)
-    # blocks[p, q, n, i, j, group, c]: what offset (p, q) adds at output position (n, i, j)
+    ho, wo, k = plan.ho, plan.wo, plan.k
+    rows, g_rows = _grad_rows(grad_out, groups)
+    windows = plan.windows(xpad)
     if groups == 1:
-        xp.matmul(rows, W.reshape(o, c, kh * kw).transpose(2, 0, 1), out=gcols)
-        blocks = gcols.reshape(kh, kw, n, ho, wo, 1, c)
+        w_offsets = W.reshape(o, c, kh * kw).transpose(2, 0, 1)  # [p*kw + q] = W[:, :, p, q]
     else:
-        xp.matmul(g_rows, _grouped_weight(W, None, groups), out=gcols)
-        blocks = gcols.reshape(groups, n, ho, wo, kh, kw, cg).transpose(4, 5, 1, 2, 3, 0, 6)
-    gpad = xp.empty((n, h + top + bottom, w + left + right, groups, cg), dtype=grad_out.dtype)
+        w_grouped = _grouped_weight(W, None, groups)
+    gpad = xp.empty((n, plan.hp, plan.wp, groups, cg), dtype=grad_out.dtype) if need_input else None
     offsets = [
         (p, q, slice(p * dh, p * dh + sh * (ho - 1) + 1, sh), slice(q * dw, q * dw + sw * (wo - 1) + 1, sw))
         for p in range(kh)
         for q in range(kw)
     ]
 
-    def piece(lo, hi):  # col2im of a batch piece, on nnumpy's threads
-        gp = gpad[lo:hi]
-        gp[...] = 0
-        for p, q, rows_p, cols_q in offsets:
-            gp[:, rows_p, cols_q] += blocks[p, q, lo:hi]
+    def input_blocks(gcols, c0, c1, rows_c):
+        """``blocks[p, q, n, i, j, group, c]``: what offset (p, q) adds at (n, i, j)."""
+        m, out = c1 - c0, gcols[:, : rows_c.stop - rows_c.start]
+        if groups == 1:
+            xp.matmul(rows[rows_c], w_offsets, out=out)
+            return out.reshape(kh, kw, m, ho, wo, 1, c)
+        xp.matmul(g_rows[:, rows_c], w_grouped, out=out)
+        return out.reshape(groups, m, ho, wo, kh, kw, cg).transpose(4, 5, 1, 2, 3, 0, 6)
 
-    parallel_for(piece, n, gpad)
-    gx = gpad[:, top : top + h, left : left + w].reshape(n, h, w, c)
-    return gx.transpose(0, 3, 1, 2), gcols
+    def piece(lo, hi):
+        r = plan.images * plan.positions
+        gw = xp.zeros((groups, k + bias, o // groups), grad_out.dtype) if need_params else None
+        cols = plan.column_buffer() if need_params else None
+        gcols = None
+        if need_input:
+            gcols = xp.empty((kh * kw, r, c) if groups == 1 else (groups, r, k), grad_out.dtype)
+        for c0, c1, rows_c in plan.chunks(lo, hi):
+            if need_params:
+                gw += xp.matmul(plan.im2col(cols, windows, c0, c1).transpose(0, 2, 1), g_rows[:, rows_c])
+            if need_input:
+                blocks = input_blocks(gcols, c0, c1, rows_c)
+                gp = gpad[c0:c1]
+                gp[...] = 0
+                for p, q, rows_p, cols_q in offsets:
+                    gp[:, rows_p, cols_q] += blocks[p, q]
+        return gw
 
-
-def conv2d_backward(grad_out, cols, W, x_shape, stride, pads, dilation, groups, bias=True):
-    """``(grad_x, grad_W, grad_b)`` of ``conv2d_forward`` (``cols`` is what it returned)."""
-    grad_x, _ = conv2d_backward_input(grad_out, W, x_shape, stride, pads, dilation, groups)
-    return (grad_x, *conv2d_backward_weight(grad_out, cols, W.shape, groups, bias))
+    partial = parallel_for(piece, n, rows, calls_blas=True)
+    grad_x = grad_w = grad_b = None
+    if need_input:
+        grad_x = gpad[:, top : top + h, left : left + w].reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    if need_params:
+        gw = sum(partial[1:], partial[0]).transpose(0, 2, 1)  # (g, O/g, k [+ 1])
+        grad_b = gw[:, :, k].reshape(o) if bias else None
+        grad_w = gw[:, :, :k].reshape(groups, o // groups, kh, kw, cg).transpose(0, 1, 4, 2, 3).reshape(W.shape)
+    return grad_x, grad_w, grad_b
 
 
 # --------------------------------------------------------------------- modules
@@ -251,7 +300,6 @@ class _ConvNd(Module):
 
     _parameters = (("W", "gradW"), ("b", "gradb"))
     _nd = 2
-    eval_cache_bytes = 256 * 2**20  # largest im2col buffer kept between evaluate-mode calls
 
     def __init__(
         self,
@@ -289,7 +337,8 @@ class _ConvNd(Module):
         self.b = rng.uniform(-bound, bound, size=out_channels).astype(dtype) if bias else None
         self.gradW = np.zeros_like(self.W)
         self.gradb = np.zeros_like(self.b) if bias else None
-        self._cols = self._gcols = None  # im2col buffers, reused from call to call
+        self._xpad = None  # the padded channels-last input of the last forward, for backward
+        self._param_grads = None  # (gradOutput, gradW, gradb) from updateGradInput, for accGradParameters
 
     # 2-D views of the parameters and data (Conv1d adds a unit H axis)
     def _as_2d(self, a):
@@ -322,30 +371,32 @@ class _ConvNd(Module):
     def updateOutput(self, input):
         self._check(input)
         b = None if self.b is None else self.b.astype(input.dtype, copy=False)
-        x, W = self._as_2d(input), self._weight_2d(input)
-        y, cols = conv2d_forward(x, W, b, *self._geometry(), self.groups, cols_out=self._cols)
-        # training keeps cols for backward (its buffer is reused at the next step); evaluate
-        # mode keeps it only up to eval_cache_bytes (batch 10,000 through CNN-F's conv 2: 2 GB)
-        self._cols = cols if self.training or cols.nbytes <= self.eval_cache_bytes else None
+        y, self._xpad = conv2d_forward(self._as_2d(input), self._weight_2d(input), b, *self._geometry(), self.groups)
+        self._param_grads = None
         self.output = self._from_2d(y)
         return self.output
 
+    def _backward_kernel(self, input, gradOutput, need_input, need_params):
+        return conv2d_backward(
+            self._as_2d(gradOutput), self._xpad, self._weight_2d(input), self._as_2d(input).shape,
+            *self._geometry(), self.groups, bias=self.b is not None, need_input=need_input, need_params=need_params,
+        )  # fmt: skip
+
     def updateGradInput(self, input, gradOutput):
-        x = self._as_2d(input)
-        g, self._gcols = conv2d_backward_input(
-            self._as_2d(gradOutput), self._weight_2d(input), x.shape, *self._geometry(), self.groups, self._gcols
-        )
-        self.gradInput = self._from_2d(g)
+        # The parameter gradients come out of the same pass over the chunks; accGradParameters,
+        # which the same backward calls next (unless the module is frozen), takes them.
+        need_params = not self._frozen
+        gx, gw, gb = self._backward_kernel(input, gradOutput, True, need_params)
+        self._param_grads = (gradOutput, gw, gb) if need_params else None
+        self.gradInput = self._from_2d(gx)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
-        g = self._as_2d(gradOutput)
-        W_shape = self._as_2d(self.W).shape
-        cols = self._cols
-        if cols is None:  # forward ran in evaluate mode: rebuild the columns
-            b = None if self.b is None else self.b.astype(input.dtype, copy=False)
-            cols = conv2d_forward(self._as_2d(input), self._weight_2d(input), b, *self._geometry(), self.groups)[1]
-        gw, gb = conv2d_backward_weight(g, cols, W_shape, self.groups, bias=self.b is not None)
+        cached, self._param_grads = self._param_grads, None
+        if cached is not None and cached[0] is gradOutput:
+            gw, gb = cached[1:]
+        else:
+            gw, gb = self._backward_kernel(input, gradOutput, False, True)[1:]
         self.gradW += gw.reshape(self.W.shape)
         if self.b is not None:
             self.gradb += gb
@@ -393,15 +444,15 @@ class Conv2d(_ConvNd):
         b: ``(O,)``, same initialisation, None when ``bias=False``. gradb.
         kernel_size, stride, dilation: 2-tuples; padding: the argument as
         given; pads: ``((top, bottom), (left, right))`` as resolved.
-        eval_cache_bytes: the im2col buffer (``N*Ho*Wo x C*kh*kw`` values) is
-        reused between calls; in evaluate mode it is kept only up to this
-        size (256 MiB, class attribute).
 
-    Backward (per group, with ``cols`` the im2col matrix of the forward and
-    ``G`` the output gradient as a ``(N*Ho*Wo, O)`` matrix):
+    Memory: the module keeps the zero-padded input of the last forward (the
+    im2col columns, ``kh*kw`` times larger, exist only ~1 MiB at a time).
+
+    Backward (per group, with ``cols`` the im2col matrix and ``G`` the output
+    gradient as a ``(N*Ho*Wo, O)`` matrix, both taken chunk by chunk):
         ``gradW += G.T @ cols``; ``gradb += G.sum(0)``;
-        ``gradInput = col2im(G @ W)``: each kernel offset's column slice is
-        added back to the input positions it was read from.
+        ``gradInput = col2im(G @ W)``: each kernel offset's columns are
+        added back to the input positions they were read from.
 
     Example:
         >>> import numpy as np
