@@ -262,15 +262,18 @@ CHUNKED = [  # (in, out, kernel, stride, padding, dilation, groups, input H x W)
 @pytest.mark.parametrize("config", CHUNKED, ids=[f"g{c[6]}-{c[7][0]}x{c[7][1]}" for c in CHUNKED])
 def test_results_do_not_depend_on_the_chunk_size(config, monkeypatch):
     """The kernels walk the batch in chunks of ~CHUNK_BYTES of im2col columns:
-    one sample (the tests' default), a few with a ragged last chunk, or all."""
+    one sample (the tests' default), a few with a ragged last chunk, or all;
+    backward copies the columns again (the tests' default) or takes those the
+    forward kept."""
     from nnumpy.layers import conv as conv_module
 
     cin, cout, k, stride, padding, dilation, groups, size = config
     r = np.random.default_rng(5)
     x = r.normal(size=(7, cin, *size))
     results = []
-    for chunk_bytes in (1, 3000, 1 << 30):
+    for chunk_bytes, keep_bytes in ((1, 0), (3000, 0), (1 << 30, 0), (1, 1 << 30), (3000, 1 << 30)):
         monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", keep_bytes)  # columns copied again, or kept
         conv = Conv2d(cin, cout, k, stride, padding, dilation, groups, dtype=np.float64, rng=0)
         y = conv.forward(x)
         g = np.random.default_rng(6).normal(size=y.shape)
@@ -310,7 +313,13 @@ def test_stateless_kernels_match_the_module():
     y = conv.forward(x)
     g = r.normal(size=y.shape)
     gx = conv.backward(x, g)
-    y2, xpad = conv2d_forward(x, conv.W, conv.b, conv.stride, conv.pads, conv.dilation, conv.groups)
-    grads = conv2d_backward(g, xpad, conv.W, x.shape, conv.stride, conv.pads, conv.dilation, conv.groups)
+    geometry = (conv.stride, conv.pads, conv.dilation, conv.groups)
+    y2, xpad, _ = conv2d_forward(x, conv.W, conv.b, *geometry)
+    grads = conv2d_backward(g, xpad, conv.W, x.shape, *geometry)
     for ours, ref in zip((y2, *grads), (y, gx, conv.gradW, conv.gradb), strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+    _, xpad, cols = conv2d_forward(x, conv.W, conv.b, *geometry, keep_columns_bytes=1 << 30)
+    assert cols is not None
+    kept = conv2d_backward(g, xpad, conv.W, x.shape, *geometry, cols=cols)
+    for ours, ref in zip(kept, grads, strict=True):
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)

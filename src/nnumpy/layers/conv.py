@@ -25,6 +25,7 @@ __all__ = ["Conv2d", "Conv1d"]
 
 # --------------------------------------------------------------------- kernels
 CHUNK_BYTES = 1 << 20  # im2col rows made at a time (~1 MiB): they stay in cache until multiplied
+KEEP_COLUMNS_BYTES = 8 << 20  # a training forward keeps im2col columns up to this size for backward
 
 
 def _pad_channels_last(x, pads):
@@ -111,10 +112,11 @@ class _Plan:
             strides=(s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3] * self.cg, s[3]),
         )
 
-    def column_buffer(self):
-        """A buffer for one chunk's columns, ``(groups, images*Ho*Wo, k [+ 1])``;
-        with a bias, a last column of ones makes the bias part of the product."""
-        rows, width = self.images * self.positions, self.k + self.bias
+    def column_buffer(self, images=None):
+        """A buffer for the columns of ``images`` samples (one chunk's by
+        default), ``(groups, images*Ho*Wo, k [+ 1])``; with a bias, a last
+        column of ones makes the bias part of the product."""
+        rows, width = (images or self.images) * self.positions, self.k + self.bias
         xp = self.xp
         if self.k_major:
             cols = xp.empty((self.groups, width, rows), self.dtype).transpose(0, 2, 1)
@@ -141,8 +143,12 @@ class _Plan:
         return cols[:, : m * self.positions]
 
 
-def conv2d_forward(x, W, b, stride, pads, dilation, groups):
-    """Forward convolution. Returns ``(y, xpad)``; backward needs ``xpad``.
+def conv2d_forward(x, W, b, stride, pads, dilation, groups, keep_columns_bytes=0):
+    """Forward convolution. Returns ``(y, xpad, cols)``; backward needs
+    ``xpad``, and takes ``cols`` (the im2col columns of the whole batch) when
+    given: they are kept (else None) when they take at most
+    ``keep_columns_bytes``, since copying the windows again costs more than
+    keeping them for small layers (CNN-F's first: 4 MB; its second: 29 MB).
 
     ``y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] *
     xpad[n, g(o)*C/g + c, i*sh + p*dh, j*sw + q*dw]``, with ``xpad`` the
@@ -157,19 +163,21 @@ def conv2d_forward(x, W, b, stride, pads, dilation, groups):
     windows = plan.windows(xpad)
     weights = _grouped_weight(W, b, groups).transpose(0, 2, 1)  # (g, k [+ 1], O/g)
     y = xp.empty((plan.n * plan.positions, plan.o), x.dtype)
+    all_bytes = plan.n * plan.positions * groups * (plan.k + plan.bias) * x.itemsize
+    kept = plan.column_buffer(plan.n) if all_bytes <= keep_columns_bytes else None
 
     def piece(lo, hi):
-        cols = plan.column_buffer()
+        cols = plan.column_buffer() if kept is None else None
         for c0, c1, rows in plan.chunks(lo, hi):
             fill_padding(c0, c1)
-            chunk = plan.im2col(cols, windows, c0, c1)
+            chunk = plan.im2col(cols if kept is None else kept[:, rows], windows, c0, c1)
             if groups == 1:
                 xp.matmul(chunk[0], weights[0], out=y[rows])
             else:
                 y[rows] = xp.matmul(chunk, weights).transpose(1, 0, 2).reshape(-1, plan.o)
 
     parallel_for(piece, plan.n, y, calls_blas=True)
-    return y.reshape(plan.n, plan.ho, plan.wo, plan.o).transpose(0, 3, 1, 2), xpad
+    return y.reshape(plan.n, plan.ho, plan.wo, plan.o).transpose(0, 3, 1, 2), xpad, kept
 
 
 def _grad_rows(grad_out, groups):
@@ -181,14 +189,14 @@ def _grad_rows(grad_out, groups):
 
 
 def conv2d_backward(grad_out, xpad, W, x_shape, stride, pads, dilation, groups, bias=True, need_input=True,
-                    need_params=True):  # fmt: skip
-    """``(grad_x, grad_W, grad_b)`` of ``conv2d_forward`` (``xpad`` is what it
-    returned); each is None when not asked for (``need_input``,
-    ``need_params``; ``grad_b`` also without ``bias``).
+                    need_params=True, cols=None):  # fmt: skip
+    """``(grad_x, grad_W, grad_b)`` of ``conv2d_forward`` (``xpad`` and
+    ``cols`` are what it returned); each is None when not asked for
+    (``need_input``, ``need_params``; ``grad_b`` also without ``bias``).
 
     Per chunk of samples (``_Plan``), on the same threads:
     ``[gradW | gradb] += (cols.T @ grad_rows).T`` per group, with the
-    chunk's im2col columns copied again from ``xpad``; and for the input,
+    chunk's im2col columns (from ``cols``, else copied again from ``xpad``); and for the input,
     the product of the output gradient with the weights, then col2im: each
     kernel offset's block is added into its strided window of the padded
     input gradient (``kh*kw`` strided adds, no ``np.add.at``), and the
@@ -234,13 +242,14 @@ def conv2d_backward(grad_out, xpad, W, x_shape, stride, pads, dilation, groups, 
     def piece(lo, hi):
         r = plan.images * plan.positions
         gw = xp.zeros((groups, k + bias, o // groups), grad_out.dtype) if need_params else None
-        cols = plan.column_buffer() if need_params else None
+        buffer = plan.column_buffer() if need_params and cols is None else None
         gcols = None
         if need_input:
             gcols = xp.empty((kh * kw, r, c) if groups == 1 else (groups, r, k), grad_out.dtype)
         for c0, c1, rows_c in plan.chunks(lo, hi):
             if need_params:
-                gw += xp.matmul(plan.im2col(cols, windows, c0, c1).transpose(0, 2, 1), g_rows[:, rows_c])
+                chunk = cols[:, rows_c] if cols is not None else plan.im2col(buffer, windows, c0, c1)
+                gw += xp.matmul(chunk.transpose(0, 2, 1), g_rows[:, rows_c])
             if need_input:
                 blocks = input_blocks(gcols, c0, c1, rows_c)
                 gp = gpad[c0:c1]
@@ -338,6 +347,7 @@ class _ConvNd(Module):
         self.gradW = np.zeros_like(self.W)
         self.gradb = np.zeros_like(self.b) if bias else None
         self._xpad = None  # the padded channels-last input of the last forward, for backward
+        self._cols = None  # and its im2col columns when small enough to keep (KEEP_COLUMNS_BYTES)
         self._param_grads = None  # (gradOutput, gradW, gradb) from updateGradInput, for accGradParameters
 
     # 2-D views of the parameters and data (Conv1d adds a unit H axis)
@@ -371,7 +381,9 @@ class _ConvNd(Module):
     def updateOutput(self, input):
         self._check(input)
         b = None if self.b is None else self.b.astype(input.dtype, copy=False)
-        y, self._xpad = conv2d_forward(self._as_2d(input), self._weight_2d(input), b, *self._geometry(), self.groups)
+        keep = KEEP_COLUMNS_BYTES if self.training else 0
+        x, W = self._as_2d(input), self._weight_2d(input)
+        y, self._xpad, self._cols = conv2d_forward(x, W, b, *self._geometry(), self.groups, keep_columns_bytes=keep)
         self._param_grads = None
         self.output = self._from_2d(y)
         return self.output
@@ -380,6 +392,7 @@ class _ConvNd(Module):
         return conv2d_backward(
             self._as_2d(gradOutput), self._xpad, self._weight_2d(input), self._as_2d(input).shape,
             *self._geometry(), self.groups, bias=self.b is not None, need_input=need_input, need_params=need_params,
+            cols=self._cols,
         )  # fmt: skip
 
     def updateGradInput(self, input, gradOutput):
@@ -445,8 +458,10 @@ class Conv2d(_ConvNd):
         kernel_size, stride, dilation: 2-tuples; padding: the argument as
         given; pads: ``((top, bottom), (left, right))`` as resolved.
 
-    Memory: the module keeps the zero-padded input of the last forward (the
-    im2col columns, ``kh*kw`` times larger, exist only ~1 MiB at a time).
+    Memory: the module keeps the zero-padded input of the last forward; the
+    im2col columns, ``kh*kw`` times larger, exist ~1 MiB at a time, or are
+    kept for backward when a training batch's take at most
+    ``KEEP_COLUMNS_BYTES`` (8 MiB, module constant).
 
     Backward (per group, with ``cols`` the im2col matrix and ``G`` the output
     gradient as a ``(N*Ho*Wo, O)`` matrix, both taken chunk by chunk):
