@@ -72,7 +72,8 @@ class _Plan:
     it copies the chunk's windows into its own small column buffer and
     multiplies them while they are still in its core's cache, with BLAS on one
     thread per call (``parallel_for(..., calls_blas=True)``). Backward copies
-    the windows again from the padded input rather than keeping the columns.
+    the windows again from the padded input, unless the training forward kept
+    the columns (at most ``KEEP_COLUMNS_BYTES`` of them).
     """
 
     def __init__(self, x_shape, W_shape, stride, pads, dilation, groups, bias, dtype, xp):
