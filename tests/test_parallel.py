@@ -233,6 +233,20 @@ def test_conv2d_threads_agree(args):
     compare_thread_counts(lambda: nn.Conv2d(4, 6, rng=0, **args), x, exact=False)
 
 
+def test_pieces_that_call_blas_run_it_on_one_thread_while_split():
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    like = np.zeros(10**6)
+    with nn.num_threads(2):
+        nn.set_num_threads(3, blas=False)  # kernels on 3 threads, BLAS on 2
+        seen = parallel.parallel_for(lambda lo, hi: blas_threads(), 3, like, calls_blas=True)
+        assert seen == [[1] * len(blas_threads())] * 3
+        assert blas_threads() == [2] * len(seen[0])  # restored after the pieces
+        assert parallel.parallel_for(lambda lo, hi: blas_threads(), 3, like) == [[2] * len(seen[0])] * 3
+        nn.set_num_threads(1, blas=False)  # one piece: BLAS keeps its threads
+        assert parallel.parallel_for(lambda lo, hi: blas_threads(), 3, like, calls_blas=True) == [[2] * len(seen[0])]
+
+
 def test_more_threads_replace_the_pool_and_its_idle_threads_exit(monkeypatch):
     like = np.zeros(10**6)
     parallel.parallel_for(lambda lo, hi: None, 3, like)
