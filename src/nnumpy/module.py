@@ -50,6 +50,7 @@ class Module:
     _parameters = ()
     _buffers = ()
     _zeroed_grads = ()  # the gradient arrays the last zeroGradParameters zeroed (see _take_zeroed)
+    _kept_for_acc = None  # (gradOutput, value) that updateGradInput left for accGradParameters
 
     def __new__(cls, *args, **kwargs):
         # Set the protocol's state here, so user subclasses that forget
@@ -218,6 +219,18 @@ class Module:
         """
         zeroed, self._zeroed_grads = self._zeroed_grads, ()
         return [any(g is z for z in zeroed) for g in grads]
+
+    def _keep_for_acc(self, gradOutput, value):
+        """Leave ``value`` (computed by ``updateGradInput`` on its way, e.g.
+        BatchNorm's per-channel sums or a convolution's parameter gradients)
+        for the ``accGradParameters`` call with the same ``gradOutput`` that
+        follows in the same backward."""
+        self._kept_for_acc = (gradOutput, value)
+
+    def _take_kept(self, gradOutput):
+        """What ``_keep_for_acc`` left for this very ``gradOutput``, else None; forgets it."""
+        kept, self._kept_for_acc = self._kept_for_acc, None
+        return kept[1] if kept is not None and kept[0] is gradOutput else None
 
     def parameter_pairs(self, trainable_only=True):
         """``(parameter, gradient)`` arrays of every leaf, read afresh at each call.

@@ -349,7 +349,6 @@ class _ConvNd(Module):
         self.gradb = np.zeros_like(self.b) if bias else None
         self._xpad = None  # the padded channels-last input of the last forward, for backward
         self._cols = None  # and its im2col columns when small enough to keep (KEEP_COLUMNS_BYTES)
-        self._param_grads = None  # (gradOutput, gradW, gradb) from updateGradInput, for accGradParameters
 
     # 2-D views of the parameters and data (Conv1d adds a unit H axis)
     def _as_2d(self, a):
@@ -385,7 +384,7 @@ class _ConvNd(Module):
         keep = KEEP_COLUMNS_BYTES if self.training else 0
         x, W = self._as_2d(input), self._weight_2d(input)
         y, self._xpad, self._cols = conv2d_forward(x, W, b, *self._geometry(), self.groups, keep_columns_bytes=keep)
-        self._param_grads = None
+        self._kept_for_acc = None
         self.output = self._from_2d(y)
         return self.output
 
@@ -401,16 +400,14 @@ class _ConvNd(Module):
         # which the same backward calls next (unless the module is frozen), takes them.
         need_params = not self._frozen
         gx, gw, gb = self._backward_kernel(input, gradOutput, True, need_params)
-        self._param_grads = (gradOutput, gw, gb) if need_params else None
+        if need_params:
+            self._keep_for_acc(gradOutput, (gw, gb))
         self.gradInput = self._from_2d(gx)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
-        cached, self._param_grads = self._param_grads, None
-        if cached is not None and cached[0] is gradOutput:
-            gw, gb = cached[1:]
-        else:
-            gw, gb = self._backward_kernel(input, gradOutput, False, True)[1:]
+        cached = self._take_kept(gradOutput)
+        gw, gb = cached if cached is not None else self._backward_kernel(input, gradOutput, False, True)[1:]
         self.gradW += gw.reshape(self.W.shape)
         if self.b is not None:
             self.gradb += gb

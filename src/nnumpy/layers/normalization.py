@@ -200,7 +200,7 @@ class _BatchStatistics(Module):
         ``(mean, biased_var, count)`` for the running averages, else None."""
         rows = channel_rows(input)
         weight, bias = self._affine(input)
-        self._sums = None
+        self._kept_for_acc = None
         # backward follows the statistics forward used, even if the mode changed in between
         self._used_batch_stats = bool(self.training)
         if self.training:
@@ -222,14 +222,14 @@ class _BatchStatistics(Module):
         """``(sum(g), sum(g * (x - mean)))`` per channel. With ``keep``, they are
         kept for the ``accGradParameters`` call that follows in the same backward
         (which reuses them for ``gradWeight``/``gradBias`` and drops them)."""
-        cached, self._sums = getattr(self, "_sums", None), None
-        if cached is not None and cached[0] is gradOutput:
-            return cached[1]
+        cached = self._take_kept(gradOutput)
+        if cached is not None:
+            return cached
         rows = channel_rows(gradOutput)
         centered = self._centered if self._used_batch_stats else channel_rows(input) - self._eval_mean
         sums = column_sums(rows, centered)
         if keep:
-            self._sums = (gradOutput, sums)
+            self._keep_for_acc(gradOutput, sums)
         return sums
 
     def _grad_input(self, input, gradOutput, weight):
