@@ -60,6 +60,8 @@ LAYERS = [
     ("MaxPool1d", _optional("MaxPool1d", 2), (2, 3, 8)),
     ("AvgPool1d", _optional("AvgPool1d", 2), (2, 3, 8)),
     ("GlobalAvgPool2d", _optional("GlobalAvgPool2d", keepdims=True), (2, 3, 5, 5)),
+    ("LayerNorm", _optional("LayerNorm", (3, 4), eps=1e-3, bias=False), (2, 3, 4)),
+    ("GELU", _optional("GELU", approximate="tanh"), (4, 5)),
 ]
 LAYERS = [entry for entry in LAYERS if entry[1] is not None]
 

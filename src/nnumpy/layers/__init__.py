@@ -1,8 +1,9 @@
 """Layers, one file per family."""
 
-from .activation import ELU, Identity, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
+from .activation import ELU, GELU, Identity, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
+from .layer_norm import LayerNorm
 from .linear import Linear
 from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
 from .pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
@@ -33,4 +34,6 @@ __all__ = [
     "MaxPool1d",
     "AvgPool1d",
     "GlobalAvgPool2d",
+    "LayerNorm",
+    "GELU",
 ]

@@ -1,0 +1,219 @@
+"""LayerNorm and GELU: gradcheck in float64, parity with PyTorch in float32
+over random configurations, dtype kept, state_dict round trip, error cases,
+and the erf kernel GELU rests on against ``math.erf``."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_close
+
+import nnumpy
+from nnumpy import GELU, LayerNorm
+from nnumpy.layers.activation import erfc
+
+torch.set_num_threads(1)
+
+
+def t(a, grad=False):
+    out = torch.from_numpy(np.array(a))
+    return out.requires_grad_(grad)
+
+
+def torch_backward(tm, x, g):
+    """``(output, gradInput, {param name: grad})`` of torch module ``tm``."""
+    tx = t(x, grad=True)
+    ty = tm(tx)
+    ty.backward(t(g))
+    grads = {name: p.grad for name, p in tm.named_parameters()}
+    return ty, tx.grad, grads
+
+
+def check_parity(ours, theirs, x, dtype=np.float32, seed=0):
+    """Forward, input gradient and every parameter gradient of ``ours`` against torch module ``theirs``."""
+    x = x.astype(dtype)
+    y = ours.forward(x)
+    assert y.dtype == dtype
+    g = np.random.default_rng(seed).normal(size=y.shape).astype(dtype)
+    ours.zeroGradParameters()
+    gi = ours.backward(x, g)
+    assert gi.dtype == dtype
+    ty, tgi, tgrads = torch_backward(theirs, x, g)
+    assert_close(y, ty, dtype, f"{ours!r} output")
+    assert_close(gi, tgi, dtype, f"{ours!r} gradInput")
+    for name, grad in ours_grads(ours).items():
+        assert_close(grad, tgrads[name], dtype, f"{ours!r} grad {name}")
+    return y
+
+
+def ours_grads(m):
+    return {p: getattr(m, g) for p, g in m._own_parameter_pairs()}
+
+
+def state_round_trip(make, x):
+    """A fresh module loaded with another's state_dict computes the same."""
+    a, b = make(), make()
+    for p, _ in a._own_parameter_pairs():
+        getattr(a, p)[...] = np.random.default_rng(3).normal(size=getattr(a, p).shape)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+
+
+# ------------------------------------------------------------------ LayerNorm
+LN_CONFIGS = [
+    (4, (3, 4)),
+    ((5,), (2, 3, 5)),
+    ((3, 4), (2, 3, 4)),
+    ((2, 3, 4), (2, 3, 4)),
+    ((2, 3), (2, 3)),  # no batch axis, as PyTorch allows
+    (7, (0, 7)),  # an empty batch
+]
+
+
+@pytest.mark.parametrize("affine,bias", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("shape,input_shape", LN_CONFIGS[:4])
+def test_layernorm_gradcheck(shape, input_shape, affine, bias):
+    m = LayerNorm(shape, elementwise_affine=affine, bias=bias)
+    rng = np.random.default_rng(1)
+    for p, _ in m._own_parameter_pairs():
+        getattr(m, p)[...] = rng.normal(size=getattr(m, p).shape)
+    nnumpy.gradcheck(m, rng.normal(size=input_shape) * 3 + 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layernorm_parity_random_configs(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 4))
+    normalized = tuple(int(d) for d in rng.integers(1, 6, size=k))
+    lead = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+    affine, bias = bool(rng.integers(2)), bool(rng.integers(2))
+    eps = float(rng.choice([1e-5, 1e-3, 0.1]))
+    ours = LayerNorm(normalized if k > 1 or seed % 2 else normalized[0], eps=eps, elementwise_affine=affine, bias=bias)
+    theirs = torch.nn.LayerNorm(normalized, eps=eps, elementwise_affine=affine, bias=bias)
+    for p, _ in ours._own_parameter_pairs():
+        value = rng.normal(size=normalized).astype(np.float32)
+        getattr(ours, p)[...] = value
+        getattr(theirs, p).data = t(value)
+    x = rng.normal(size=lead + normalized) * 5 + 2
+    check_parity(ours, theirs, x)
+
+
+def test_layernorm_float64_parity_and_empty_batch():
+    ours, theirs = LayerNorm(7), torch.nn.LayerNorm(7).double()
+    check_parity(ours.to(np.float64), theirs, np.random.default_rng(0).normal(size=(3, 7)), dtype=np.float64)
+    y = LayerNorm(7).forward(np.zeros((0, 7), np.float32))
+    assert y.shape == (0, 7)
+
+
+def test_layernorm_constant_rows_and_huge_offset_are_finite():
+    m = LayerNorm(6)
+    x = np.full((2, 6), 3.0, np.float32)
+    x[1] = 1e4 + np.arange(6, dtype=np.float32)
+    with np.errstate(all="raise"):
+        y = m.forward(x)
+        gi = m.backward(x, np.ones_like(y))
+    np.testing.assert_array_equal(y[0], 0)
+    # the two-pass variance keeps the offset row's normalisation exact-ish in float32
+    ref = torch.nn.functional.layer_norm(t(x[1:]), (6,))
+    assert_close(y[1:], ref, np.float32, "offset row")
+    assert np.isfinite(gi).all()
+
+
+def test_layernorm_gradients_accumulate_and_state_dict():
+    m = LayerNorm((2, 3))
+    x = np.random.default_rng(0).normal(size=(4, 2, 3)).astype(np.float32)
+    g = np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
+    m.zeroGradParameters()
+    m.forward(x)
+    m.backward(x, g)
+    once = m.gradWeight.copy(), m.gradBias.copy()
+    m.backward(x, g)
+    assert_close(m.gradWeight, 2 * once[0], np.float32, "gradWeight accumulates")
+    assert_close(m.gradBias, 2 * once[1], np.float32, "gradBias accumulates")
+    assert sorted(m.state_dict()) == ["bias", "weight"]
+    assert m.weight.dtype == np.float32 and m.weight.shape == (2, 3)
+    state_round_trip(lambda: LayerNorm((2, 3)), x)
+    assert LayerNorm(4, elementwise_affine=False).state_dict() == {}
+    assert list(LayerNorm(4, bias=False).state_dict()) == ["weight"]
+
+
+def test_layernorm_repr_matches_torch_words():
+    assert repr(LayerNorm(8)) == "LayerNorm((8,), eps=1e-05, elementwise_affine=True)"
+    assert repr(LayerNorm(8, bias=False)).endswith("bias=False)")
+
+
+def test_layernorm_errors():
+    m = LayerNorm((3, 4))
+    with pytest.raises(ValueError, match=r"LayerNorm\(\(3, 4\).*expected input of shape \(\*, 3, 4\), got \(2, 4, 3\)"):
+        m.forward(np.zeros((2, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="got \\(4,\\)"):
+        m.forward(np.zeros((4,), np.float32))
+    with pytest.raises(TypeError, match="floating dtype"):
+        m.forward(np.zeros((2, 3, 4), np.int64))
+    assert m.output is None  # nothing changed by the refused calls
+    with pytest.raises(ValueError, match="normalized_shape must be an integer >= 1"):
+        LayerNorm(0)
+    with pytest.raises(ValueError, match="must not be empty"):
+        LayerNorm(())
+    with pytest.raises(TypeError, match="normalized_shape"):
+        LayerNorm(2.5)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        LayerNorm(3, eps=0)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        LayerNorm(3).backward(np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32))
+
+
+# ------------------------------------------------------------------ erf and GELU
+def test_erfc_against_math():
+    u = np.linspace(-9, 9, 20001)
+    ref = np.array([math.erfc(v) for v in u])
+    got = erfc(u)
+    # relative error: exp(-u^2) carries u^2 * eps, the polynomial a few ulp
+    assert np.max(np.abs(got - ref) / ref) < 2e-14
+    assert np.max(np.abs((1 - got) - np.array([math.erf(v) for v in u]))) < 5e-16
+    got32 = erfc(u.astype(np.float32))
+    assert got32.dtype == np.float32
+    ref32 = np.array([math.erfc(float(v)) for v in u.astype(np.float32)])
+    keep = ref32 > 1e-30
+    assert np.max(np.abs(got32[keep] - ref32[keep]) / ref32[keep]) < 1e-5
+    assert np.max(np.abs(got32 - ref32)) < 2e-7
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_gradcheck(approximate):
+    x = np.random.default_rng(0).normal(size=(4, 6)) * 3
+    nnumpy.gradcheck(GELU(approximate), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_parity(approximate, dtype):
+    rng = np.random.default_rng(5)
+    for shape in [(7,), (3, 5), (2, 3, 4, 5)]:
+        x = rng.normal(size=shape) * rng.choice([0.1, 1.0, 6.0])
+        check_parity(GELU(approximate), torch.nn.GELU(approximate), x, dtype=dtype)
+    # beyond +-40 torch's tanh form overflows (x^3: NaN gradients); ours: test_gelu_extreme_inputs...
+    wide = np.concatenate([np.linspace(-40, 40, 4001), [-1e-30, 0.0, 1e-30]])
+    check_parity(GELU(approximate), torch.nn.GELU(approximate), wide, dtype=dtype)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_extreme_inputs_raise_no_floating_point_error(approximate):
+    x = np.array([-3e38, -1e30, -60, -1e-30, -1e-44, 0, 1e-40, 60, 3e38], np.float32)
+    with np.errstate(all="raise"):
+        m = GELU(approximate)
+        y = m.forward(x)
+        gi = m.backward(x, np.ones_like(x))
+    np.testing.assert_array_equal(y[[0, 1, 2]], 0)
+    assert y[-1] == np.float32(3e38) and y[-2] == 60  # x * Phi(x) = x (torch's exact GELU gives inf at 3e38)
+    np.testing.assert_array_equal(gi[[0, 1, 2, -2, -1]], [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(gi[3:7], 0.5)
+
+
+def test_gelu_errors_and_repr():
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got 'erf'"):
+        GELU("erf")
+    with pytest.raises(TypeError, match="GELU"):
+        GELU().forward(np.arange(3))
+    assert repr(GELU("tanh")) == "GELU(approximate='tanh')"
