@@ -8,56 +8,13 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close
+from layers_extra_common import check_parity, state_round_trip, t
 
 import nnumpy
 from nnumpy import GELU, LayerNorm
 from nnumpy.layers.activation import erfc
 
 torch.set_num_threads(1)
-
-
-def t(a, grad=False):
-    out = torch.from_numpy(np.array(a))
-    return out.requires_grad_(grad)
-
-
-def torch_backward(tm, x, g):
-    """``(output, gradInput, {param name: grad})`` of torch module ``tm``."""
-    tx = t(x, grad=True)
-    ty = tm(tx)
-    ty.backward(t(g))
-    grads = {name: p.grad for name, p in tm.named_parameters()}
-    return ty, tx.grad, grads
-
-
-def check_parity(ours, theirs, x, dtype=np.float32, seed=0):
-    """Forward, input gradient and every parameter gradient of ``ours`` against torch module ``theirs``."""
-    x = x.astype(dtype)
-    y = ours.forward(x)
-    assert y.dtype == dtype
-    g = np.random.default_rng(seed).normal(size=y.shape).astype(dtype)
-    ours.zeroGradParameters()
-    gi = ours.backward(x, g)
-    assert gi.dtype == dtype
-    ty, tgi, tgrads = torch_backward(theirs, x, g)
-    assert_close(y, ty, dtype, f"{ours!r} output")
-    assert_close(gi, tgi, dtype, f"{ours!r} gradInput")
-    for name, grad in ours_grads(ours).items():
-        assert_close(grad, tgrads[name], dtype, f"{ours!r} grad {name}")
-    return y
-
-
-def ours_grads(m):
-    return {p: getattr(m, g) for p, g in m._own_parameter_pairs()}
-
-
-def state_round_trip(make, x):
-    """A fresh module loaded with another's state_dict computes the same."""
-    a, b = make(), make()
-    for p, _ in a._own_parameter_pairs():
-        getattr(a, p)[...] = np.random.default_rng(3).normal(size=getattr(a, p).shape)
-    b.load_state_dict(a.state_dict())
-    np.testing.assert_array_equal(a.forward(x), b.forward(x))
 
 
 # ------------------------------------------------------------------ LayerNorm

@@ -1,6 +1,28 @@
 """Layers, one file per family."""
 
-from .activation import ELU, GELU, Identity, LeakyReLU, LogSoftMax, ReLU, Sigmoid, SoftMax, SoftPlus, Tanh
+from .activation import (
+    CELU,
+    ELU,
+    GELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    Identity,
+    LeakyReLU,
+    LogSoftMax,
+    Mish,
+    PReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    SoftMax,
+    SoftPlus,
+    Softsign,
+    Tanh,
+    Tanhshrink,
+)
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .layer_norm import LayerNorm
@@ -36,4 +58,15 @@ __all__ = [
     "GlobalAvgPool2d",
     "LayerNorm",
     "GELU",
+    "SiLU",
+    "Mish",
+    "Hardswish",
+    "Hardsigmoid",
+    "ReLU6",
+    "Hardtanh",
+    "PReLU",
+    "SELU",
+    "CELU",
+    "Softsign",
+    "Tanhshrink",
 ]
