@@ -114,12 +114,11 @@ class Module:
 
     def _check_backward(self, gradOutput):
         if self.output is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
+            raise RuntimeError(f"{_who(self)}: backward called before forward")
         if is_seq(self.output) or is_seq(gradOutput):
             if not same_structure(self.output, gradOutput):
-                who = repr(self) if "\n" not in repr(self) else type(self).__name__  # a container: its class
                 raise ValueError(
-                    f"{who}: expected gradOutput of structure {describe(self.output)} (the output's), "
+                    f"{_who(self)}: expected gradOutput of structure {describe(self.output)} (the output's), "
                     f"got {describe(gradOutput)}"
                 )
             return
@@ -460,6 +459,12 @@ class Module:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _who(module):
+    """The module's repr for an error message; a container's class name instead of its whole tree."""
+    text = repr(module)
+    return text if "\n" not in text else type(module).__name__
 
 
 def _unique(modules):
