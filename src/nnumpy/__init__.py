@@ -23,15 +23,8 @@ from .containers import (
     Sequential,
     SplitTable,
 )
-from .criteria import (
-    MSE,
-    ClassNLLCriterion,
-    ClassNLLCriterionUnstable,
-    Criterion,
-    CrossEntropy,
-    CrossEntropyCriterion,
-    MSECriterion,
-)
+from .criteria import *  # noqa: F403
+from .criteria import __all__ as _criteria_all
 from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, load_mnist, load_sample, one_hot
 from .gradcheck import GradcheckError, gradcheck
 from .graph import Graph, Input, Node
@@ -78,13 +71,7 @@ __all__ = [
     "Input",
     "Node",
     *_layers_all,
-    "Criterion",
-    "MSECriterion",
-    "ClassNLLCriterionUnstable",
-    "ClassNLLCriterion",
-    "CrossEntropyCriterion",
-    "MSE",
-    "CrossEntropy",
+    *_criteria_all,
     "sgd_momentum",
     "adam_optimizer",
     "Optimizer",
