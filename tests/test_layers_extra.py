@@ -1,4 +1,4 @@
-"""LayerNorm and GELU: gradcheck in float64, parity with PyTorch in float32
+"""LayerNorm, GroupNorm, InstanceNorm1d/2d and GELU: gradcheck in float64, parity with PyTorch in float32
 over random configurations, dtype kept, state_dict round trip, error cases,
 and the erf kernel GELU rests on against ``math.erf``."""
 
@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close
-from layers_extra_common import check_parity, state_round_trip, t
+from layers_extra_common import check_accumulates, check_parity, copy_parameters, state_round_trip, t
 
 import nnumpy
 from nnumpy import GELU, LayerNorm
 from nnumpy.layers.activation import erfc
+from nnumpy.layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d
 
 torch.set_num_threads(1)
 
@@ -174,3 +175,116 @@ def test_gelu_errors_and_repr():
     with pytest.raises(TypeError, match="GELU"):
         GELU().forward(np.arange(3))
     assert repr(GELU("tanh")) == "GELU(approximate='tanh')"
+
+
+# ------------------------------------------------------------------ GroupNorm
+GROUPS = [(2, 4, (3, 4)), (1, 3, (2, 3, 5)), (3, 6, (2, 6, 3, 2)), (6, 6, (2, 6, 4))]
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("groups, channels, shape", GROUPS)
+def test_groupnorm_gradcheck(groups, channels, shape, affine):
+    m = GroupNorm(groups, channels, affine=affine)
+    rng = np.random.default_rng(2)
+    for p, _ in m._own_parameter_pairs():
+        getattr(m, p)[...] = rng.normal(size=channels)
+    nnumpy.gradcheck(m, rng.normal(size=shape) * 2 - 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_groupnorm_parity_random_configs(seed):
+    rng = np.random.default_rng(100 + seed)
+    groups = int(rng.integers(1, 4))
+    channels = groups * int(rng.integers(1, 4))
+    spatial = tuple(int(d) for d in rng.integers(2, 5, size=int(rng.integers(0, 3))))
+    channels = channels * 2 if channels == groups and not spatial else channels  # torch: > 1 value per group
+    affine = bool(rng.integers(2))
+    eps = float(rng.choice([1e-5, 1e-2]))
+    ours = GroupNorm(groups, channels, eps=eps, affine=affine)
+    theirs = torch.nn.GroupNorm(groups, channels, eps=eps, affine=affine)
+    copy_parameters(ours, theirs, rng)
+    check_parity(ours, theirs, rng.normal(size=(int(rng.integers(1, 4)), channels) + spatial) * 3 + 1)
+    check_accumulates(ours, rng.normal(size=(2, channels) + spatial).astype(np.float32))
+
+
+def test_groupnorm_state_dict_repr_and_errors():
+    x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype(np.float32)
+    state_round_trip(lambda: GroupNorm(3, 6), x)
+    assert sorted(GroupNorm(3, 6).state_dict()) == ["bias", "weight"]
+    assert GroupNorm(3, 6, affine=False).state_dict() == {}
+    assert repr(GroupNorm(3, 6)) == "GroupNorm(3, 6, eps=1e-05, affine=True)"
+    assert GroupNorm(3, 6).forward(np.zeros((0, 6, 2), np.float32)).shape == (0, 6, 2)
+    m = GroupNorm(3, 6)
+    with pytest.raises(ValueError, match=r"GroupNorm\(3, 6.*expected input of shape \(N, 6, \*\), got \(2, 4, 3\)"):
+        m.forward(np.zeros((2, 4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 6, \*\), got \(6,\)"):
+        m.forward(np.zeros(6, np.float32))
+    assert m.output is None
+    with pytest.raises(ValueError, match=r"GroupNorm\(2, 2.*expected more than 1 value per group, got .*\(1, 2\)"):
+        GroupNorm(2, 2).forward(np.zeros((1, 2), np.float32))  # as torch: each group is a single value
+    with pytest.raises(ValueError, match=r"num_channels \(5\) must be divisible by num_groups \(2\)"):
+        GroupNorm(2, 5)
+    with pytest.raises(ValueError, match="num_groups must be an integer >= 1"):
+        GroupNorm(0, 4)
+
+
+# ------------------------------------------------------------------ InstanceNorm
+INSTANCE = [
+    (InstanceNorm1d, torch.nn.InstanceNorm1d, (3, 4, 5)),
+    (InstanceNorm2d, torch.nn.InstanceNorm2d, (2, 4, 3, 5)),
+]
+INSTANCE_IDS = ["1d", "2d"]
+
+
+@pytest.mark.parametrize("ours, theirs, shape", INSTANCE, ids=INSTANCE_IDS)
+@pytest.mark.parametrize("affine, track", [(False, False), (True, False), (True, True), (False, True)])
+def test_instancenorm_gradcheck_train_and_eval(ours, theirs, shape, affine, track):
+    rng = np.random.default_rng(4)
+    m = ours(shape[1], affine=affine, track_running_stats=track)
+    for v in m.state_dict().values():
+        v[...] = np.abs(rng.normal(size=v.shape)) + 0.5
+    x = rng.normal(size=shape) * 2 + 1
+    nnumpy.gradcheck(m, x)
+    nnumpy.gradcheck(m.evaluate(), x)
+
+
+@pytest.mark.parametrize("ours, theirs, shape", INSTANCE, ids=INSTANCE_IDS)
+@pytest.mark.parametrize("seed", range(4))
+def test_instancenorm_parity_train_eval_and_running_stats(ours, theirs, shape, seed):
+    rng = np.random.default_rng(200 + seed)
+    affine, track = bool(rng.integers(2)), bool(rng.integers(2))
+    momentum, eps = float(rng.choice([0.1, 0.5, 1.0])), float(rng.choice([1e-5, 1e-3]))
+    a = ours(shape[1], eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    b = theirs(shape[1], eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    copy_parameters(a, b, rng)
+    for step in range(2):  # training: instance statistics; the running ones follow torch's
+        check_parity(a, b, rng.normal(size=shape) * 3 + 2, seed=step)
+        if track:
+            assert_close(a.running_mean, b.running_mean, np.float32, "running_mean")
+            assert_close(a.running_var, b.running_var, np.float32, "running_var")
+    a.evaluate(), b.eval()
+    check_parity(a, b, rng.normal(size=shape) * 3 + 2)
+    unbatched = rng.normal(size=shape[1:])  # (C, *) as PyTorch allows
+    check_parity(a, b, unbatched)
+
+
+def test_instancenorm_errors_state_and_repr():
+    m = InstanceNorm2d(3, affine=True, track_running_stats=True)
+    assert sorted(m.state_dict()) == ["bias", "running_mean", "running_var", "weight"]
+    assert InstanceNorm1d(3).state_dict() == {}
+    words = "InstanceNorm1d(3, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False)"
+    assert repr(InstanceNorm1d(3)) == words
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32)
+    state_round_trip(lambda: InstanceNorm2d(3, affine=True, track_running_stats=True), x)
+    before = m.running_mean.copy()
+    message = r"InstanceNorm2d\(3.*expected input of shape \(N, 3, H, W\) or \(3, H, W\), got \(2, 4, 4, 4\)"
+    with pytest.raises(ValueError, match=message):
+        m.forward(np.zeros((2, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, L\) or \(3, L\), got \(2, 3, 4, 4\)"):
+        InstanceNorm1d(3).forward(x)
+    with pytest.raises(ValueError, match="expected more than 1 spatial element when training"):
+        m.forward(np.zeros((2, 3, 1, 1), np.float32))
+    np.testing.assert_array_equal(m.running_mean, before)
+    m.evaluate().forward(np.zeros((2, 3, 1, 1), np.float32))  # running statistics: any size
+    with pytest.raises(ValueError, match="momentum must be in"):
+        InstanceNorm1d(3, momentum=1.5)
