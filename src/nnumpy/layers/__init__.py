@@ -25,11 +25,14 @@ from .activation import (
 )
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .layer_norm import LayerNorm
 from .linear import Linear
 from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
 from .pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .reshape import Flatten
+from .sequence import LastStep, pad_sequence
 
 __all__ = [
     "Linear",
@@ -56,6 +59,15 @@ __all__ = [
     "MaxPool1d",
     "AvgPool1d",
     "GlobalAvgPool2d",
+    "Embedding",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "LastStep",
+    "pad_sequence",
     "LayerNorm",
     "GELU",
     "SiLU",

@@ -304,6 +304,7 @@ class _RNNBase(Module):
     """What RNN, LSTM and GRU share: parameters, input forms, the layer loop, BPTT."""
 
     mode = None
+    _accepts_none_grad = True  # None parts of gradOutput are zeros: _parse_grad skips them
     # The base class reads the parameter declaration from the class; a network
     # deeper than this declares more on its class when built (see __init__).
     _parameters = _parameter_names(4)
@@ -620,56 +621,70 @@ class _RNNBase(Module):
         return text
 
 
-_LAYER_ARGS = """
+def _layer_doc(summary, extra_args, shape, attributes, example):
+    """The docstring of RNN / LSTM / GRU: their own lines around the arguments,
+    input forms and backward they share."""
+    return f"""{summary}
+
     Args:
         input_size: features of each step's input ``x_t``.
-        hidden_size: features of the hidden state ``h_t``.
+        hidden_size: features of the hidden state ``h_t`` (``H``).
         num_layers: stacked layers; layer ``l > 0`` takes layer ``l - 1``'s output.
         bias: learn ``bias_ih`` and ``bias_hh`` (default True).
         batch_first: input and output ``(N, T, F)`` instead of ``(T, N, F)``
             (states stay ``(num_layers * D, N, H)``, as in PyTorch).
         dropout: dropout probability on the outputs of every layer but the last,
             in training mode only (masks drawn from ``rng``).
-        bidirectional: a second, reverse-time pass per layer; outputs are
-            ``[forward, reverse]`` concatenated (``D = 2``).
-        return_state: return PyTorch's ``(output, h_n)`` instead of ``output``.
+        bidirectional: a second, reverse-time pass per layer; outputs are the
+            ``[forward, reverse]`` features concatenated (``D = 2``).{extra_args}
+        return_state: return PyTorch's ``(output, h_n)`` instead of ``output``
+            (``backward`` then takes the gradients of both; None parts are zeros).
         dtype: parameter dtype (float32 by default).
-        rng: seed or ``numpy.random.Generator`` for initialisation and dropout.
+        rng: seed or ``numpy.random.Generator`` for initialisation and dropout masks.
 
     Input:
-        ``x``, ``(x, hx)``, ``(x, lengths)`` or ``(x, hx, lengths)`` (or keywords
-        ``forward(x, hx=None, lengths=None)``): ``x (T, N, input_size)`` (``(N, T, ...)``
-        with ``batch_first``; unbatched ``(T, input_size)`` too), ``hx`` the initial
-        states (zeros when omitted), ``lengths (N,)`` integers in ``[1, T]``: steps
-        ``t >= lengths[n]`` are padding; they change neither the valid outputs nor
-        the final states (as PyTorch's packed sequences) and their outputs are 0.
+        ``x``, ``(x, hx)``, ``(x, lengths)`` or ``(x, hx, lengths)``, or with
+        PyTorch's keywords ``forward(x, hx=None, lengths=None)`` (the same as the
+        tuple). ``x (T, N, input_size)`` (``(N, T, input_size)`` with
+        ``batch_first``; unbatched ``(T, input_size)`` too); ``hx`` the initial
+        states (zeros when omitted or None); ``lengths (N,)`` integers in
+        ``[1, T]``: steps ``t >= lengths[n]`` are padding, which changes neither
+        the valid outputs nor the final states, in both directions, exactly as
+        PyTorch's packed sequences; their outputs are 0.
+
+    Shape:
+{shape}
+
+    Attributes:
+{attributes}
+        All uniform in ``±1/sqrt(hidden_size)`` (PyTorch's init); the gradients
+        are ``grad_<name>`` (``grad_weight_ih_l0``), accumulated.
 
     Backward:
-        ``gradOutput`` has the output's structure (``None`` parts mean zeros);
-        ``gradInput`` the input's (``None`` for ``lengths``, and for ``hx`` when
-        it was None). Gradients are backpropagated through time over all steps
-        (see ``recurrent_backward`` for the per-step formulas).
-"""
+        Backpropagation through time over all steps (per-step formulas in
+        ``recurrent_backward``); gradients w.r.t. the input, the initial states
+        and every parameter. ``gradOutput`` has the output's structure, None
+        parts meaning zeros; ``gradInput`` has the input's structure, with None
+        for ``lengths`` and for an ``hx`` that was not given.
+
+    Example:
+{example}
+    """
 
 
 class RNN(_RNNBase):
-    """Elman RNN: ``h_t = act(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh)``, act tanh or relu.
-    """ + _LAYER_ARGS + """
-    Shape:
-        ``output (T, N, D * hidden_size)``; ``h_n (num_layers * D, N, hidden_size)``.
-
-    Attributes:
-        weight_ih_l{k}[_reverse]: ``(hidden_size, input_size)`` for ``k = 0``, else
-            ``(hidden_size, D * hidden_size)``; weight_hh_l{k}: ``(hidden_size, hidden_size)``;
-            bias_ih_l{k}, bias_hh_l{k}: ``(hidden_size,)``. All uniform in ``±1/sqrt(hidden_size)``.
-            Gradients ``grad_<name>``.
-
-    Example:
-        >>> import numpy as np
+    __doc__ = _layer_doc(
+        "Elman RNN: ``h_t = act(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh)``, act tanh or relu.",
+        """
+        nonlinearity: ``'tanh'`` (default) or ``'relu'``.""",
+        """        ``output (T, N, D * H)``; ``h_n (num_layers * D, N, H)``.""",
+        """        weight_ih_l{k}[_reverse]: ``(H, input_size)`` for ``k = 0``, else ``(H, D * H)``;
+        weight_hh_l{k}: ``(H, H)``; bias_ih_l{k}, bias_hh_l{k}: ``(H,)``.""",
+        """        >>> import numpy as np
         >>> rnn = RNN(3, 5, num_layers=2)
         >>> rnn.forward(np.zeros((7, 4, 3), np.float32)).shape
-        (7, 4, 5)
-    """
+        (7, 4, 5)""",
+    )
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, return_state=False, dtype=DEFAULT_DTYPE, rng=None):
@@ -682,30 +697,24 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """Long short-term memory, PyTorch's gate order ``i, f, g, o``:
-    ``[i, f, g, o] = x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh`` (then sigmoid,
-    sigmoid, tanh, sigmoid), ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``
-    (``h_t = (o * tanh(c_t)) @ W_hr.T`` with ``proj_size > 0``).
-    """ + _LAYER_ARGS + """        proj_size: size of the projected hidden state (0: none), ``P``.
-        ``hx`` is a pair ``(h0, c0)``; with ``return_state`` the output is ``(output, (h_n, c_n))``.
-
-    Shape:
-        ``output (T, N, D * P)``; ``h_n (num_layers * D, N, P)``;
-        ``c_n (num_layers * D, N, hidden_size)`` with ``P = proj_size or hidden_size``.
-
-    Attributes:
-        weight_ih_l{k}[_reverse]: ``(4 * hidden_size, input_size or D * P)``;
-        weight_hh_l{k}: ``(4 * hidden_size, P)``; bias_ih_l{k}, bias_hh_l{k}:
-        ``(4 * hidden_size,)``; weight_hr_l{k}: ``(proj_size, hidden_size)``.
-        All uniform in ``±1/sqrt(hidden_size)``. Gradients ``grad_<name>``.
-
-    Example:
-        >>> import numpy as np
+    __doc__ = _layer_doc(
+        """Long short-term memory, PyTorch's gate order ``i, f, g, o``:
+    ``[i, f, g, o] = x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh`` (through sigmoid,
+    sigmoid, tanh, sigmoid), ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``, or
+    ``h_t = (o * tanh(c_t)) @ W_hr.T`` with ``proj_size > 0``. ``hx`` is the pair
+    ``(h0, c0)``; with ``return_state`` the output is ``(output, (h_n, c_n))``.""",
+        """
+        proj_size: size ``P`` of the projected hidden state (0, the default: none, ``P = H``).""",
+        """        ``output (T, N, D * P)``; ``h_n (num_layers * D, N, P)``; ``c_n (num_layers * D, N, H)``.""",
+        """        weight_ih_l{k}[_reverse]: ``(4H, input_size)`` for ``k = 0``, else ``(4H, D * P)``;
+        weight_hh_l{k}: ``(4H, P)``; bias_ih_l{k}, bias_hh_l{k}: ``(4H,)``;
+        weight_hr_l{k}: ``(P, H)`` when ``proj_size > 0``.""",
+        """        >>> import numpy as np
         >>> lstm = LSTM(3, 5, batch_first=True, return_state=True)
         >>> out, (h, c) = lstm.forward(np.zeros((4, 7, 3), np.float32))
         >>> out.shape, h.shape, c.shape
-        ((4, 7, 5), (1, 4, 5), (1, 4, 5))
-    """
+        ((4, 7, 5), (1, 4, 5), (1, 4, 5))""",
+    )
 
     mode = "LSTM"
 
@@ -716,24 +725,19 @@ class LSTM(_RNNBase):
 
 
 class GRU(_RNNBase):
-    """Gated recurrent unit, PyTorch's gate order ``r, z, n``:
+    __doc__ = _layer_doc(
+        """Gated recurrent unit, PyTorch's gate order ``r, z, n``:
     ``r = σ(x W_ir^T + b_ir + h W_hr^T + b_hr)``, ``z = σ(x W_iz^T + b_iz + h W_hz^T + b_hz)``,
-    ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.
-    """ + _LAYER_ARGS + """
-    Shape:
-        ``output (T, N, D * hidden_size)``; ``h_n (num_layers * D, N, hidden_size)``.
-
-    Attributes:
-        weight_ih_l{k}[_reverse]: ``(3 * hidden_size, input_size or D * hidden_size)``;
-        weight_hh_l{k}: ``(3 * hidden_size, hidden_size)``; bias_ih_l{k}, bias_hh_l{k}:
-        ``(3 * hidden_size,)``. All uniform in ``±1/sqrt(hidden_size)``. Gradients ``grad_<name>``.
-
-    Example:
-        >>> import numpy as np
+    ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.""",
+        "",
+        """        ``output (T, N, D * H)``; ``h_n (num_layers * D, N, H)``.""",
+        """        weight_ih_l{k}[_reverse]: ``(3H, input_size)`` for ``k = 0``, else ``(3H, D * H)``;
+        weight_hh_l{k}: ``(3H, H)``; bias_ih_l{k}, bias_hh_l{k}: ``(3H,)``.""",
+        """        >>> import numpy as np
         >>> gru = GRU(3, 5, bidirectional=True)
         >>> gru.forward(np.zeros((7, 4, 3), np.float32)).shape
-        (7, 4, 10)
-    """
+        (7, 4, 10)""",
+    )
 
     mode = "GRU"
 
@@ -748,6 +752,7 @@ class _CellBase(Module):
     """One step of RNN/LSTM/GRU: the layer kernels with ``T = 1``, one direction."""
 
     mode = None
+    _accepts_none_grad = True  # a None gradient of h' or c' is zeros, skipped
     _parameters = (
         ("weight_ih", "grad_weight_ih"),
         ("weight_hh", "grad_weight_hh"),
