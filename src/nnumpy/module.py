@@ -128,7 +128,7 @@ class Module:
         if out_shape is not None and getattr(gradOutput, "shape", None) != out_shape:
             got = getattr(gradOutput, "shape", type(gradOutput).__name__)
             raise ValueError(
-                f"{self!r}: expected gradOutput of shape {tuple(out_shape)} (the output's shape), got {got}"
+                f"{_who(self)}: expected gradOutput of shape {tuple(out_shape)} (the output's shape), got {got}"
             )
 
     def updateOutput(self, input):
