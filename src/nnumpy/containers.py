@@ -91,15 +91,16 @@ class _Uses:
     """
 
     def __init__(self, slots):
+        self._records = {}
+        self._saved = {}
         counts, trees = {}, []
         for slot in slots:
-            tree = [m for _, m in slot.named_modules()]
+            tree = [m for _, m in slot.named_modules()] if slot.children() else [slot]
             trees.append(tree)
             for m in tree:
                 counts[id(m)] = counts.get(id(m), 0) + 1
-        self._tracked = [[m for m in tree if counts[id(m)] > 1] for tree in trees]
-        self._records = {}
-        self._saved = {}
+        shared = len(counts) < sum(map(len, trees))
+        self._tracked = [[m for m in tree if counts[id(m)] > 1] if shared else [] for tree in trees]
 
     def before(self, i):
         if self._tracked[i]:
