@@ -206,10 +206,6 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn, att
 
 
 # ---------------------------------------------------------------- the module
-def _is_data(a):
-    return hasattr(a, "shape") or isinstance(a, (tuple, list))
-
-
 class MultiheadAttention(Module):
     """``y = concat(head_1, ..., head_h) @ W_o^T + b_o`` with
     ``head_i = attention(q W_qi^T, k W_ki^T, v W_vi^T)`` (PyTorch's
@@ -297,6 +293,7 @@ class MultiheadAttention(Module):
         ("bias_k", "grad_bias_k"),
         ("bias_v", "grad_bias_v"),
     )
+    _accepts_none_grad = True  # a None gradient of the weights is skipped, not filled with zeros
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
                  kdim=None, vdim=None, batch_first=False, dtype=DEFAULT_DTYPE, rng=None):
@@ -342,9 +339,22 @@ class MultiheadAttention(Module):
     # out_proj holds parameters only: this module is one leaf of the protocol
     # (its backward computes everything), but names and state_dict keys list
     # out_proj as PyTorch does.
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix="", _seen=None):
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
-        yield (f"{prefix}.out_proj" if prefix else "out_proj"), self.out_proj
+        if id(self.out_proj) not in seen:
+            seen.add(id(self.out_proj))
+            yield (f"{prefix}.out_proj" if prefix else "out_proj"), self.out_proj
+
+    def train(self, mode=True):
+        self.out_proj.training = bool(mode)
+        return Module.train(self, mode)
+
+    def evaluate(self):
+        return self.train(False)
 
     def getParameters(self):
         return Module.getParameters(self) + self.out_proj.getParameters()
@@ -363,9 +373,9 @@ class MultiheadAttention(Module):
 
     # ------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
-        if args and all(_is_data(a) for a in args):
-            return self.forward(*args, **kwargs)
-        return Module.__call__(self, *args, **kwargs)  # e.g. a graph node: the graph machinery handles it
+        if not kwargs or "name" in kwargs:  # m(x), m(q, k, v), or a graph node: the protocol's call
+            return Module.__call__(self, *args, **kwargs)
+        return self.forward(*args, **kwargs)
 
     def forward(self, query, key=None, value=None, key_padding_mask=None, need_weights=False, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
@@ -559,30 +569,16 @@ class MultiheadAttention(Module):
         return self.output
 
     # ------------------------------------------------------------ backward
-    def _check_backward(self, gradOutput):
-        if self._ctx is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        if self._ctx["need_weights"]:
-            ok = isinstance(gradOutput, (tuple, list)) and len(gradOutput) == 2
-            shapes = [getattr(o, "shape", None) for o in self.output]
-            if ok:
-                got = [None if g is None else getattr(g, "shape", type(g).__name__) for g in gradOutput]
-                ok = gradOutput[0] is not None and all(g is None or g == s for g, s in zip(got, shapes, strict=True))
-            if not ok:
-                raise ValueError(
-                    f"{self!r}: expected gradOutput (grad_attn_output {tuple(shapes[0])}, grad_attn_weights "
-                    f"{tuple(shapes[1])} or None), got {_structure(gradOutput)}"
-                )
-        else:
-            Module._check_backward(self, gradOutput)
-
     def _grads(self, gradOutput):
         """``(g2, dys)``: the output gradient as tokens ``(T, E)`` and, per projection group,
         the gradient of its projected tokens ``(T, n * E)``."""
         c = self._ctx
-        g_out, g_w = (gradOutput if c["need_weights"] else (gradOutput, None))
-        xp = get_array_module(g_out)
+        g_out, g_w = (gradOutput if c["need_weights"] and gradOutput is not None else (gradOutput, None))
+        out = self.output[0] if c["need_weights"] else self.output
+        xp = get_array_module(out)
         dtype = c["ctx2"].dtype
+        if g_out is None:  # None means zeros
+            g_out = xp.zeros_like(out)
         if c["unbatched"]:
             g_out = xp.expand_dims(g_out, 0 if self.batch_first else 1)
         g2 = g_out.reshape(-1, self.embed_dim)
@@ -663,12 +659,3 @@ class MultiheadAttention(Module):
         if self.batch_first:
             text += ", batch_first=True"
         return text
-
-
-def _structure(value):
-    """``value``'s structure for messages: shapes, tuples of them, None."""
-    if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(_structure(v) for v in value) + ")"
-    if value is None:
-        return "None"
-    return str(tuple(value.shape)) if hasattr(value, "shape") else type(value).__name__
