@@ -472,7 +472,8 @@ class Concat(_Container):
 
     Args:
         dim: the axis to join along, batch axis included (1: channels of
-            ``(N, C, H, W)``); negative counts from the end.
+            ``(N, C, H, W)``); negative counts from the end. First, or as the
+            keyword ``Concat(*branches, dim=1)``.
         *modules: the branches.
 
     Shape:
@@ -489,11 +490,14 @@ class Concat(_Container):
         (5, 5)
     """
 
-    def __init__(self, dim, *modules):
-        if isinstance(dim, Module):
-            raise TypeError("Concat: the first argument is dim, the axis to join along: Concat(1, branch, ...)")
+    def __init__(self, *args, dim=None):
+        if dim is None:
+            if not args or isinstance(args[0], Module):
+                raise TypeError("Concat: the first argument is dim, the axis to join along: Concat(1, branch, ...)")
+            dim, args = args[0], args[1:]
         self.dim = _check_dim("Concat", dim)
-        super().__init__(*modules)
+        super().__init__(*args)
+        self._init_args = (tuple(args), {"dim": self.dim})  # model files rebuild it as Concat(*branches, dim=dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
