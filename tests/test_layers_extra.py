@@ -11,9 +11,8 @@ from helpers import assert_close
 from layers_extra_common import check_accumulates, check_parity, copy_parameters, state_round_trip, t
 
 import nnumpy
-from nnumpy import GELU, LayerNorm
+from nnumpy import GELU, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from nnumpy.layers.activation import erfc
-from nnumpy.layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d
 
 torch.set_num_threads(1)
 
