@@ -24,6 +24,7 @@ from .activation import (
     Tanhshrink,
 )
 from .adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d
+from .attention import MultiheadAttention, scaled_dot_product_attention, scaled_dot_product_attention_backward
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
@@ -35,6 +36,15 @@ from .pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .reshape import Flatten, Unflatten
 from .sequence import LastStep, pad_sequence
+from .transformer import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
@@ -97,4 +107,14 @@ __all__ = [
     "ReflectionPad2d",
     "ReplicationPad2d",
     "Unflatten",
+    "MultiheadAttention",
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
+    "TransformerDecoderLayer",
+    "TransformerDecoder",
+    "Transformer",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEncoding",
 ]
