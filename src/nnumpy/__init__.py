@@ -30,6 +30,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .graph import Graph, Input, Node
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
+from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
 from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
 from .metrics import accuracy, confusion_matrix
 from .module import Module
@@ -71,6 +72,8 @@ __all__ = [
     "Input",
     "Node",
     *_layers_all,
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
     *_criteria_all,
     "sgd_momentum",
     "adam_optimizer",

@@ -24,7 +24,7 @@ from .activation import (
     Tanhshrink,
 )
 from .adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d
-from .attention import MultiheadAttention, scaled_dot_product_attention, scaled_dot_product_attention_backward
+from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
@@ -108,8 +108,6 @@ __all__ = [
     "ReplicationPad2d",
     "Unflatten",
     "MultiheadAttention",
-    "scaled_dot_product_attention",
-    "scaled_dot_product_attention_backward",
     "TransformerEncoderLayer",
     "TransformerEncoder",
     "TransformerDecoderLayer",
