@@ -152,7 +152,8 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
         xp = get_array_module(gradOutput)
         h, w = input.shape[-2:]
         planes = int(np.prod(input.shape[:-2]))
-        flat = self._argmax.reshape(planes, -1) + (xp.arange(planes) * (h * w))[:, None]
+        oh, ow = gradOutput.shape[-2:]
+        flat = self._argmax.reshape(planes, oh * ow) + (xp.arange(planes) * (h * w))[:, None]
         grad = xp.zeros(planes * h * w, gradOutput.dtype)
         xp.add.at(grad, flat.reshape(-1), gradOutput.reshape(-1))
         self.gradInput = grad.reshape(input.shape)

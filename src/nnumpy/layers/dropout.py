@@ -1,5 +1,7 @@
 """Dropout: element-wise (`Dropout`) and per channel (`Dropout2d`)."""
 
+import numpy as np
+
 from .._checks import check_float_array, check_real
 from ..backend import resolve_rng
 from ..module import Module
@@ -85,7 +87,8 @@ class Dropout2d(Dropout):
             self._channel_mask = None
             self.output = input
             return input
-        keep = self.rng.random((*input.shape[:2], 1, 1), dtype=input.dtype) >= self.p
+        draw = input.dtype if input.dtype in (np.float32, np.float64) else np.float32  # no float16 generator
+        keep = self.rng.random((*input.shape[:2], 1, 1), dtype=draw) >= self.p
         scale = 1.0 / (1.0 - self.p) if self.p < 1.0 else 0.0
         self._channel_mask = keep * input.dtype.type(scale)
         self.output = input * self._channel_mask
