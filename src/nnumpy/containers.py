@@ -21,6 +21,8 @@ for its own backward, and the parameter gradients add up over the uses; the
 module counts once in ``parameters()`` and ``state_dict()``.
 """
 
+import numpy as np
+
 from ._checks import check_float_array
 from ._structure import add, all_none, describe, fill_none, is_seq
 from .backend import get_array_module
@@ -586,9 +588,8 @@ def _check_table(owner, input, exactly=None, floats=True):
 
 
 def _broadcast_shape(owner, input):
-    xp = get_array_module(*input)
     try:
-        return xp.broadcast_shapes(*(x.shape for x in input))
+        return np.broadcast_shapes(*(x.shape for x in input))  # shapes only: any backend
     except ValueError:
         raise ValueError(
             f"{owner!r}: input shapes {', '.join(str(tuple(x.shape)) for x in input)} do not broadcast together"
