@@ -546,3 +546,23 @@ def test_mha_backward_errors():
     m.zeroGradParameters()
     assert np.array_equal(m.backward(x, (None, None)), np.zeros_like(x))  # None: zeros
     assert all(np.all(g == 0) for g in m.getGradParameters())
+
+
+def test_mha_in_a_graph_with_the_mask_as_an_input_and_shared():
+    r = np.random.default_rng(9)
+    mha = MultiheadAttention(4, 2, batch_first=True, rng=0)
+    q, k, pad = nn.Input(), nn.Input(), nn.Input()
+    h = mha(q, k, k, pad)                       # the mask arrives as a graph input
+    out = nn.Tanh()(nn.CAddTable()(mha(h), q))  # the same module again: self-attention on h
+    net = nn.Graph([q, k, pad], out)
+    qv, kv = r.normal(size=(2, 3, 4)).astype(np.float32), r.normal(size=(2, 5, 4)).astype(np.float32)
+    padv = np.zeros((2, 5), bool)
+    padv[0, 3:] = True
+    y = net.forward((qv, kv, padv))
+    direct = mha(qv, kv, kv, key_padding_mask=padv)
+    assert_close(y, np.tanh(mha.forward(direct) + qv), what="graph vs direct calls")
+    grads = net.backward((qv, kv, padv), np.ones_like(y))
+    assert grads[2] is None and grads[1].shape == kv.shape
+    assert list(net.state_dict()) == ["multiheadattention_0." + k for k in mha.state_dict()]
+    net64 = copy.deepcopy(net).to(np.float64)
+    assert nn.gradcheck(net64, (qv.astype(np.float64), kv.astype(np.float64), padv), atol=1e-6).ok

@@ -633,10 +633,13 @@ class MultiheadAttention(Module):
         g2, dys, extra = kept if kept is not None else self._grads(gradOutput)
         E = self.embed_dim
         for (x2, js, _), dy in zip(c["saved"], dys, strict=True):
-            for i, j in enumerate(js):
-                self._proj_weight(j, grad=True)[...] += dy[:, i * E:(i + 1) * E].T @ x2
+            rows = slice(js[0] * E, (js[-1] + 1) * E)
+            if len(js) > 1:  # projections sharing an input: one product for their rows of in_proj_weight
+                self.grad_in_proj_weight[rows] += dy.T @ x2
+            else:
+                self._proj_weight(js[0], grad=True)[...] += dy.T @ x2
             if self.in_proj_bias is not None:
-                self.grad_in_proj_bias[js[0] * E:(js[-1] + 1) * E] += dy.sum(axis=0)
+                self.grad_in_proj_bias[rows] += dy.sum(axis=0)
         if self.bias_k is not None:
             self.grad_bias_k += extra["bias_k"]
             self.grad_bias_v += extra["bias_v"]
