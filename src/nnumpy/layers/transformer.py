@@ -366,7 +366,7 @@ class TransformerDecoderLayer(_Layer):
         return g_t.reshape(shape), g_mem
 
 
-class _Layers(_Composite):
+class LayerStack(_Composite):
     """The numbered layers of a stack (PyTorch's ``ModuleList`` named ``layers``)."""
 
     def __init__(self, modules):
@@ -394,7 +394,7 @@ class _Stack(_Block):
         check_positive_int(name, "num_layers", num_layers)
         if norm is not None and not isinstance(norm, Module):
             raise TypeError(f"{name}: norm must be a Module or None, got {type(norm).__name__}")
-        self.layers = _Layers([_clone(layer) for _ in range(num_layers)])
+        self.layers = LayerStack([_clone(layer) for _ in range(num_layers)])
         self.num_layers = num_layers
         self.norm = norm
         self.batch_first = layer.batch_first
