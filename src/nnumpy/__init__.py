@@ -31,24 +31,12 @@ from .graph import Graph, Input, Node
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
-from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
+from .lr_scheduler import *  # noqa: F403
+from .lr_scheduler import __all__ as _lr_scheduler_all
 from .metrics import accuracy, confusion_matrix
 from .module import Module
-from .optim import (
-    SGD,
-    AdaGrad,
-    Adagrad,
-    Adam,
-    AdamW,
-    Momentum,
-    NAdam,
-    Nadam,
-    Optimizer,
-    RMSProp,
-    RMSprop,
-    adam_optimizer,
-    sgd_momentum,
-)
+from .optim import *  # noqa: F403
+from .optim import __all__ as _optim_all
 from .parallel import get_num_threads, num_threads, set_num_threads
 from .serialization import load_checkpoint, load_model, register_module, save_checkpoint, save_model
 from .training import EarlyStopping, History, ModelCheckpoint, clip_grad_norm, evaluate, fit, get_optimizer, predict
@@ -75,19 +63,7 @@ __all__ = [
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_backward",
     *_criteria_all,
-    "sgd_momentum",
-    "adam_optimizer",
-    "Optimizer",
-    "SGD",
-    "Adam",
-    "AdamW",
-    "RMSprop",
-    "Adagrad",
-    "NAdam",
-    "RMSProp",
-    "AdaGrad",
-    "Nadam",
-    "Momentum",
+    *_optim_all,
     "gradcheck",
     "GradcheckError",
     "manual_seed",
@@ -114,10 +90,7 @@ __all__ = [
     "History",
     "EarlyStopping",
     "ModelCheckpoint",
-    "StepLR",
-    "ExponentialLR",
-    "CosineAnnealingLR",
-    "ReduceLROnPlateau",
+    *_lr_scheduler_all,
     "clip_grad_norm",
     "get_optimizer",
     "accuracy",
