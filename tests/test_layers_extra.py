@@ -134,7 +134,7 @@ def test_erfc_against_math():
     ref32 = np.array([math.erfc(float(v)) for v in u.astype(np.float32)])
     keep = ref32 > 1e-30
     assert np.max(np.abs(got32[keep] - ref32[keep]) / ref32[keep]) < 1e-5
-    assert np.max(np.abs(got32 - ref32)) < 2e-7
+    assert np.max(np.abs(got32 - ref32)) < 4e-7  # a few float32 ulp of values up to 2
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
