@@ -2,6 +2,8 @@
 over random configurations, dtype kept, state_dict round trip, error cases,
 and the erf kernel GELU rests on against ``math.erf``."""
 
+import doctest
+import importlib
 import math
 
 import numpy as np
@@ -344,3 +346,12 @@ def test_an_empty_batch_gives_an_empty_result(make, shape):
     y = m.forward(x)
     assert y.shape[0] == 0
     assert m.backward(x, np.zeros_like(y)).shape == x.shape
+
+
+LAYER_FILES = ["activation", "layer_norm", "upsample", "padding", "adaptive_pool", "dropout", "reshape"]
+
+
+@pytest.mark.parametrize("name", LAYER_FILES)
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(f"nnumpy.layers.{name}"), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

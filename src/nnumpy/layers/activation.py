@@ -263,6 +263,11 @@ class LogSoftMax(_SoftMaxFamily):
         default); output the same.
 
     Backward: ``gradInput = g - exp(y) * sum(g, axis=dim)``.
+
+    Example:
+        >>> import numpy as np
+        >>> LogSoftMax(dim=-1).forward(np.array([[0.0, 0.0]])).round(4).tolist()
+        [[-0.6931, -0.6931]]
     """
 
     def updateOutput(self, input):
@@ -486,6 +491,11 @@ class ReLU6(Hardtanh):
     """``y = min(max(x, 0), 6)`` (PyTorch's ``ReLU6``): ``Hardtanh(0, 6)``. Shape: any.
 
     Backward: ``g`` where ``0 < x < 6``, else 0.
+
+    Example:
+        >>> import numpy as np
+        >>> ReLU6().forward(np.array([-1.0, 3.0, 8.0])).tolist()
+        [0.0, 3.0, 6.0]
     """
 
     def __init__(self):
