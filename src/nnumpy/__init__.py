@@ -31,6 +31,7 @@ from .graph import Graph, Input, Node
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
+from .layers.sequence import pad_sequence
 from .lr_scheduler import *  # noqa: F403
 from .lr_scheduler import __all__ as _lr_scheduler_all
 from .metrics import accuracy, confusion_matrix
@@ -62,6 +63,7 @@ __all__ = [
     *_layers_all,
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_backward",
+    "pad_sequence",
     *_criteria_all,
     *_optim_all,
     "gradcheck",
