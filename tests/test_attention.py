@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from helpers import assert_close
 
 import nnumpy as nn
+from nnumpy.gradcheck import _numeric_gradient  # gradcheck's central differences, for kernels and keywords
 from nnumpy.layers.attention import (
     MultiheadAttention,
     causal_mask,
@@ -58,16 +59,7 @@ def numeric_check(run, arrays, analytic, eps=1e-6, atol=1e-7, rtol=1e-5):
     """Central differences of the scalar ``run()`` w.r.t. each array of ``arrays``
     (name -> array, perturbed in place) against ``analytic`` (name -> gradient)."""
     for name, array in arrays.items():
-        numeric = np.zeros_like(array)
-        flat, nflat = array.reshape(-1), numeric.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            up = run()
-            flat[i] = old - eps
-            down = run()
-            flat[i] = old
-            nflat[i] = (up - down) / (2 * eps)
+        numeric = _numeric_gradient(run, array, eps)
         err = np.abs(analytic[name] - numeric)
         assert (err <= atol + rtol * np.abs(numeric)).all(), f"{name}: max error {err.max():.3g}"
 

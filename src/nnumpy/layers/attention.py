@@ -18,6 +18,7 @@ import numpy as np
 
 from .._checks import check_float_array, check_positive_int, check_real
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
+from ..containers import _unbroadcast  # the gradient of broadcasting: sum over the broadcast axes
 from ..init import xavier_normal_, xavier_uniform_
 from ..module import Module
 from .linear import Linear
@@ -84,15 +85,6 @@ def masked_softmax(scores, allowed=None, additive=None):
     total[dead] = 1
     scores /= total
     return scores
-
-
-def _unbroadcast(grad, shape):
-    """Sum ``grad`` over the leading axes that were broadcast to reach its shape."""
-    if grad.shape == tuple(shape):
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
