@@ -415,6 +415,26 @@ def test_dtype_follows_the_input_and_to():
     assert m.forward(x64.astype(np.float32)).dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", (np.float16, np.float32, np.float64))
+@pytest.mark.parametrize("batch", (3, 0))
+def test_every_dtype_and_an_empty_batch(dtype, batch):
+    r = np.random.default_rng(0)
+    lengths = np.array([4, 1, 2][:batch], np.int64)
+    x = r.normal(size=(4, batch, 3)).astype(dtype)
+    for m, inp in ((LSTM(3, 4, bidirectional=True, proj_size=2, return_state=True), (x, lengths)),
+                   (GRU(3, 4, num_layers=2), (x, lengths)), (RNN(3, 4), x),
+                   (LSTMCell(3, 4), x[0]), (GRUCell(3, 4), x[0]), (RNNCell(3, 4), x[0])):
+        out = m.forward(inp)
+        assert all(leaf.dtype == dtype for leaf in _float_leaves(out)), type(m).__name__
+        grad = m.backward(inp, out)
+        gx = grad[0] if isinstance(grad, tuple) else grad
+        x_in = inp[0] if isinstance(inp, tuple) else inp
+        assert gx.dtype == dtype and gx.shape == x_in.shape
+        assert all(np.isfinite(g).all() for g in m.grad_parameters())
+    step = LastStep(batch_first=False)
+    assert step.forward((x, lengths)).shape == (batch, 3)
+
+
 def test_dropout_between_layers_training_only():
     x = np.random.default_rng(0).normal(size=(6, 3, 2)).astype(np.float32)
     m = LSTM(2, 4, num_layers=3, dropout=0.5, rng=0)
