@@ -399,7 +399,7 @@ def test_every_dtype_and_an_empty_batch(dtype, batch):
     lengths = np.array([4, 1, 2][:batch], np.int64)
     x = r.normal(size=(4, batch, 3)).astype(dtype)
     for m, inp in ((LSTM(3, 4, bidirectional=True, proj_size=2, return_state=True), (x, lengths)),
-                   (GRU(3, 4, num_layers=2), (x, lengths)), (RNN(3, 4), x),
+                   (GRU(3, 4, num_layers=2, dropout=0.5), (x, lengths)), (RNN(3, 4), x),
                    (LSTMCell(3, 4), x[0]), (GRUCell(3, 4), x[0]), (RNNCell(3, 4), x[0])):
         out = m.forward(inp)
         assert all(leaf.dtype == dtype for leaf in _float_leaves(out)), type(m).__name__

@@ -505,7 +505,8 @@ class _RNNBase(Module):
         for layer in range(self.num_layers):
             drop = None
             if layer > 0 and self.training and self.dropout > 0:
-                keep = self.rng.random(inp.shape, dtype=inp.dtype) >= self.dropout
+                draw = np.float64 if inp.dtype == np.float64 else np.float32  # Generator has no float16
+                keep = self.rng.random(inp.shape, dtype=draw) >= self.dropout
                 drop = keep * inp.dtype.type(1.0 / (1.0 - self.dropout) if self.dropout < 1 else 0.0)
                 inp = inp * drop
             drop_masks.append(drop)
