@@ -25,8 +25,9 @@ from nnumpy import (
     get_optimizer,
     predict,
 )
-from nnumpy.augment import Augment, random_crop, random_flip
-from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion, summary
+from nnumpy.data import Augment, random_crop, random_flip
+from nnumpy.summary import summary
+from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion
 
 
 def blobs(n=600, seed=0, classes=3, dim=10):

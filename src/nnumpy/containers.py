@@ -23,7 +23,7 @@ def _rethrow(error, index, child):
 def _child_backward(child, input, gradOutput, need_input_grad):
     """Back-propagate through one child, honouring a user's own ``backward``."""
     if type(child).backward is Module.backward:
-        return child._backward(input, gradOutput, need_input_grad)
+        return child.backward_pass(input, gradOutput, need_input_grad)
     return child.backward(input, gradOutput)
 
 
@@ -99,9 +99,9 @@ class Sequential(Module):
         return x
 
     def backward(self, input, gradOutput):
-        return self._backward(input, gradOutput, need_input_grad=not self.skip_input_grad)
+        return self.backward_pass(input, gradOutput, need_input_grad=not self.skip_input_grad)
 
-    def _backward(self, input, gradOutput, need_input_grad):
+    def backward_pass(self, input, gradOutput, need_input_grad=True):
         if self._inputs is None:
             raise RuntimeError(f"{type(self).__name__}: backward called before forward")
         stop = 0

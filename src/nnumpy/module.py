@@ -10,13 +10,17 @@ freezing, dtype conversion, and what optimizers, MPI and ONNX see.
 """
 
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
+
+from .compat import SeedModuleDialect
+from .summary import summary
 
 __all__ = ["Module"]
 
 
-class Module:
+class Module(SeedModuleDialect):
     """Base class of every layer and container.
 
     Attributes:
@@ -83,11 +87,12 @@ class Module:
         with ``+=`` until ``zeroGradParameters``). A frozen module accumulates
         nothing.
         """
-        return self._backward(input, gradOutput, need_input_grad=True)
+        return self.backward_pass(input, gradOutput, need_input_grad=True)
 
-    def _backward(self, input, gradOutput, need_input_grad):
-        """``backward``, optionally skipping ``updateGradInput`` (containers use
-        this when nothing upstream needs the input gradient)."""
+    def backward_pass(self, input, gradOutput, need_input_grad=True):
+        """``backward``, optionally skipping ``updateGradInput``
+        (``need_input_grad=False``: ``gradInput`` is None). Containers call it
+        on their children when nothing upstream needs the input gradient."""
         self._check_backward(gradOutput)
         if need_input_grad:
             grad = self.updateGradInput(input, gradOutput)
@@ -112,8 +117,8 @@ class Module:
     def updateOutput(self, input):
         """Compute ``self.output`` from ``input``; store it and return it.
 
-        The default calls the seed-000 hook ``_compute_output(input)`` and
-        stores its result.
+        The default calls the seed-000 hook ``_compute_output(input)``
+        (``nnumpy.compat``) and stores its result.
         """
         self.output = self._compute_output(input)
         return self.output
@@ -126,16 +131,6 @@ class Module:
     def accGradParameters(self, input, gradOutput):
         """Accumulate parameter gradients; nothing to do for parameter-free modules."""
         self._update_parameters_grad(input, gradOutput)
-
-    # Seed 000 spells the three hooks in snake_case; a subclass may implement those.
-    def _compute_output(self, input):
-        raise NotImplementedError(f"{type(self).__name__} must implement updateOutput")
-
-    def _compute_input_grad(self, input, gradOutput):
-        raise NotImplementedError(f"{type(self).__name__} must implement updateGradInput")
-
-    def _update_parameters_grad(self, input, gradOutput):
-        pass
 
     # ------------------------------------------------------------ structure
     def children(self):
@@ -155,7 +150,7 @@ class Module:
         for name, child in self.children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else str(name))
 
-    def _own_parameter_pairs(self):
+    def own_parameter_pairs(self):
         """This module's ``(param_attr, grad_attr)`` pairs whose parameter is set."""
         return [(p, g) for p, g in type(self)._parameters if getattr(self, p, None) is not None]
 
@@ -171,7 +166,7 @@ class Module:
         own = _dialect_override(self, ("get_parameters", "parameters"))
         if own is not None:
             return list(own())
-        return [getattr(self, p) for p, _ in self._own_parameter_pairs()]
+        return [getattr(self, p) for p, _ in self.own_parameter_pairs()]
 
     def getGradParameters(self):
         """The gradients, in the same structure as ``getParameters()``."""
@@ -179,7 +174,7 @@ class Module:
         if own is not None:
             return list(own())
         grads = []
-        for p, g in self._own_parameter_pairs():
+        for p, g in self.own_parameter_pairs():
             if getattr(self, g, None) is None:
                 setattr(self, g, np.zeros_like(getattr(self, p)))
             grads.append(getattr(self, g))
@@ -255,7 +250,7 @@ class Module:
         for prefix, module in self.named_modules():
             if module.children():
                 continue
-            for p, _ in module._own_parameter_pairs():
+            for p, _ in module.own_parameter_pairs():
                 yield (f"{prefix}.{p}" if prefix else p), getattr(module, p)
 
     def named_buffers(self):
@@ -270,28 +265,6 @@ class Module:
     def num_parameters(self):
         """Total number of scalar parameters."""
         return int(sum(p.size for p in self.parameters()))
-
-    def grad_parameters(self):
-        """The gradients as one flat list, in the order of ``parameters()`` (seed 003)."""
-        return [g for _, g in self.parameter_pairs(trainable_only=False)]
-
-    def zero_grad(self):
-        """Alias of ``zeroGradParameters`` (PyTorch and seed 000)."""
-        self.zeroGradParameters()
-
-    def get_parameters(self):
-        """Alias of ``getParameters`` (seed 000)."""
-        return self.getParameters()
-
-    def get_parameters_grad(self):
-        """Alias of ``getGradParameters`` (seed 000)."""
-        return self.getGradParameters()
-
-    # seed 000 keeps the protocol's state as ``_output`` / ``_input_grad``,
-    # seed 003 keeps the mode as ``_train``: the same attributes under those names
-    _output = property(lambda self: self.output, lambda self, v: setattr(self, "output", v))
-    _input_grad = property(lambda self: self.gradInput, lambda self, v: setattr(self, "gradInput", v))
-    _train = property(lambda self: self.training, lambda self, v: setattr(self, "training", v))
 
     # ------------------------------------------------------------ modes
     def train(self, mode=True):
@@ -319,6 +292,26 @@ class Module:
         own = _dialect_override(self, ("evaluate",))
         return own() if own is not None else self.evaluate()
 
+    @contextmanager
+    def preserved_modes(self):
+        """Context manager: on exit, this module and every descendant are back
+        in the mode (training or evaluate) each had on entry, even after an error.
+
+        Example:
+            >>> from nnumpy import Sequential, Dropout
+            >>> net = Sequential(Dropout())
+            >>> with net.preserved_modes():
+            ...     _ = net.evaluate()
+            >>> net[0].training
+            True
+        """
+        modes = [(module, module.training) for _, module in self.named_modules()]
+        try:
+            yield self
+        finally:
+            for module, training in modes:
+                module.training = training
+
     def freeze(self):
         """Stop training this module's parameters: ``backward`` accumulates no
         gradient for them and optimizers skip them. Returns self."""
@@ -334,7 +327,13 @@ class Module:
 
     @property
     def frozen(self):
+        """True after ``freeze()``: no gradient accumulates, optimizers skip the parameters."""
         return self._frozen
+
+    @property
+    def init_args(self):
+        """``(args, kwargs)`` of the constructor call (model files rebuild architectures from them)."""
+        return self._init_args
 
     def to(self, dtype):
         """Convert parameters, gradients and buffers to ``dtype`` (e.g.
@@ -365,7 +364,7 @@ class Module:
         """
         targets = {}
         for prefix, module in self.named_modules():
-            names = [p for p, _ in module._own_parameter_pairs()] if not module.children() else []
+            names = [p for p, _ in module.own_parameter_pairs()] if not module.children() else []
             names += list(type(module)._buffers)
             for name in names:
                 targets[f"{prefix}.{name}" if prefix else name] = (module, name)
@@ -403,9 +402,7 @@ class Module:
     def summary(self, input_shape, print_fn=print):
         """Print (and return) a torchinfo-like table: each layer's output shape and
         parameter count, then the totals; ``input_shape`` is one sample's shape, without
-        the batch axis. See ``nnumpy.training.summary``."""
-        from .training import summary
-
+        the batch axis. See ``nnumpy.summary.summary``."""
         return summary(self, input_shape, print_fn=print_fn)
 
     def __call__(self, input):
