@@ -154,6 +154,10 @@ class Module(SeedModuleDialect):
         """This module's ``(param_attr, grad_attr)`` pairs whose parameter is set."""
         return [(p, g) for p, g in type(self)._parameters if getattr(self, p, None) is not None]
 
+    def own_buffer_names(self):
+        """The names of this module's declared buffers (``_buffers``), set or not."""
+        return list(type(self)._buffers)
+
     # ------------------------------------------------------------ parameters
     def getParameters(self):
         """A leaf's parameters as a flat list (``[W, b]``); a container returns

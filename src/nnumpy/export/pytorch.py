@@ -82,7 +82,8 @@ def _torch_kind(prefix, arrays):
 
 
 def _holds_arrays(module):
-    return bool(module.own_parameter_pairs()) or any(getattr(module, b, None) is not None for b in module._buffers)
+    buffers = module.own_buffer_names()
+    return bool(module.own_parameter_pairs()) or any(getattr(module, b, None) is not None for b in buffers)
 
 
 def _nnumpy_units(model):

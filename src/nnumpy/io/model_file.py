@@ -332,7 +332,7 @@ def _state_targets(model):
     targets = {}
     for prefix, module in model.named_modules():
         names = [p for p, _ in module.own_parameter_pairs()] if not module.children() else []
-        names += list(type(module)._buffers)
+        names += module.own_buffer_names()
         for name in names:
             value = getattr(module, name, None)
             targets[f"{prefix}.{name}" if prefix else name] = None if value is None else tuple(value.shape)
