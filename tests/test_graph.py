@@ -33,6 +33,7 @@ from nnumpy import (
 )
 from nnumpy.blocks import basic_block, basic_block_graph
 from nnumpy.interop import load_torch_state_dict
+from nnumpy.layers import conv as conv_module
 
 torch.set_num_threads(1)
 N = 3
@@ -546,3 +547,28 @@ def test_graph_names_a_module_whose_grad_input_has_the_wrong_structure():
         ValueError, match=r"^Graph node 'bad': BadGrad\(\) took a tuple of 2 but returned gradInput array\(3, 4\)"
     ):
         net.backward(a, a)
+
+
+@pytest.mark.parametrize("keep_columns", [False, True])
+def test_shared_conv_and_batchnorm_keep_per_use_state(monkeypatch, keep_columns):
+    # a convolution keeps its im2col columns and BatchNorm its normalised input for backward:
+    # each use must get its own back (the conftest keeps no columns; here both ways)
+    if keep_columns:
+        monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", 1 << 30)
+    conv = Conv2d(2, 2, 3, padding=1, bias=False, rng=0)  # (a bias before BatchNorm has zero gradient)
+    bn = nn.BatchNorm2d(2)
+    x = Input()
+    h = ReLU()(bn(conv(x)))
+    y = CAddTable()(bn(conv(h)), x)  # conv and bn used twice, on different inputs
+    net = Graph(x, y)
+    data = arr(2, 2, 5, 5, dtype=np.float32)
+    assert nn.gradcheck(net, arr(2, 2, 4, 4)).ok
+
+    def reference(t, tx):
+        def block(v):
+            c = F.conv2d(v, t.p(conv.W), padding=1)
+            return F.batch_norm(c, None, None, t.p(bn.weight), t.p(bn.bias), training=True, eps=bn.eps)
+
+        return block(torch.relu(block(tx))) + tx
+
+    _compare("shared conv", net, data, reference)

@@ -11,9 +11,8 @@ from helpers import assert_close
 from layers_extra_common import check_accumulates, check_parity, copy_parameters, state_round_trip, t
 
 import nnumpy
-from nnumpy import GELU, LayerNorm
+from nnumpy import GELU, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from nnumpy.layers.activation import erfc
-from nnumpy.layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d
 
 torch.set_num_threads(1)
 
@@ -288,3 +287,60 @@ def test_instancenorm_errors_state_and_repr():
     m.evaluate().forward(np.zeros((2, 3, 1, 1), np.float32))  # running statistics: any size
     with pytest.raises(ValueError, match="momentum must be in"):
         InstanceNorm1d(3, momentum=1.5)
+
+
+# ------------------------------------------------------------------ every new module: dtypes and empty batches
+EVERY = [
+    (lambda: LayerNorm((3, 4)), (2, 3, 4)),
+    (lambda: GroupNorm(2, 4), (2, 4, 3)),
+    (lambda: InstanceNorm1d(3, affine=True, track_running_stats=True), (2, 3, 5)),
+    (lambda: InstanceNorm2d(3), (2, 3, 4, 4)),
+    (lambda: GELU(), (2, 5)),
+    (lambda: GELU("tanh"), (2, 5)),
+    (lambda: nnumpy.SiLU(), (2, 5)),
+    (lambda: nnumpy.Mish(), (2, 5)),
+    (lambda: nnumpy.Hardswish(), (2, 5)),
+    (lambda: nnumpy.Hardsigmoid(), (2, 5)),
+    (lambda: nnumpy.ReLU6(), (2, 5)),
+    (lambda: nnumpy.Hardtanh(-2, 2), (2, 5)),
+    (lambda: nnumpy.PReLU(5), (2, 5)),
+    (lambda: nnumpy.SELU(), (2, 5)),
+    (lambda: nnumpy.CELU(0.5), (2, 5)),
+    (lambda: nnumpy.Softsign(), (2, 5)),
+    (lambda: nnumpy.Tanhshrink(), (2, 5)),
+    (lambda: nnumpy.SoftMax(dim=-1), (2, 3, 5)),
+    (lambda: nnumpy.LogSoftMax(dim=2), (2, 3, 5)),
+    (lambda: nnumpy.Upsample(scale_factor=2), (2, 3, 4)),
+    (lambda: nnumpy.Upsample(size=(5, 7), mode="bilinear"), (2, 3, 4, 4)),
+    (lambda: nnumpy.UpsamplingBilinear2d(scale_factor=2), (2, 3, 4, 4)),
+    (lambda: nnumpy.AdaptiveAvgPool2d(3), (2, 3, 7, 5)),
+    (lambda: nnumpy.AdaptiveMaxPool2d((3, 2)), (2, 3, 7, 5)),
+    (lambda: nnumpy.Dropout2d(0.5, rng=0), (2, 3, 4, 4)),
+    (lambda: nnumpy.ZeroPad2d((1, -1, 0, 2)), (2, 3, 4, 4)),
+    (lambda: nnumpy.ReflectionPad2d(1), (2, 3, 4, 4)),
+    (lambda: nnumpy.ReplicationPad2d(2), (2, 3, 4, 4)),
+    (lambda: nnumpy.Unflatten(1, (2, -1)), (2, 6)),
+]
+EVERY_IDS = [repr(make()) for make, _ in EVERY]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("make, shape", EVERY, ids=EVERY_IDS)
+def test_dtype_in_is_dtype_out(make, shape, dtype):
+    m = make()  # float32 parameters, whatever the input
+    x = np.random.default_rng(0).normal(size=shape).astype(dtype)
+    y = m.forward(x)
+    gi = m.backward(x, np.ones_like(y))
+    assert y.dtype == dtype and gi.dtype == dtype and gi.shape == x.shape
+    assert np.isfinite(y).all() and np.isfinite(gi).all()
+    for p, g in m._own_parameter_pairs():
+        assert getattr(m, p).dtype == getattr(m, g).dtype == np.float32
+
+
+@pytest.mark.parametrize("make, shape", EVERY, ids=EVERY_IDS)
+def test_an_empty_batch_gives_an_empty_result(make, shape):
+    m = make()
+    x = np.zeros((0, *shape[1:]), np.float32)
+    y = m.forward(x)
+    assert y.shape[0] == 0
+    assert m.backward(x, np.zeros_like(y)).shape == x.shape

@@ -32,6 +32,7 @@ from .graph import Graph, Input, Node
 from .io import load_checkpoint, load_model, register_module, save_checkpoint, save_model
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
+from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
 from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
 from .module import Module
 from .optim import (
@@ -80,6 +81,8 @@ __all__ = [
     "Input",
     "Node",
     *_layers_all,
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
     *_criteria_all,
     "sgd_momentum",
     "adam_optimizer",

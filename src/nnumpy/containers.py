@@ -75,6 +75,36 @@ _SHARED_BY_ALL_USES = frozenset(
 )
 
 
+def _kept_names(module):
+    """What every use of ``module`` shares: its parameters, gradients, buffers and modes."""
+    cls = type(module)
+    return {n for pair in cls._parameters for n in pair} | set(cls._buffers) | _SHARED_BY_ALL_USES
+
+
+def _own_arrays(module):
+    """ids of the arrays a leaf reports as its parameters and gradients (a seed-dialect
+    module may keep them under names it does not declare)."""
+    if module.children():
+        return set()
+    try:
+        return {id(a) for a in [*module.getParameters(), *module.getGradParameters()]}
+    except Exception:  # a seed-003 module before its first backward has no gradients yet
+        return set()
+
+
+def _copy_state_arrays(module):
+    """Rebind every array that ``module``'s last forward left (its state, and any
+    buffer it would write again in place) to a copy; returns their names. The
+    use that ran before keeps the originals."""
+    keep, own = _kept_names(module) | {"gradInput"}, _own_arrays(module)
+    names = []
+    for name, value in list(module.__dict__.items()):
+        if name not in keep and hasattr(value, "shape") and hasattr(value, "copy") and id(value) not in own:
+            module.__dict__[name] = value.copy()
+            names.append(name)
+    return names
+
+
 class _Uses:
     """The state each use of a shared module leaves for its own backward.
 
@@ -82,17 +112,19 @@ class _Uses:
     a convolution) in its attributes, so when a container runs one module at
     several places each forward overwrites the state of the use before. For
     every module that more than one slot of the container holds (directly or
-    inside), this records the attributes that its forwards rebind, as each
-    use left them, and puts them back before that use's backward.
-    Parameters, gradients and buffers are shared by all uses and never put
-    back, so gradients accumulate over the uses (a module that updates
-    state in place rather than rebinding it cannot be shared this way; every
-    nnumpy module rebinds).
+    inside), this records the attributes each use's forward left and puts
+    them back before that use's backward. Before a further use runs, the
+    arrays the module holds are rebound to copies, so a module that reuses a
+    buffer of its previous forward in place (BatchNorm's centred input)
+    writes into the copy. Parameters, gradients and buffers are shared by all
+    uses and never touched, so gradients accumulate over the uses.
     """
 
     def __init__(self, slots):
         self._records = {}
         self._saved = {}
+        self._ran = set()  # modules an earlier slot of this forward ran
+        self._copied = {}  # module -> names of arrays rebound to copies
         counts, trees = {}, []
         for slot in slots:
             tree = [m for _, m in slot.named_modules()] if slot.children() else [slot]
@@ -103,28 +135,34 @@ class _Uses:
         self._tracked = [[m for m in tree if counts[id(m)] > 1] if shared else [] for tree in trees]
 
     def before(self, i):
-        if self._tracked[i]:
-            self._records[i] = [(m, dict(m.__dict__)) for m in self._tracked[i]]
+        if not self._tracked[i]:
+            return
+        for m in self._tracked[i]:
+            if id(m) in self._ran:
+                self._copied.setdefault(id(m), set()).update(_copy_state_arrays(m))
+        self._records[i] = [(m, dict(m.__dict__)) for m in self._tracked[i]]
 
     def after(self, i):
         if i in self._records:
             self._records[i] = [(m, old, dict(m.__dict__)) for m, old in self._records[i]]
+            self._ran.update(id(m) for m in self._tracked[i])
 
     def finish(self):
         """Called after the last slot's forward: keep, per use, the attributes
-        that any use rebound."""
+        that any use rebound or that were copied between uses."""
         rebound = {}
         for records in self._records.values():
             for m, old, new in records:
-                cls = type(m)
-                keep = {n for pair in cls._parameters for n in pair} | set(cls._buffers) | _SHARED_BY_ALL_USES
-                names = rebound.setdefault(id(m), set())
+                keep = _kept_names(m)
+                names = rebound.setdefault(id(m), set(self._copied.get(id(m), ())))
                 names.update(k for k, v in new.items() if k not in keep and (k not in old or old[k] is not v))
         self._saved = {
             i: [(m, {k: new[k] for k in rebound[id(m)] if k in new}) for m, _, new in records]
             for i, records in self._records.items()
         }
         self._records = {}
+        self._ran = set()
+        self._copied = {}
 
     def restore(self, i):
         for m, state in self._saved.get(i, ()):

@@ -23,16 +23,29 @@ from .activation import (
     Tanh,
     Tanhshrink,
 )
+from .adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d
+from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
-from .layer_norm import LayerNorm
+from .layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from .linear import Linear
 from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
+from .padding import ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from .pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .reshape import Flatten
+from .reshape import Flatten, Unflatten
 from .sequence import LastStep, pad_sequence
+from .transformer import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
+from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "Linear",
@@ -81,4 +94,25 @@ __all__ = [
     "CELU",
     "Softsign",
     "Tanhshrink",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "Upsample",
+    "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Dropout2d",
+    "ZeroPad2d",
+    "ReflectionPad2d",
+    "ReplicationPad2d",
+    "Unflatten",
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
+    "TransformerDecoderLayer",
+    "TransformerDecoder",
+    "Transformer",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEncoding",
 ]
