@@ -333,7 +333,7 @@ def test_dtype_in_is_dtype_out(make, shape, dtype):
     gi = m.backward(x, np.ones_like(y))
     assert y.dtype == dtype and gi.dtype == dtype and gi.shape == x.shape
     assert np.isfinite(y).all() and np.isfinite(gi).all()
-    for p, g in m._own_parameter_pairs():
+    for p, g in m.own_parameter_pairs():
         assert getattr(m, p).dtype == getattr(m, g).dtype == np.float32
 
 

@@ -6,7 +6,7 @@ classes (every layer module is imported here for that) and those the user
 registered with ``register_module``.
 """
 
-from .. import containers, layers, optim  # noqa: F401  (defines every built-in class looked up below)
+from .. import containers, graph, layers, optim  # noqa: F401  (define every built-in class looked up below)
 from ..module import Module
 
 __all__ = ["register_module", "resolve_class", "registered_name", "builtin_classes", "REGISTERED"]
