@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from helpers import assert_close
 
 import nnumpy as nn
+from nnumpy.gradcheck import _numeric_gradient  # gradcheck's central differences, for kernels and keywords
 from nnumpy.layers.attention import (
     MultiheadAttention,
     causal_mask,
@@ -58,16 +59,7 @@ def numeric_check(run, arrays, analytic, eps=1e-6, atol=1e-7, rtol=1e-5):
     """Central differences of the scalar ``run()`` w.r.t. each array of ``arrays``
     (name -> array, perturbed in place) against ``analytic`` (name -> gradient)."""
     for name, array in arrays.items():
-        numeric = np.zeros_like(array)
-        flat, nflat = array.reshape(-1), numeric.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            up = run()
-            flat[i] = old - eps
-            down = run()
-            flat[i] = old
-            nflat[i] = (up - down) / (2 * eps)
+        numeric = _numeric_gradient(run, array, eps)
         err = np.abs(analytic[name] - numeric)
         assert (err <= atol + rtol * np.abs(numeric)).all(), f"{name}: max error {err.max():.3g}"
 
@@ -546,3 +538,23 @@ def test_mha_backward_errors():
     m.zeroGradParameters()
     assert np.array_equal(m.backward(x, (None, None)), np.zeros_like(x))  # None: zeros
     assert all(np.all(g == 0) for g in m.getGradParameters())
+
+
+def test_mha_in_a_graph_with_the_mask_as_an_input_and_shared():
+    r = np.random.default_rng(9)
+    mha = MultiheadAttention(4, 2, batch_first=True, rng=0)
+    q, k, pad = nn.Input(), nn.Input(), nn.Input()
+    h = mha(q, k, k, pad)                       # the mask arrives as a graph input
+    out = nn.Tanh()(nn.CAddTable()(mha(h), q))  # the same module again: self-attention on h
+    net = nn.Graph([q, k, pad], out)
+    qv, kv = r.normal(size=(2, 3, 4)).astype(np.float32), r.normal(size=(2, 5, 4)).astype(np.float32)
+    padv = np.zeros((2, 5), bool)
+    padv[0, 3:] = True
+    y = net.forward((qv, kv, padv))
+    direct = mha(qv, kv, kv, key_padding_mask=padv)
+    assert_close(y, np.tanh(mha.forward(direct) + qv), what="graph vs direct calls")
+    grads = net.backward((qv, kv, padv), np.ones_like(y))
+    assert grads[2] is None and grads[1].shape == kv.shape
+    assert list(net.state_dict()) == ["multiheadattention_0." + k for k in mha.state_dict()]
+    net64 = copy.deepcopy(net).to(np.float64)
+    assert nn.gradcheck(net64, (qv.astype(np.float64), kv.astype(np.float64), padv), atol=1e-6).ok

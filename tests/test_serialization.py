@@ -104,11 +104,21 @@ LAYERS = [
     ("Transformer", lambda: layers.Transformer(8, 2, 1, 1, 16), ((5, 2, 8), (4, 2, 8))),
     ("SinusoidalPositionalEncoding", lambda: layers.SinusoidalPositionalEncoding(6, 10, batch_first=True), (2, 4, 6)),
     ("LearnedPositionalEncoding", lambda: layers.LearnedPositionalEncoding(6, 10), (4, 2, 6)),
+    ("Embedding", lambda: layers.Embedding(7, 3, padding_idx=0), np.array([[1, 0, 6], [2, 2, 5]])),
+    ("RNN", lambda: layers.RNN(3, 4, 2, "relu", batch_first=True, dropout=0.5, rng=1), (2, 5, 3)),
+    ("LSTM", lambda: layers.LSTM(3, 4, bidirectional=True, proj_size=2, bias=False), (5, 2, 3)),
+    ("GRU", lambda: layers.GRU(3, 4, num_layers=2, bidirectional=True, dtype=np.float64), (5, 2, 3)),
+    ("RNNCell", lambda: layers.RNNCell(3, 4, nonlinearity="relu"), (2, 3)),
+    ("LSTMCell", lambda: layers.LSTMCell(3, 4, bias=False), (2, 3)),
+    ("GRUCell", lambda: layers.GRUCell(3, 4), (2, 3)),
+    ("LastStep", lambda: layers.LastStep(batch_first=False, bidirectional=True), (5, 2, 6)),
 ]
 LAYERS = [entry for entry in LAYERS if entry[1] is not None]
 
 
 def _input(shape, dtype=np.float32, seed=0):
+    if isinstance(shape, np.ndarray):  # the input itself (integer ids for Embedding)
+        return shape
     if isinstance(shape[0], tuple):  # a module that takes a tuple
         return tuple(_input(part, dtype, seed + i) for i, part in enumerate(shape))
     return R(seed).normal(size=shape).astype(dtype)

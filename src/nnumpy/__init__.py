@@ -33,23 +33,12 @@ from .io import load_checkpoint, load_model, register_module, save_checkpoint, s
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
-from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
+from .layers.sequence import pad_sequence
+from .lr_scheduler import *  # noqa: F403
+from .lr_scheduler import __all__ as _lr_scheduler_all
 from .module import Module
-from .optim import (
-    SGD,
-    AdaGrad,
-    Adagrad,
-    Adam,
-    AdamW,
-    Momentum,
-    NAdam,
-    Nadam,
-    Optimizer,
-    RMSProp,
-    RMSprop,
-    adam_optimizer,
-    sgd_momentum,
-)
+from .optim import *  # noqa: F403
+from .optim import __all__ as _optim_all
 from .parallel import get_num_threads, num_threads, set_num_threads
 from .training import (
     EarlyStopping,
@@ -83,20 +72,9 @@ __all__ = [
     *_layers_all,
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_backward",
+    "pad_sequence",
     *_criteria_all,
-    "sgd_momentum",
-    "adam_optimizer",
-    "Optimizer",
-    "SGD",
-    "Adam",
-    "AdamW",
-    "RMSprop",
-    "Adagrad",
-    "NAdam",
-    "RMSProp",
-    "AdaGrad",
-    "Nadam",
-    "Momentum",
+    *_optim_all,
     "gradcheck",
     "GradcheckError",
     "manual_seed",
@@ -123,10 +101,7 @@ __all__ = [
     "History",
     "EarlyStopping",
     "ModelCheckpoint",
-    "StepLR",
-    "ExponentialLR",
-    "CosineAnnealingLR",
-    "ReduceLROnPlateau",
+    *_lr_scheduler_all,
     "clip_grad_norm",
     "get_optimizer",
     "accuracy",

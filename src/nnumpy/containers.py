@@ -21,6 +21,8 @@ for its own backward, and the parameter gradients add up over the uses; the
 module counts once in ``parameters()`` and ``state_dict()``.
 """
 
+import numpy as np
+
 from ._checks import check_float_array
 from ._structure import add, all_none, describe, fill_none, is_seq
 from .backend import get_array_module
@@ -586,9 +588,8 @@ def _check_table(owner, input, exactly=None, floats=True):
 
 
 def _broadcast_shape(owner, input):
-    xp = get_array_module(*input)
     try:
-        return xp.broadcast_shapes(*(x.shape for x in input))
+        return np.broadcast_shapes(*(x.shape for x in input))  # shapes only: any backend
     except ValueError:
         raise ValueError(
             f"{owner!r}: input shapes {', '.join(str(tuple(x.shape)) for x in input)} do not broadcast together"
@@ -866,8 +867,10 @@ class SelectTable(Module):
         return f"{self.index}"
 
 
-# public names of what graph.py and the layers built of other modules (transformer.py) use
+# public names of what graph.py and the layers built of other modules (transformer.py, attention.py) use
 Composite = _Composite
+Container = _Container
 Uses = _Uses
 trainable = _trainable
 child_backward = _child_backward
+unbroadcast = _unbroadcast

@@ -75,9 +75,24 @@ def save_checkpoint(
         meta["optimizer"] = {
             "class": class_name(type(optimizer)),
             "hyper": state.get("hyper", {}),
+            "param_groups": _named_groups(state.get("param_groups"), optimizer, model),
             "state": entries,
         }
     write_archive(path, "checkpoint", model, tensors, meta, input_shape, None)
+
+
+def _named_groups(groups, optimizer, model):
+    """The optimizer's parameter groups, each with the model's names of its
+    parameters (``"param_names"``), so that ``restore_optimizer`` rebuilds them."""
+    if not groups:
+        return groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = [dict(g) for g in groups]
+    for packed, group in zip(groups, getattr(optimizer, "param_groups", []), strict=False):
+        arrays = group.get("params", [])
+        if "param_names" not in packed and all(id(p) in names for p in arrays):
+            packed["param_names"] = [names[id(p)] for p in arrays]
+    return groups
 
 
 # ------------------------------------------------------------------ generators
@@ -160,6 +175,8 @@ def load_checkpoint(path, *, restore_rng=True):
                     restored[name] = value
             state[int(index)] = restored
         optimizer_state = {"hyper": optimizer["hyper"], "state": state}
+        if optimizer.get("param_groups") is not None:
+            optimizer_state["param_groups"] = optimizer["param_groups"]
     if restore_rng:
         _restore_generators(model, meta.get("generators"))
     shape = meta.get("input_shape")
@@ -192,6 +209,10 @@ def restore_optimizer(checkpoint, model=None):
     hyper = dict(checkpoint.optimizer_state["hyper"])
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items() if k in accepted}
-    optimizer = cls(model, **kwargs)
+    groups = checkpoint.optimizer_state.get("param_groups") or []
+    if len(groups) > 1 and all("param_names" in g for g in groups):  # parameter groups, by parameter name
+        optimizer = cls([{"params": list(g["param_names"])} for g in groups], model=model, **kwargs)
+    else:
+        optimizer = cls(model, **kwargs)
     optimizer.load_state_dict(checkpoint.optimizer_state)
     return optimizer

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._checks import check_float_array, check_positive_int, check_real
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
+from ..containers import unbroadcast  # the gradient of broadcasting: sum over the broadcast axes
 from ..init import xavier_normal_, xavier_uniform_
 from ..module import Module
 from .linear import Linear
@@ -84,15 +85,6 @@ def masked_softmax(scores, allowed=None, additive=None):
     total[dead] = 1
     scores /= total
     return scores
-
-
-def _unbroadcast(grad, shape):
-    """Sum ``grad`` over the leading axes that were broadcast to reach its shape."""
-    if grad.shape == tuple(shape):
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
@@ -192,7 +184,7 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn, att
     xp = get_array_module(grad_out, query, key, value)
     attn_used = attn if attn_used is None else attn_used
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    dv = _unbroadcast(xp.swapaxes(attn_used, -1, -2) @ grad_out, value.shape)
+    dv = unbroadcast(xp.swapaxes(attn_used, -1, -2) @ grad_out, value.shape)
     d_used = grad_out @ xp.swapaxes(value, -1, -2)
     if grad_attn is not None:
         d_used += grad_attn
@@ -200,8 +192,8 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn, att
     d_scores = d_used
     d_scores -= attn * d_used.sum(axis=-1, keepdims=True)
     d_scores *= d_scores.dtype.type(scale)
-    dq = _unbroadcast(d_scores @ key, query.shape)
-    dk = _unbroadcast(xp.swapaxes(d_scores, -1, -2) @ query, key.shape)
+    dq = unbroadcast(d_scores @ key, query.shape)
+    dk = unbroadcast(xp.swapaxes(d_scores, -1, -2) @ query, key.shape)
     return dq, dk, dv
 
 
@@ -633,10 +625,13 @@ class MultiheadAttention(Module):
         g2, dys, extra = kept if kept is not None else self._grads(gradOutput)
         E = self.embed_dim
         for (x2, js, _), dy in zip(c["saved"], dys, strict=True):
-            for i, j in enumerate(js):
-                self._proj_weight(j, grad=True)[...] += dy[:, i * E:(i + 1) * E].T @ x2
+            rows = slice(js[0] * E, (js[-1] + 1) * E)
+            if len(js) > 1:  # projections sharing an input: one product for their rows of in_proj_weight
+                self.grad_in_proj_weight[rows] += dy.T @ x2
+            else:
+                self._proj_weight(js[0], grad=True)[...] += dy.T @ x2
             if self.in_proj_bias is not None:
-                self.grad_in_proj_bias[js[0] * E:(js[-1] + 1) * E] += dy.sum(axis=0)
+                self.grad_in_proj_bias[rows] += dy.sum(axis=0)
         if self.bias_k is not None:
             self.grad_bias_k += extra["bias_k"]
             self.grad_bias_v += extra["bias_v"]

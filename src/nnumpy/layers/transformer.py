@@ -17,7 +17,7 @@ import numpy as np
 from .._checks import check_float_array, check_positive_int
 from .._structure import fill_none
 from ..backend import DEFAULT_DTYPE, resolve_rng
-from ..containers import Composite, child_backward
+from ..containers import Composite, Container, child_backward
 from ..init import normal_, xavier_uniform_
 from ..module import Module
 from .activation import GELU, ReLU
@@ -92,6 +92,16 @@ class _Block(Composite):
             raise ValueError(
                 f"{self._name()}: expected {what} of shape {layout} or (L, E) with E = {d_model}, got {tuple(x.shape)}"
             )
+
+    def _pair(self, input, names):
+        """``input`` as the checked pair ``(a, b)`` of token arrays named ``names``."""
+        if not isinstance(input, (tuple, list)) or len(input) != 2:
+            raise ValueError(f"{self._name()}: expected input ({names[0]}, {names[1]}), got {type(input).__name__}")
+        a, b = input
+        self._check_tokens(a, names[0], self.d_model)
+        self._check_tokens(b, names[1], self.d_model)
+        self._check_batches(a, b, names)
+        return a, b
 
     def _check_batches(self, a, b, names):
         if a.ndim != b.ndim or (a.ndim == 3 and a.shape[0 if self.batch_first else 1]
@@ -311,17 +321,8 @@ class TransformerDecoderLayer(_Layer):
                                       memory_kpm=memory_key_padding_mask, tgt_causal=bool(tgt_is_causal),
                                       memory_causal=bool(memory_is_causal)))
 
-    def _split(self, input):
-        if not isinstance(input, (tuple, list)) or len(input) != 2:
-            raise ValueError(f"{self._name()}: expected input (tgt, memory), got {type(input).__name__}")
-        tgt, memory = input
-        self._check_tokens(tgt, "tgt", self.d_model)
-        self._check_tokens(memory, "memory", self.d_model)
-        self._check_batches(tgt, memory, ("tgt", "memory"))
-        return tgt, memory
-
     def updateOutput(self, input):
-        tgt, memory = self._split(input)
+        tgt, memory = self._pair(input, ("tgt", "memory"))
         o = self._option
         sa = (o("tgt_mask"), o("tgt_kpm"), bool(o("tgt_causal")))
         ca = (o("memory_mask"), o("memory_kpm"), bool(o("memory_causal")))
@@ -366,24 +367,8 @@ class TransformerDecoderLayer(_Layer):
         return g_t.reshape(shape), g_mem
 
 
-class _Layers(Composite):
+class LayerStack(Container):
     """The numbered layers of a stack (PyTorch's ``ModuleList`` named ``layers``)."""
-
-    def __init__(self, modules):
-        super().__init__()
-        self.modules = list(modules)
-
-    def children(self):
-        return list(enumerate(self.modules))
-
-    def __getitem__(self, index):
-        return self.modules[index]
-
-    def __len__(self):
-        return len(self.modules)
-
-    def __iter__(self):
-        return iter(self.modules)
 
 
 class _Stack(_Block):
@@ -394,7 +379,7 @@ class _Stack(_Block):
         check_positive_int(name, "num_layers", num_layers)
         if norm is not None and not isinstance(norm, Module):
             raise TypeError(f"{name}: norm must be a Module or None, got {type(norm).__name__}")
-        self.layers = _Layers([_clone(layer) for _ in range(num_layers)])
+        self.layers = LayerStack(*[_clone(layer) for _ in range(num_layers)])
         self.num_layers = num_layers
         self.norm = norm
         self.batch_first = layer.batch_first
@@ -487,7 +472,7 @@ class TransformerDecoder(_Stack):
         return self._call(input, options)
 
     def updateOutput(self, input):
-        tgt, memory = self.layers[0]._split(input)
+        tgt, memory = self._pair(input, ("tgt", "memory"))
         options = getattr(self, "_options", {})
         self._input = (tgt, memory)
         x = tgt
@@ -590,12 +575,7 @@ class Transformer(_Block):
                                       tgt_causal=tgt_is_causal, memory_causal=memory_is_causal))
 
     def updateOutput(self, input):
-        if not isinstance(input, (tuple, list)) or len(input) != 2:
-            raise ValueError(f"{self._name()}: expected input (src, tgt), got {type(input).__name__}")
-        src, tgt = input
-        self._check_tokens(src, "src", self.d_model)
-        self._check_tokens(tgt, "tgt", self.d_model)
-        self._check_batches(src, tgt, ("src", "tgt"))
+        src, tgt = self._pair(input, ("src", "tgt"))
         o = self._option
         memory = self.encoder.forward(src, mask=o("src_mask"), src_key_padding_mask=o("src_kpm"),
                                       is_causal=o("src_causal"))
