@@ -71,7 +71,7 @@ def get_optimizer(name, model, **kwargs):
     Example:
         >>> import nnumpy
         >>> get_optimizer("Adam", nnumpy.Linear(2, 1), lr=0.01)
-        Adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+        Adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False)
     """
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if isinstance(name, optim.Optimizer):
