@@ -110,9 +110,11 @@ def is_array_pair(data):
 class Trainer:
     """The training loop behind ``fit`` and ``evaluate``.
 
-    Overridable seams (data-parallel training subclasses these):
+    Overridable seams (``nnumpy.distributed.DistributedTrainer`` overrides these):
         ``make_loader(data, batch_size, shuffle, drop_last)``, ``set_epoch(loader, epoch)``,
-        ``optimizer_step()``, ``reduce_metrics(sums)``, ``is_main_process``.
+        ``loss_gradient(out, target)``, ``after_backward(loss, batch_size)``,
+        ``optimizer_step()``, ``reduce_metrics(sums)``, ``should_interrupt()``,
+        ``is_main_process``, ``save_checkpoint(path)``, ``restore(checkpoint)``.
 
     Attributes during ``fit``: ``model``, ``criterion``, ``optimizer``,
     ``history``, ``epoch`` (completed epochs), ``step`` (optimizer steps),
