@@ -267,6 +267,11 @@ def test_load_state_dict_refuses_other_groups_and_foreign_names():
         ValueError, match=r"state 'momentum_buffer' of parameter 0 has shape \(7,\), the parameter \(4, 3\)"
     ):
         opt.load_state_dict(evil)
+    evil["state"] = {0: {"momentum_buffer": {"__class__": "Generator"}}}
+    with pytest.raises(
+        ValueError, match=r"state 'momentum_buffer' of parameter 0 must be an array or a number, got dict"
+    ):
+        opt.load_state_dict(evil)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1]  # nothing changed by the refused loads
 
 

@@ -3,7 +3,6 @@ differences (float64) over randomly drawn configurations (seeded), variable
 lengths against PyTorch's packed sequences, the input/gradient structures,
 state_dicts both ways, dropout, LastStep / pad_sequence, and the error contract."""
 
-import copy
 import warnings
 
 import numpy as np
@@ -13,7 +12,6 @@ from helpers import assert_close
 
 import nnumpy as nn
 from nnumpy import GRU, LSTM, RNN, GRUCell, LastStep, LSTMCell, RNNCell, pad_sequence
-from nnumpy.gradcheck import _numeric_gradient  # central differences of a scalar function, in place
 
 KINDS = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning")
@@ -269,34 +267,13 @@ def _random_like(r, x):
     return r.normal(size=x.shape)
 
 
-def _dot(a, b):
-    if isinstance(a, (tuple, list)):
-        return sum(_dot(u, v) for u, v in zip(a, b, strict=True))
-    return float(np.sum(a * b))
-
-
-def finite_difference_check(module, input, seed=0, eps=1e-6, atol=1e-7, rtol=1e-5):
-    """Every float part of the input and every parameter: backward against central
-    differences of ``sum(output * G)`` (tuples anywhere), in float64. Each
-    evaluation runs a fresh copy, so dropout masks repeat."""
-    base = copy.deepcopy(module).to(np.float64)
-    r = np.random.default_rng(seed)
-    probe = copy.deepcopy(base)
-    G = _random_like(r, probe.forward(input))
-    probe.zeroGradParameters()
-    grad_in = probe.backward(input, G)
-
-    def f():
-        return _dot(copy.deepcopy(base).forward(input), G)
-
-    checks = list(zip(_float_leaves(input), _float_leaves(grad_in), strict=True))
-    checks += [(p, getattr(probe, "grad_" + n)) for n, p in base.named_parameters()]
-    assert checks
-    for array, analytic in checks:
-        num = _numeric_gradient(f, array, eps)
-        assert np.all(np.abs(analytic - num) <= atol + rtol * np.abs(num)), (
-            f"max error {np.abs(analytic - num).max():.3g}"
-        )
+def finite_difference_check(module, input, seed=0):
+    """``nnumpy.gradcheck`` (float64 central differences of ``sum(output * G)``,
+    tuples anywhere, dropout masks repeated) with tight tolerances, and a check
+    that it covered every float part of the input and every parameter."""
+    result = nn.gradcheck(module, input, seed=seed, atol=1e-7, rtol=1e-5)
+    n_inputs = len(_float_leaves(input))
+    assert len(result.checked) == n_inputs + len(list(module.named_parameters())), result.checked
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -413,6 +390,26 @@ def test_dtype_follows_the_input_and_to():
     m.to(np.float64)
     assert m.weight_hr_l0.dtype == np.float64 and m.grad_weight_hr_l0.dtype == np.float64
     assert m.forward(x64.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", (np.float16, np.float32, np.float64))
+@pytest.mark.parametrize("batch", (3, 0))
+def test_every_dtype_and_an_empty_batch(dtype, batch):
+    r = np.random.default_rng(0)
+    lengths = np.array([4, 1, 2][:batch], np.int64)
+    x = r.normal(size=(4, batch, 3)).astype(dtype)
+    for m, inp in ((LSTM(3, 4, bidirectional=True, proj_size=2, return_state=True), (x, lengths)),
+                   (GRU(3, 4, num_layers=2, dropout=0.5), (x, lengths)), (RNN(3, 4), x),
+                   (LSTMCell(3, 4), x[0]), (GRUCell(3, 4), x[0]), (RNNCell(3, 4), x[0])):
+        out = m.forward(inp)
+        assert all(leaf.dtype == dtype for leaf in _float_leaves(out)), type(m).__name__
+        grad = m.backward(inp, out)
+        gx = grad[0] if isinstance(grad, tuple) else grad
+        x_in = inp[0] if isinstance(inp, tuple) else inp
+        assert gx.dtype == dtype and gx.shape == x_in.shape
+        assert all(np.isfinite(g).all() for g in m.grad_parameters())
+    step = LastStep(batch_first=False)
+    assert step.forward((x, lengths)).shape == (batch, 3)
 
 
 def test_dropout_between_layers_training_only():
@@ -563,6 +560,44 @@ def test_embedding_lstm_sequential_with_lengths():
     (t_y * torch.tensor(g)).sum().backward()
     assert_close(net[0].gradWeight, emb.weight.grad, np.float32, "embedding grad")
     assert_close(net[1].grad_weight_hh_l0_reverse, lstm.weight_hh_l0_reverse.grad, np.float32, "lstm grad")
+
+
+def test_shared_lstm_in_a_graph_with_lengths_as_an_input():
+    """A siamese pair: one Embedding and one LSTM used on two padded batches, lengths
+    as Graph inputs, |h_a - h_b| classified; against PyTorch, parameter gradients
+    summed over both uses."""
+    r = np.random.default_rng(4)
+    a, b, la, lb = (nn.Input(name=n) for n in ("a", "b", "len_a", "len_b"))
+    emb = nn.Embedding(15, 4, rng=0)
+    lstm = LSTM(4, 6, batch_first=True, return_state=True, rng=0)
+    head = nn.Linear(6, 2, rng=0)
+    ha = LastStep()(lstm(emb(a), la))
+    hb = LastStep()(lstm(emb(b), lb))
+    y = head(nn.CSubTable()(ha, hb))
+    net = nn.Graph([a, b, la, lb], y)
+    ids_a, ids_b = r.integers(0, 15, size=(3, 5)), r.integers(0, 15, size=(3, 4))
+    len_a, len_b = np.array([5, 2, 3]), np.array([1, 4, 4])
+    out = net.forward((ids_a, ids_b, len_a, len_b))
+    g = r.normal(size=out.shape).astype(np.float32)
+    assert net.backward((ids_a, ids_b, len_a, len_b), g) == (None, None, None, None)
+
+    t_emb = torch.nn.Embedding(15, 4)
+    t_emb.weight.data = torch.tensor(emb.weight)
+    t_lstm = torch_twin(lstm)
+    t_head = torch.nn.Linear(6, 2)
+    t_head.weight.data, t_head.bias.data = torch.tensor(head.W), torch.tensor(head.b)
+
+    def last(ids, lengths):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(t_emb(torch.tensor(ids)), torch.tensor(lengths),
+                                                         batch_first=True, enforce_sorted=False)
+        return t_lstm(packed)[1][0][-1]
+
+    t_out = t_head(last(ids_a, len_a) - last(ids_b, len_b))
+    assert_close(out, t_out, np.float32, "output")
+    (t_out * torch.tensor(g)).sum().backward()
+    assert_close(emb.gradWeight, t_emb.weight.grad, np.float32, "embedding grad")
+    for name, p in t_lstm.named_parameters():
+        assert_close(getattr(lstm, "grad_" + name), p.grad, np.float32, f"grad {name}")
 
 
 def test_pad_sequence_matches_torch():

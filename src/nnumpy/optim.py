@@ -445,6 +445,11 @@ class Optimizer:
                             f"{tuple(value.shape)}, the parameter {tuple(shapes[index])}"
                         )
                     value = np.array(value)
+                elif not _is_number(value) and not isinstance(value, bool):
+                    raise ValueError(
+                        f"{name}.load_state_dict: state {key!r} of parameter {index} must be an array or a number, "
+                        f"got {type(value).__name__}"
+                    )
                 restored[str(key)] = value
             state[index] = restored
         for group, values in zip(self.param_groups, updates, strict=True):

@@ -265,12 +265,12 @@ def recurrent_backward(cache, grad_out, grad_hn, grad_cn, need_input_grad=True, 
     x, w_ih = cache["x"], cache["w_ih"]
     flat_ih = d_ih.reshape(D, T * N, GH)
     if need_input_grad:
-        grad_x = _mm(flat_ih, w_ih).reshape(D, T, N, -1)
+        grad_x = _mm(flat_ih, w_ih).reshape(D, T, N, w_ih.shape[2])
     grads = None
     if need_param_grads:
         flat_hh = d_hh.reshape(D, T * N, GH)
         grads = {
-            "w_ih": _mm(flat_ih.transpose(0, 2, 1), x.reshape(D, T * N, -1)),
+            "w_ih": _mm(flat_ih.transpose(0, 2, 1), x.reshape(D, T * N, w_ih.shape[2])),
             "w_hh": _mm(flat_hh.transpose(0, 2, 1), hs[:, :T].reshape(D, T * N, P)),
             "b_ih": flat_ih.sum(axis=1),
             "b_hh": flat_hh.sum(axis=1),
@@ -495,7 +495,7 @@ class _RNNBase(Module):
         T, N = x.shape[:2]
         D, P, H = self.num_directions, self._out_size, self.hidden_size
         mask = None
-        if lengths is not None and lengths.min() < T:
+        if lengths is not None and lengths.size and lengths.min() < T:
             valid = xp.asarray(np.arange(T)[:, None] < lengths[None, :])[..., None]  # (T, N, 1)
             mask = valid[None] if D == 1 else xp.stack([valid, valid[::-1]])
         h_n = xp.empty((self.num_layers * D, N, P), x.dtype)
@@ -505,7 +505,8 @@ class _RNNBase(Module):
         for layer in range(self.num_layers):
             drop = None
             if layer > 0 and self.training and self.dropout > 0:
-                keep = self.rng.random(inp.shape, dtype=inp.dtype) >= self.dropout
+                draw = np.float64 if inp.dtype == np.float64 else np.float32  # Generator has no float16
+                keep = self.rng.random(inp.shape, dtype=draw) >= self.dropout
                 drop = keep * inp.dtype.type(1.0 / (1.0 - self.dropout) if self.dropout < 1 else 0.0)
                 inp = inp * drop
             drop_masks.append(drop)
@@ -929,15 +930,13 @@ class _CellBase(Module):
         )
         if not need_input_grad:
             return None, grads
-        shape = (-1,) if cache["unbatched"] else (N, -1)
-        gx = gx.reshape(shape)
+        gx = gx[0, 0, 0] if cache["unbatched"] else gx[0, 0]  # (1, 1, N, I) -> (N, I) or (I,)
         if not cache["given"]:
             return gx, grads
         ghx = None
         if cache["given_h0"]:
-            ghx = gh.reshape(shape)
-            if self.mode == "LSTM":
-                ghx = (ghx, gc.reshape(shape))
+            ghx = tuple(g[0, 0] if cache["unbatched"] else g[0] for g in (gh, gc) if g is not None)
+            ghx = ghx if self.mode == "LSTM" else ghx[0]
         return (gx, ghx), grads
 
     def updateGradInput(self, input, gradOutput):

@@ -121,7 +121,7 @@ class LastStep(Module):
             raise TypeError(f"{self!r}: expected integer lengths or h_n with the output, got {type(extra).__name__}")
         steps, batch = (input.shape[1], input.shape[0]) if self.batch_first else input.shape[:2]
         lengths = np.asarray(extra.get() if hasattr(extra, "get") else extra)
-        if lengths.shape != (batch,) or lengths.min() < 1 or lengths.max() > steps:
+        if lengths.shape != (batch,) or (lengths.size and (lengths.min() < 1 or lengths.max() > steps)):
             raise ValueError(
                 f"{self!r}: expected lengths of shape ({batch},) in [1, {steps}], got shape {lengths.shape} "
                 + (f"in [{lengths.min()}, {lengths.max()}]" if lengths.size else "")
