@@ -50,7 +50,7 @@ def our_grads(module):
     grads = {}
     for prefix, m in module.named_modules():
         if not m.children():
-            for p, g in m._own_parameter_pairs():
+            for p, g in m.own_parameter_pairs():
                 grads[f"{prefix}.{p}" if prefix else p] = getattr(m, g)
     return grads
 
@@ -376,7 +376,7 @@ def test_mha_parameter_free_backward_matches_full_backward():
     for m, need in ((a, True), (b, False)):
         m.forward(x, key_padding_mask=np.array([[False, True, False], [False, False, False]]))
         m.zeroGradParameters()
-        m._backward(x, g, need_input_grad=need)
+        m.backward_pass(x, g, need_input_grad=need)
     assert b.gradInput is None
     for ga, gb in zip(a.getGradParameters(), b.getGradParameters(), strict=True):
         assert np.array_equal(ga, gb)

@@ -35,7 +35,7 @@ LN_CONFIGS = [
 def test_layernorm_gradcheck(shape, input_shape, affine, bias):
     m = LayerNorm(shape, elementwise_affine=affine, bias=bias)
     rng = np.random.default_rng(1)
-    for p, _ in m._own_parameter_pairs():
+    for p, _ in m.own_parameter_pairs():
         getattr(m, p)[...] = rng.normal(size=getattr(m, p).shape)
     nnumpy.gradcheck(m, rng.normal(size=input_shape) * 3 + 1)
 
@@ -50,7 +50,7 @@ def test_layernorm_parity_random_configs(seed):
     eps = float(rng.choice([1e-5, 1e-3, 0.1]))
     ours = LayerNorm(normalized if k > 1 or seed % 2 else normalized[0], eps=eps, elementwise_affine=affine, bias=bias)
     theirs = torch.nn.LayerNorm(normalized, eps=eps, elementwise_affine=affine, bias=bias)
-    for p, _ in ours._own_parameter_pairs():
+    for p, _ in ours.own_parameter_pairs():
         value = rng.normal(size=normalized).astype(np.float32)
         getattr(ours, p)[...] = value
         getattr(theirs, p).data = t(value)
@@ -187,7 +187,7 @@ GROUPS = [(2, 4, (3, 4)), (1, 3, (2, 3, 5)), (3, 6, (2, 6, 3, 2)), (6, 6, (2, 6,
 def test_groupnorm_gradcheck(groups, channels, shape, affine):
     m = GroupNorm(groups, channels, affine=affine)
     rng = np.random.default_rng(2)
-    for p, _ in m._own_parameter_pairs():
+    for p, _ in m.own_parameter_pairs():
         getattr(m, p)[...] = rng.normal(size=channels)
     nnumpy.gradcheck(m, rng.normal(size=shape) * 2 - 1)
 
@@ -335,7 +335,7 @@ def test_dtype_in_is_dtype_out(make, shape, dtype):
     gi = m.backward(x, np.ones_like(y))
     assert y.dtype == dtype and gi.dtype == dtype and gi.shape == x.shape
     assert np.isfinite(y).all() and np.isfinite(gi).all()
-    for p, g in m._own_parameter_pairs():
+    for p, g in m.own_parameter_pairs():
         assert getattr(m, p).dtype == getattr(m, g).dtype == np.float32
 
 

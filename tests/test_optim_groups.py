@@ -302,7 +302,7 @@ def test_checkpoint_round_trips_groups_through_the_top_level_api(tmp_path, with_
         sched.step()
     nnumpy.save_checkpoint(tmp_path / "c.npz", model, opt)
     ckpt = nnumpy.load_checkpoint(tmp_path / "c.npz")
-    restored = nnumpy.serialization.restore_optimizer(ckpt)
+    restored = nnumpy.io.restore_optimizer(ckpt)
     assert [len(g["params"]) for g in restored.param_groups] == [2, 4]
     for ours, saved in zip(restored.param_groups, opt.param_groups, strict=True):
         assert {k: ours[k] for k in (*SGD.hyperparameters, "initial_lr")} == {

@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 
 import nnumpy
-from nnumpy import Module, Sequential, layers, serialization
-from nnumpy.serialization import (
+from nnumpy import Module, Sequential, layers
+from nnumpy.io import (
     ModelFileError,
     build_module,
     load_checkpoint,
     load_model,
+    model_file,
     module_config,
     read_metadata,
     register_module,
+    registry,
     restore_optimizer,
     save_checkpoint,
     save_model,
@@ -286,7 +288,7 @@ def _rewrite(path, mutate, fix_metadata=True):
     mutate(meta, tensors)
     if fix_metadata:
         meta["tensors"] = {
-            k: {"shape": list(v.shape), "dtype": v.dtype.name, "sha256": serialization._sha256(v)}
+            k: {"shape": list(v.shape), "dtype": v.dtype.name, "sha256": model_file.sha256(v)}
             for k, v in tensors.items()
         }
     raw = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -313,7 +315,7 @@ def test_unknown_class(saved, monkeypatch):
 
 def test_unknown_class_after_unregistering(tmp_path, monkeypatch):
     save_model(Sequential(UserScale(2)), tmp_path / "s.npz")
-    monkeypatch.setattr(serialization, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "REGISTERED", {})
     with pytest.raises(ModelFileError, match="unknown class 'UserScale'.*register_module"):
         load_model(tmp_path / "s.npz")
 

@@ -1,6 +1,7 @@
 """fit / evaluate / predict, History, callbacks, clipping, summary, augmentation."""
 
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -25,8 +26,9 @@ from nnumpy import (
     get_optimizer,
     predict,
 )
-from nnumpy.augment import Augment, random_crop, random_flip
-from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion, summary
+from nnumpy.data import Augment, random_crop, random_flip
+from nnumpy.summary import summary
+from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion
 
 
 def blobs(n=600, seed=0, classes=3, dim=10):
@@ -215,6 +217,42 @@ def test_ctrl_c_saves_a_checkpoint_and_returns(tmp_path, capsys):
     ckpt = nnumpy.load_checkpoint(path)
     assert (ckpt.epoch, ckpt.step, ckpt.extra["fit"]["batch_in_epoch"]) == (0, 3, 3)
     assert "interrupted after 0 epochs + 3 batches" in capsys.readouterr().out
+
+
+def test_a_real_ctrl_c_stops_after_the_batch_and_the_previous_handler_comes_back():
+    before = signal.getsignal(signal.SIGINT)
+    seen = []
+
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            seen.append(signal.getsignal(signal.SIGINT))
+            if step == 2:
+                signal.raise_signal(signal.SIGINT)  # fit's handler: stop after this batch
+
+    history = fit(mlp(), None, "adam", blobs(200), epochs=3, batch_size=50, callbacks=[CtrlC()], verbose=False)
+    assert history.interrupted and len(history.step_loss) == 2
+    assert seen[0] is not before  # fit handled SIGINT while it ran...
+    assert signal.getsignal(signal.SIGINT) is before  # ...and put the previous handler back
+
+
+@pytest.mark.parametrize("where", ["on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end"])
+def test_the_previous_sigint_handler_comes_back_when_training_raises(where):
+    before = signal.getsignal(signal.SIGINT)
+
+    class Fails(Callback):
+        pass
+
+    def fail(*args):
+        raise RuntimeError(f"{where} fails")
+
+    callback = Fails()
+    setattr(callback, where, fail)
+    net = mlp(dropout=0.5).evaluate()
+    with pytest.raises(RuntimeError, match=f"{where} fails"):
+        fit(net, None, "adam", blobs(100), epochs=1, batch_size=50, callbacks=[callback], verbose=False)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert all(not m.training for _, m in net.named_modules())  # modes restored too
+    assert net.skip_input_grad is False
 
 
 def test_verbose_prints_one_line_per_epoch_without_a_terminal(capsys):

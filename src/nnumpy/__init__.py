@@ -9,6 +9,7 @@ layers, the criteria, the functional optimizers ``sgd_momentum`` /
 from . import _openblas  # noqa: F401  # isort: skip  (must run before numpy is loaded)
 from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
 from ._openblas import OPENBLAS_THREAD_TIMEOUT  # noqa: F401
+from ._version import __version__  # noqa: F401
 from .backend import get_array_module, manual_seed
 from .containers import (
     CAddTable,
@@ -28,21 +29,29 @@ from .criteria import __all__ as _criteria_all
 from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, load_mnist, load_sample, one_hot
 from .gradcheck import GradcheckError, gradcheck
 from .graph import Graph, Input, Node
+from .io import load_checkpoint, load_model, register_module, save_checkpoint, save_model
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
 from .layers.sequence import pad_sequence
 from .lr_scheduler import *  # noqa: F403
 from .lr_scheduler import __all__ as _lr_scheduler_all
-from .metrics import accuracy, confusion_matrix
 from .module import Module
 from .optim import *  # noqa: F403
 from .optim import __all__ as _optim_all
 from .parallel import get_num_threads, num_threads, set_num_threads
-from .serialization import load_checkpoint, load_model, register_module, save_checkpoint, save_model
-from .training import EarlyStopping, History, ModelCheckpoint, clip_grad_norm, evaluate, fit, get_optimizer, predict
-
-__version__ = "0.1.0"
+from .training import (
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    accuracy,
+    clip_grad_norm,
+    confusion_matrix,
+    evaluate,
+    fit,
+    get_optimizer,
+    predict,
+)
 
 __all__ = [
     "Module",

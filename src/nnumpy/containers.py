@@ -26,7 +26,7 @@ import numpy as np
 from ._checks import check_float_array
 from ._structure import add, all_none, describe, fill_none, is_seq
 from .backend import get_array_module
-from .module import Module, _unique
+from .module import Module, unique_modules
 
 __all__ = [
     "Sequential",
@@ -61,7 +61,7 @@ def _rethrow(error, where, child):
 def _child_backward(child, input, gradOutput, need_input_grad):
     """Back-propagate through one child, honouring a user's own ``backward``."""
     if type(child).backward is Module.backward:
-        return child._backward(input, gradOutput, need_input_grad)
+        return child.backward_pass(input, gradOutput, need_input_grad)
     if not child._accepts_none_grad:
         gradOutput = fill_none(gradOutput, child.output)
     return child.backward(input, gradOutput)
@@ -179,7 +179,7 @@ class _Composite(Module):
 
     def leaves(self):
         # an empty container has no leaves (not itself: that recursed forever)
-        return _unique(leaf for _, child in self.children() for leaf in child.leaves())
+        return unique_modules(leaf for _, child in self.children() for leaf in child.leaves())
 
     def getParameters(self):
         return [leaf.getParameters() for leaf in self.leaves()]
@@ -865,3 +865,12 @@ class SelectTable(Module):
 
     def extra_repr(self):
         return f"{self.index}"
+
+
+# public names of what graph.py and the layers built of other modules (transformer.py, attention.py) use
+Composite = _Composite
+Container = _Container
+Uses = _Uses
+trainable = _trainable
+child_backward = _child_backward
+unbroadcast = _unbroadcast

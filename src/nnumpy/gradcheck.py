@@ -201,5 +201,5 @@ def _named_grads(module):
     for prefix, m in module.named_modules():
         if m.children():
             continue
-        for p, g in m._own_parameter_pairs():
+        for p, g in m.own_parameter_pairs():
             yield (f"{prefix}.{p}" if prefix else p), getattr(m, g)

@@ -3,7 +3,8 @@
 Two families:
 
 * the seeds' functional optimizers ``sgd_momentum`` and ``adam_optimizer``
-  with seed 001's exact formulas and state layout; they take the nested
+  with seed 001's exact formulas and state layout (they live in
+  ``nnumpy.compat`` with the other seed dialects); they take the nested
   per-module lists that ``Sequential.getParameters()`` returns;
 * optimizer classes with ``torch.optim``'s signatures, update rules,
   defaults and parameter groups: ``SGD``, ``Adam`` (``amsgrad``), ``AdamW``,
@@ -25,6 +26,7 @@ import math
 
 import numpy as np
 
+from .compat import adam_optimizer, sgd_momentum  # noqa: F401  (the seeds' functional optimizers, re-exported)
 from .module import Module
 
 __all__ = [
@@ -54,63 +56,6 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------- seed 001
-def _iterate_nested(variables, gradients):
-    # the seed's zip: silently stops at the shorter list
-    for layer_vars, layer_grads in zip(variables, gradients, strict=False):
-        yield from zip(layer_vars, layer_grads, strict=False)
-
-
-def sgd_momentum(variables, gradients, config, state):
-    """Seed 001's SGD with momentum, in place.
-
-    ``accumulated = momentum * accumulated + learning_rate * grad``;
-    ``var -= accumulated``.
-
-    Args:
-        variables: list of lists of arrays, one list per layer
-            (``net.getParameters()``).
-        gradients: the same structure (``net.getGradParameters()``).
-        config: dict with ``learning_rate`` and ``momentum``.
-        state: dict the optimizer keeps its state in (``accumulated_grads``,
-            indexed by a flat variable counter).
-    """
-    accumulated = state.setdefault("accumulated_grads", {})
-    for index, (var, grad) in enumerate(_iterate_nested(variables, gradients)):
-        old = accumulated.setdefault(index, np.zeros_like(grad))
-        old *= config["momentum"]
-        old += config["learning_rate"] * grad
-        var -= old
-
-
-def adam_optimizer(variables, gradients, config, state):
-    """Seed 001's Adam, in place.
-
-    ``lr_t = learning_rate * sqrt(1 - beta2**t) / (1 - beta1**t)``;
-    ``m = beta1 * m + (1 - beta1) * g``; ``v = beta2 * v + (1 - beta2) * g * g``;
-    ``var -= lr_t * m / (sqrt(v) + epsilon)``.
-
-    Args:
-        variables, gradients: nested lists as for ``sgd_momentum``.
-        config: dict with ``learning_rate``, ``beta1``, ``beta2``, ``epsilon``.
-        state: dict with ``m``, ``v`` (indexed by a flat variable counter) and ``t``.
-    """
-    first = state.setdefault("m", {})
-    second = state.setdefault("v", {})
-    state["t"] = state.setdefault("t", 0) + 1
-    t = state["t"]
-    beta1, beta2 = config["beta1"], config["beta2"]
-    lr_t = config["learning_rate"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-    for index, (var, grad) in enumerate(_iterate_nested(variables, gradients)):
-        m = first.setdefault(index, np.zeros_like(grad))
-        v = second.setdefault(index, np.zeros_like(grad))
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        var -= lr_t * m / (np.sqrt(v) + config["epsilon"])
-
-
 # --------------------------------------------------------------------- parameter groups
 def _flatten(arrays):
     """Flatten nested lists of arrays (``getParameters()`` of a container)."""
@@ -134,7 +79,7 @@ def _leaf_names(root):
     for prefix, module in root.named_modules():
         if module.children():
             continue
-        for position, (attr, _) in enumerate(module._own_parameter_pairs()):
+        for position, (attr, _) in enumerate(module.own_parameter_pairs()):
             names[f"{prefix}.{attr}" if prefix else attr] = (module, position)
     return names
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._checks import check_float_array, check_positive_int, check_real
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
-from ..containers import _unbroadcast  # the gradient of broadcasting: sum over the broadcast axes
+from ..containers import unbroadcast  # the gradient of broadcasting: sum over the broadcast axes
 from ..init import xavier_normal_, xavier_uniform_
 from ..module import Module
 from .linear import Linear
@@ -184,7 +184,7 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn, att
     xp = get_array_module(grad_out, query, key, value)
     attn_used = attn if attn_used is None else attn_used
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    dv = _unbroadcast(xp.swapaxes(attn_used, -1, -2) @ grad_out, value.shape)
+    dv = unbroadcast(xp.swapaxes(attn_used, -1, -2) @ grad_out, value.shape)
     d_used = grad_out @ xp.swapaxes(value, -1, -2)
     if grad_attn is not None:
         d_used += grad_attn
@@ -192,8 +192,8 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn, att
     d_scores = d_used
     d_scores -= attn * d_used.sum(axis=-1, keepdims=True)
     d_scores *= d_scores.dtype.type(scale)
-    dq = _unbroadcast(d_scores @ key, query.shape)
-    dk = _unbroadcast(xp.swapaxes(d_scores, -1, -2) @ query, key.shape)
+    dq = unbroadcast(d_scores @ key, query.shape)
+    dk = unbroadcast(xp.swapaxes(d_scores, -1, -2) @ query, key.shape)
     return dq, dk, dv
 
 
@@ -323,7 +323,7 @@ class MultiheadAttention(Module):
             self.bias_v = xavier_normal_(np.empty((1, 1, E), dtype), rng=rng)
         else:
             self.bias_k = self.bias_v = None
-        for p, g in self._own_parameter_pairs():
+        for p, g in self.own_parameter_pairs():
             setattr(self, g, np.zeros_like(getattr(self, p)))
         self._ctx = None
 

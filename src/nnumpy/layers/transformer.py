@@ -17,7 +17,7 @@ import numpy as np
 from .._checks import check_float_array, check_positive_int
 from .._structure import fill_none
 from ..backend import DEFAULT_DTYPE, resolve_rng
-from ..containers import _child_backward, _Composite, _Container
+from ..containers import Composite, Container, child_backward
 from ..init import normal_, xavier_uniform_
 from ..module import Module
 from .activation import GELU, ReLU
@@ -60,10 +60,10 @@ def _clone(module):
 
 
 def _back(child, input, grad, need=True):
-    return _child_backward(child, input, grad, need)
+    return child_backward(child, input, grad, need)
 
 
-class _Block(_Composite):
+class _Block(Composite):
     """What the layers share: keyword calls (masks), a one-line name for
     messages, and one backward pass that runs the children's backward."""
 
@@ -367,7 +367,7 @@ class TransformerDecoderLayer(_Layer):
         return g_t.reshape(shape), g_mem
 
 
-class LayerStack(_Container):
+class LayerStack(Container):
     """The numbered layers of a stack (PyTorch's ``ModuleList`` named ``layers``)."""
 
 
