@@ -35,7 +35,7 @@ from .padding import ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from .pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .reshape import Flatten, Unflatten
-from .sequence import LastStep
+from .sequence import LastStep, Mean
 from .transformer import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
@@ -80,6 +80,7 @@ __all__ = [
     "LSTMCell",
     "GRUCell",
     "LastStep",
+    "Mean",
     "LayerNorm",
     "GELU",
     "SiLU",

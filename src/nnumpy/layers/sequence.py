@@ -1,5 +1,6 @@
 """Sequence helpers: ``pad_sequence`` to batch sequences of different lengths,
-``LastStep`` to turn a recurrent layer's output sequence into one vector per sample.
+``LastStep`` to turn a recurrent layer's output sequence into one vector per sample,
+``Mean`` to average a sequence over its steps (a Transformer classifier's pooling).
 
 Where PyTorch packs a batch (``pack_padded_sequence``), nnumpy passes the padded
 batch with its lengths: ``rnn.forward((padded, lengths))`` computes exactly what
@@ -12,7 +13,7 @@ from .._checks import check_float_array
 from ..backend import get_array_module
 from ..module import Module
 
-__all__ = ["pad_sequence", "LastStep"]
+__all__ = ["pad_sequence", "LastStep", "Mean"]
 
 
 def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
@@ -172,3 +173,64 @@ class LastStep(Module):
         if self.bidirectional:
             parts.append("bidirectional=True")
         return ", ".join(parts)
+
+
+class Mean(Module):
+    """``y = x.mean(dim)``: the average over axis ``dim`` (``torch.mean(x, dim,
+    keepdim)`` as a module; Torch7's ``nn.Mean``). PyTorch has no module for
+    it: its Transformer classifiers call ``x.mean(dim=1)`` in ``forward``; here
+    the module keeps such a model a plain ``Sequential``.
+
+    Args:
+        dim: the axis (or tuple of axes) to average over; negative counts from
+            the end. For a batch-first sequence ``(N, L, E)``, ``dim=1`` pools
+            the steps.
+        keepdim: keep the averaged axes with size 1 (default False).
+
+    Shape:
+        Input ``(*, S, *)`` with ``S`` at ``dim``; output without that axis
+        (size 1 with ``keepdim``). dtype in = dtype out.
+
+    Backward: ``gradInput = broadcast(gradOutput / S)`` over the averaged axes.
+
+    Example:
+        >>> import numpy as np
+        >>> Mean(1).forward(np.arange(6, dtype=np.float32).reshape(1, 3, 2)).tolist()
+        [[2.0, 3.0]]
+    """
+
+    def __init__(self, dim, keepdim=False):
+        super().__init__()
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in dims):
+            raise TypeError(f"Mean: dim must be an int or a non-empty tuple of ints, got {dim!r}")
+        self.dim = tuple(int(d) for d in dim) if isinstance(dim, (tuple, list)) else int(dim)
+        self.keepdim = bool(keepdim)
+
+    def _axes(self, x):
+        dims = self.dim if isinstance(self.dim, tuple) else (self.dim,)
+        if any(not -x.ndim <= d < x.ndim for d in dims):
+            raise ValueError(f"{self!r}: expected input with axis {self.dim}, got shape {tuple(x.shape)}")
+        axes = tuple(sorted({d % x.ndim for d in dims}))
+        if len(axes) != len(dims):
+            raise ValueError(f"{self!r}: dim names an axis twice for input of {x.ndim} dims")
+        return axes
+
+    def updateOutput(self, input):
+        check_float_array(self, input)
+        axes = self._axes(input)
+        self.output = input.mean(axis=axes, keepdims=self.keepdim)  # float16 sums in float32, returns float16
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        xp = get_array_module(gradOutput)
+        axes = self._axes(input)
+        count = int(np.prod([input.shape[a] for a in axes]))
+        g = gradOutput if self.keepdim else xp.expand_dims(gradOutput, axes)
+        grad = xp.empty(input.shape, gradOutput.dtype)
+        xp.multiply(g, gradOutput.dtype.type(1.0 / count) if count else 0, out=grad)
+        self.gradInput = grad
+        return grad
+
+    def extra_repr(self):
+        return f"dim={self.dim}" + (", keepdim=True" if self.keepdim else "")
