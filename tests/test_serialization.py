@@ -112,6 +112,7 @@ LAYERS = [
     ("LSTMCell", lambda: layers.LSTMCell(3, 4, bias=False), (2, 3)),
     ("GRUCell", lambda: layers.GRUCell(3, 4), (2, 3)),
     ("LastStep", lambda: layers.LastStep(batch_first=False, bidirectional=True), (5, 2, 6)),
+    ("Mean", lambda: layers.Mean((1, 2), keepdim=True), (2, 5, 3)),
 ]
 LAYERS = [entry for entry in LAYERS if entry[1] is not None]
 
