@@ -288,6 +288,17 @@ def test_nnumpy_train_distributed_on_two_ranks(tmp_path):
     assert "global batch size 63 is not divisible by the number of ranks 2" in proc.stderr
 
 
+@pytest.mark.mpi
+@requires_mpi
+def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """The divergence check uses the loss reduced over the ranks: rank 1 alone sees the NaN sample."""
+    proc = mpirun([SCRIPTS / "diverge.py", tmp_path], timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["step"] for r in results] == [3, 3] and all(r["loss"] == "nan" and r["finite"] for r in results)
+    assert "epoch 1, step 3" in results[0]["message"]
+
+
 @requires_mpi
 @pytest.mark.parametrize("env, expected", [({}, None), ({"NNUMPY_NUM_THREADS": "3"}, 3)])
 def test_ranks_sharing_a_machine_split_its_cores(monkeypatch, env, expected):

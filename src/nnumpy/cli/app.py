@@ -7,6 +7,7 @@ the traceback).
 """
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -42,13 +43,40 @@ def _positive_int(text):
     return value
 
 
-def _non_negative_float(text):
+def _float_in(low, high=math.inf, *, low_open=False, high_open=True):
+    """An argparse type: a finite number in the range (NaN and inf are refused at parse time)."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    if math.isfinite(high):
+        wanted = f"a finite number in {left}{low:g}, {high:g}{right}"
+    else:
+        wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        inside = math.isfinite(value) and (value > low if low_open else value >= low)
+        inside = inside and (value < high if high_open else value <= high)
+        if not inside:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+_non_negative_float = _float_in(0.0)
+_positive_float = _float_in(0.0, low_open=True)
+_fraction = _float_in(0.0, 1.0)  # [0, 1)
+
+
+def _non_negative_int(text):
     try:
-        value = float(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -65,12 +93,14 @@ def build_parser():
         help="fashion-mnist | mnist | sample | DIR of IDX files (default: fashion-mnist, else the bundled sample)",
     )
     train.add_argument("--epochs", type=_positive_int, help="total epochs (default: the recipe's: mlp 10, cnn 5)")
-    train.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default 128)")
+    train.add_argument(
+        "--batch-size", type=_positive_int, help="mini-batch size (default: the recipe's: mlp 128, cnn 64)"
+    )
     train.add_argument("--optimizer", help="adam | adamw | sgd | momentum | rmsprop | adagrad | nadam (default adamw)")
-    train.add_argument("--lr", type=_non_negative_float, help="(peak) learning rate")
-    train.add_argument("--weight-decay", type=_non_negative_float, help="weight decay")
+    train.add_argument("--lr", type=_positive_float, help="(peak) learning rate, > 0")
+    train.add_argument("--weight-decay", type=_non_negative_float, help="weight decay, >= 0")
     train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default onecycle)")
-    train.add_argument("--label-smoothing", type=_non_negative_float, help="label smoothing (default 0.1)")
+    train.add_argument("--label-smoothing", type=_fraction, help="label smoothing in [0, 1) (default 0.1)")
     train.add_argument(
         "--augment",
         choices=["none", "flip", "crop", "flip+crop"],
@@ -82,11 +112,13 @@ def build_parser():
         default="default",
         help="'fixed': BENCHMARKS.md's plain Adam 1e-3 recipe, for comparisons",
     )
-    train.add_argument("--seed", type=int, default=0, help="seed of initialisation, split, order (default 0)")
+    train.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of initialisation, split, order (default 0)"
+    )
     train.add_argument("--threads", type=_positive_int, help="nnumpy kernel and BLAS threads (default: all CPUs)")
     train.add_argument(
         "--val-size",
-        type=int,
+        type=_non_negative_int,
         help="validation images split off the training set (default 5000, or a tenth of a smaller set; 0: none)",
     )
     train.add_argument("--out", help="output directory (default runs/<timestamp>)")

@@ -13,7 +13,16 @@ Files: ``loop.py`` (``Trainer`` and the functions), ``callbacks.py``,
 
 from .callbacks import Callback, EarlyStopping, GradientClipping, ModelCheckpoint, clip_grad_norm
 from .history import History
-from .loop import Trainer, default_criterion, evaluate, fit, get_optimizer, is_array_pair, predict
+from .loop import (
+    Trainer,
+    TrainingDivergedError,
+    default_criterion,
+    evaluate,
+    fit,
+    get_optimizer,
+    is_array_pair,
+    predict,
+)
 from .metrics import accuracy, classification_report, confusion_matrix, labels_of, precision_recall_f1
 
 __all__ = [
@@ -21,6 +30,7 @@ __all__ = [
     "evaluate",
     "predict",
     "Trainer",
+    "TrainingDivergedError",
     "History",
     "Callback",
     "EarlyStopping",

@@ -138,7 +138,9 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Write a resumable checkpoint (``nnumpy.save_checkpoint``: model,
     optimizer, RNG states, epoch, step, history, callbacks) after every
-    ``every`` epochs, and when Ctrl-C interrupts training.
+    ``every`` epochs, and when Ctrl-C interrupts training. A model whose
+    parameters hold NaN or inf is never written: ``TrainingDivergedError``
+    is raised instead and the previous file stays as it was.
 
     Args:
         path: file to write (atomically); may contain ``{epoch}``.
@@ -161,6 +163,9 @@ class ModelCheckpoint(Callback):
         self.last_path = None
 
     def _save(self, trainer):
+        check = getattr(trainer, "check_parameters", None)
+        if check is not None:  # never write NaN parameters over a good checkpoint (TrainingDivergedError)
+            check()
         path = self.path.format(epoch=trainer.epoch)
         trainer.save_checkpoint(path)
         self.last_path = path

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import optim
 from ..containers import Sequential
-from ..criteria import ClassNLLCriterion, ClassNLLCriterionUnstable, CrossEntropyCriterion
+from ..criteria import ClassNLLCriterion, ClassNLLCriterionUnstable, CrossEntropyCriterion, MultiMarginCriterion
 from ..data import DataLoader
 from ..io import load_checkpoint, save_checkpoint
 from ..layers.activation import LogSoftMax, SoftMax
@@ -42,7 +42,45 @@ from .callbacks import GradientClipping
 from .history import History
 from .metrics import labels_of
 
-__all__ = ["fit", "evaluate", "predict", "Trainer", "get_optimizer", "default_criterion", "is_array_pair"]
+__all__ = [
+    "fit",
+    "evaluate",
+    "predict",
+    "Trainer",
+    "TrainingDivergedError",
+    "get_optimizer",
+    "default_criterion",
+    "is_array_pair",
+]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """``fit`` stopped because the loss (or, at an epoch's end, a parameter)
+    is not finite: training diverged. The message gives the epoch and step,
+    the value and what to change (a lower learning rate, gradient clipping);
+    nothing was saved from the diverged state (a previous checkpoint stays as
+    it was). Attributes: ``epoch`` (0-based), ``step``, ``loss`` (None when
+    a parameter is the problem), ``parameter`` (its dotted name, or None)."""
+
+    def __init__(self, message, *, epoch, step, loss=None, parameter=None):
+        super().__init__(message)
+        self.epoch, self.step, self.loss, self.parameter = epoch, step, loss, parameter
+
+
+# criteria whose targets are classes: accuracy (arg-max) means something for them
+_CLASSIFICATION_CRITERIA = (ClassNLLCriterion, ClassNLLCriterionUnstable, CrossEntropyCriterion, MultiMarginCriterion)
+
+
+def _class_targets(y, out):
+    """True when ``y`` holds classes for ``out`` ``(N, C)``: integer labels ``(N,)``,
+    or rows of class probabilities (one-hot) of the output's shape."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return y.dtype.kind in "iub" or (y.dtype.kind == "f" and bool(np.all(y == np.round(y))))
+    if y.shape != out.shape or y.dtype.kind != "f" or y.size == 0:
+        return False
+    rows = y.sum(axis=1, dtype=np.float64)
+    return bool(np.all((y >= 0) & (y <= 1)) and np.allclose(rows, 1.0, atol=1e-3))
 
 
 # ---------------------------------------------------------------- optimizers by name
@@ -141,6 +179,7 @@ class Trainer:
         if not isinstance(model, Module):
             raise TypeError(f"fit: expected a Module as model, got {type(model).__name__}")
         self.model = model
+        self._criterion_checked = criterion is not None  # a default criterion is checked against the first batch
         self.criterion = criterion if criterion is not None else default_criterion(model)
         self.optimizer = optimizer
         callbacks = list(callbacks)
@@ -237,10 +276,12 @@ class Trainer:
         """zero_grad, forward, loss, backward, (callbacks), optimizer step; returns ``(loss, output)``."""
         self.optimizer.zero_grad()
         out = self.model.forward(xb)
+        self.check_default_criterion(out, yb)
         target = self.make_target(yb, out)
         loss = self.criterion.forward(out, target)
         self.model.backward(xb, self.loss_gradient(out, target))
         loss = self.after_backward(float(loss), len(xb))
+        self.check_loss(loss, self.batch_in_epoch)
         self._callback("on_before_step")
         self._in_step = True
         self.optimizer_step()
@@ -256,11 +297,72 @@ class Trainer:
         (a hook: distributed training averages gradients and the loss here)."""
         return loss
 
-    @staticmethod
-    def _correct(out, yb):
+    def _correct(self, out, yb):
+        """Correct arg-max predictions, or NaN when accuracy means nothing (no
+        class scores, or regression targets: a criterion that is not a
+        classification loss and targets that are neither labels nor one-hot rows)."""
         if out.ndim != 2 or out.shape[1] < 2:
             return math.nan
+        if not isinstance(self.criterion, _CLASSIFICATION_CRITERIA) and not _class_targets(yb, out):
+            return math.nan
         return float(np.count_nonzero(labels_of(out) == labels_of(yb)))
+
+    def check_default_criterion(self, out, target):
+        """Without a criterion the model's default (``default_criterion``, a
+        classification loss) is used; refuse it where it would be silently
+        wrong: one output column (cross-entropy over one class is always 0) or
+        targets that are not classes (regression)."""
+        if self._criterion_checked:
+            return
+        self._criterion_checked = True
+        if not isinstance(self.criterion, _CLASSIFICATION_CRITERIA) or not hasattr(out, "ndim"):
+            return
+        target = np.asarray(target)
+        problem = None
+        if out.ndim == 2 and out.shape[1] == 1:
+            problem = "the model has one output column (cross-entropy over a single class is always 0)"
+        elif out.ndim == 2 and not _class_targets(target, out):
+            problem = (
+                f"the targets ({target.dtype} {tuple(target.shape)}) are neither class labels nor "
+                f"one-hot rows of the output's shape {tuple(out.shape)}"
+            )
+        if problem:
+            raise ValueError(
+                f"no criterion was given, and the default for this model, {type(self.criterion).__name__} "
+                f"(classification), does not fit: {problem}. Pass the criterion: MSECriterion() for regression, "
+                f"BCEWithLogitsCriterion() for binary targets, or a classification loss with integer labels"
+            )
+
+    def check_loss(self, loss, batch):
+        """Stop at the first non-finite loss (the value every rank agreed on), before the update."""
+        if math.isfinite(loss):
+            return
+        lr = getattr(self.optimizer, "lr", None)
+        lr_text = f" (lr={lr:g})" if isinstance(lr, (int, float)) else ""
+        raise TrainingDivergedError(
+            f"fit: the loss is {loss} at epoch {self.epoch + 1}, step {self.step + 1} (batch {batch + 1} of the "
+            f"epoch): training diverged. Lower the learning rate{lr_text}, or clip the gradients "
+            f"(clip_grad_norm=1.0); check the inputs for NaN/inf. This batch's update was not applied and "
+            f"nothing was saved from the diverged state",
+            epoch=self.epoch,
+            step=self.step + 1,
+            loss=loss,
+        )
+
+    def check_parameters(self):
+        """Raise ``TrainingDivergedError`` if a parameter holds NaN or inf (before anything is saved)."""
+        for name, value in self.model.named_parameters():
+            if not np.all(np.isfinite(value)):
+                lr = getattr(self.optimizer, "lr", None)
+                lr_text = f" (lr={lr:g})" if isinstance(lr, (int, float)) else ""
+                raise TrainingDivergedError(
+                    f"fit: parameter {name} holds NaN or inf after epoch {self.epoch + 1}, step {self.step}: "
+                    f"training diverged. Lower the learning rate{lr_text}, or clip the gradients "
+                    f"(clip_grad_norm=1.0); nothing was saved from the diverged state",
+                    epoch=self.epoch,
+                    step=self.step,
+                    parameter=name,
+                )
 
     def batch_rng(self, epoch, batch):
         """The generator of one batch's augmentation: a function of (seed, epoch, batch)."""
@@ -270,7 +372,8 @@ class Trainer:
         self.model.train()
         self.set_epoch(loader, epoch)
         sums = np.zeros(3) if self.epoch_sums is None else np.asarray(self.epoch_sums, dtype=np.float64)
-        self._bar = self._progress(len(loader), epoch, epochs, skip)
+        total_batches = len(loader) if hasattr(loader, "__len__") else None  # a generator has no length
+        self._bar = self._progress(total_batches, epoch, epochs, skip)
         start = time.perf_counter() - self._elapsed
         try:
             for b, (xb, yb) in enumerate(loader):
@@ -291,7 +394,7 @@ class Trainer:
                 self._callback("on_batch_end", self.step, {"loss": loss, "batch": b, "size": n})
                 if self._bar is not None:
                     self._bar.update(1)
-                    if b % 10 == 0 or b + 1 == len(loader):
+                    if b % 10 == 0 or b + 1 == total_batches:
                         self._bar.set_postfix_str(
                             f"loss {sums[0] / sums[2]:.4f}  acc {sums[1] / sums[2]:.2%}  "
                             f"{sums[2] / max(self._elapsed, 1e-9):,.0f} samples/s"
@@ -305,7 +408,14 @@ class Trainer:
         total = self.reduce_metrics(
             np.asarray(self.epoch_sums if self.epoch_sums is not None else sums, dtype=np.float64)
         )
-        count = max(total[2], 1.0)
+        if total[2] == 0:
+            used_up = " (a generator is used up after one pass)" if epoch > 0 and not hasattr(loader, "__len__") else ""
+            raise ValueError(
+                f"fit: the training data gave no samples in epoch {epoch + 1}{used_up}; pass (X, y) arrays with "
+                f"at least one sample, a DataLoader, or an iterable of (xb, yb) batches that can be iterated "
+                f"once per epoch (a list, or an object whose __iter__ starts a new pass)"
+            )
+        count = total[2]
         return {
             "loss": float(total[0] / count),
             "accuracy": None if math.isnan(total[1]) else float(total[1] / count),
@@ -323,12 +433,15 @@ class Trainer:
             self.model.evaluate()
             for xb, yb in loader:
                 out = self.model.forward(xb)
+                self.check_default_criterion(out, yb)
                 n = len(xb)
                 sums += (float(self.criterion.forward(out, yb)) * n, self._correct(out, yb), n)
                 if return_predictions:
                     outputs.append(np.array(out, copy=True))
         total = self.reduce_metrics(sums)
-        count = max(total[2], 1.0)
+        if total[2] == 0:
+            raise ValueError("evaluate: the data gave no samples (an empty set, or a generator already used up)")
+        count = total[2]
         accuracy = None if math.isnan(total[1]) else float(total[1] / count)
         result = {"loss": float(total[0] / count), "accuracy": accuracy}
         if return_predictions:
@@ -447,6 +560,7 @@ class Trainer:
                 self._callback("on_epoch_begin", epoch)
                 self._lr_at_start = getattr(self.optimizer, "lr", None)
             logs = self._train_epoch(loader, epoch, epochs, self.batch_in_epoch)
+            self.check_parameters()  # the last update may have diverged: before validation and checkpoints
             logs["lr"] = self._lr_at_start
             if val_data is not None:
                 val = self.evaluate(val_data, eval_batch_size)
