@@ -181,6 +181,15 @@ class Graph(Composite):
     def children(self):
         return list(self._children)
 
+    def plan(self):
+        """The graph as data (what exporters walk): a dict with ``inputs`` (the
+        input names), ``steps`` (``(module, parents, packed, name)`` in
+        topological order; ``parents`` are positions in inputs + steps,
+        ``packed``: the module takes the tuple of its parents' values),
+        ``outputs`` (positions) and ``multi_in`` / ``multi_out`` (tuples in / out)."""
+        return {"inputs": list(self._input_names), "steps": list(self._steps), "outputs": list(self._outputs),
+                "multi_in": self._multi_in, "multi_out": self._multi_out}
+
     # ------------------------------------------------------------ forward
     def updateOutput(self, input):
         n = self._n_inputs
