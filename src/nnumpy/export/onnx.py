@@ -474,8 +474,12 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     proto.producer_version = __version__
     inferred = onnx.shape_inference.infer_shapes(proto)
-    for declared, found in zip(proto.graph.output, inferred.graph.output, strict=True):
-        declared.CopyFrom(found)
+    for declared, found, a in zip(proto.graph.output, inferred.graph.output, out_arrays, strict=True):
+        if found.type.tensor_type.HasField("shape"):
+            declared.CopyFrom(found)
+        else:  # inference stopped (a shape computed at run time): the traced shape, batch axis dynamic
+            dims = ["N", *np.shape(a)[1:]] if np.ndim(a) else []
+            declared.CopyFrom(helper.make_tensor_value_info(declared.name, elem(a), dims))
     if path is not None:
         onnx.save(proto, str(path))
     return proto
