@@ -250,7 +250,7 @@ class GraphBuilder:
         ``dtype`` is given) and return its name, e.g. ``"3.W"``."""
         from onnx import numpy_helper
 
-        array = np.ascontiguousarray(np.asarray(array, dtype=self.dtype if dtype is None else dtype))
+        array = np.array(array, dtype=self.dtype if dtype is None else dtype, order="C")  # 0-d stays 0-d
         base = ".".join(self._path + [hint]) if self._path else hint
         name = self._unique(base)
         self.initializers.append(numpy_helper.from_array(array, name=name))
