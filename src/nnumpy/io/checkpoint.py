@@ -111,22 +111,69 @@ def _capture_generators(model):
     return {"default": default.bit_generator.state, "groups": states, "modules": uses}
 
 
-def _restore_generators(model, saved):
-    if not saved:
+# the bit generators a checkpoint may name (nothing else of np.random is ever looked up)
+BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "MT19937": np.random.MT19937,
+                  "Philox": np.random.Philox, "SFC64": np.random.SFC64}
+
+
+def _generator_from(state, where):
+    state = json_restore(state)
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in BIT_GENERATORS:
+        raise ValueError(
+            f"{where}: unknown bit generator {str(name)[:40]!r} (expected one of {sorted(BIT_GENERATORS)})"
+        )
+    bit_generator = BIT_GENERATORS[name]()
+    bit_generator.state = state
+    return bit_generator
+
+
+def _check_generators(model, saved, path):
+    """The generators of a checkpoint, checked against ``model`` before any is
+    set: ``(default state or None, [(module, attr, Generator)])``. A use may
+    only name a module of the model and an attribute that holds a Generator
+    in the rebuilt module (the allow-list), and only nnumpy's known bit generators."""
+    if saved is None:
+        return None, []
+    try:
+        if not isinstance(saved, dict):
+            raise ValueError("'generators' must be an object")
+        default = _generator_from(saved["default"], "the default generator").state
+        groups = saved.get("groups", {})
+        uses = saved.get("modules", [])
+        if not isinstance(groups, dict) or not isinstance(uses, list):
+            raise ValueError("'groups' must be an object and 'modules' a list")
+        made = {gid: np.random.Generator(_generator_from(state, f"generator {gid[:20]!r}"))
+                for gid, state in groups.items()}
+        modules = dict(model.named_modules())
+        plan = []
+        for use in uses:
+            fields = ("module", "attr", "generator")
+            if not isinstance(use, dict) or not all(isinstance(use.get(k), str) for k in fields):
+                raise ValueError(f"malformed generator use {str(use)[:60]!r}")
+            module = modules.get(use["module"])
+            if module is None:
+                raise ValueError(f"generator use names a module {use['module'][:60]!r} the model does not have")
+            if not isinstance(vars(module).get(use["attr"]), np.random.Generator):
+                raise ValueError(
+                    f"generator use names {use['module'][:60] or 'the model'}.{use['attr'][:40]}, "
+                    "which is not one of that module's generators"
+                )
+            if use["generator"] != "default" and use["generator"] not in made:
+                raise ValueError(f"generator use refers to an unknown generator {use['generator'][:20]!r}")
+            plan.append((module, use["attr"], use["generator"]))
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise ModelFileError(path, f"bad random generator states ({type(error).__name__}: {error})") from None
+    made["default"] = backend.default_rng()
+    return default, [(m, attr, made[gid]) for m, attr, gid in plan]
+
+
+def _restore_generators(default, uses):
+    if default is None:
         return
-    default = backend.default_rng()
-    default.bit_generator.state = json_restore(saved["default"])
-    made = {"default": default}
-    for gid, state in saved.get("groups", {}).items():
-        state = json_restore(state)
-        bit_generator = getattr(np.random, state["bit_generator"])()
-        bit_generator.state = state
-        made[gid] = np.random.Generator(bit_generator)
-    modules = dict(model.named_modules())
-    for use in saved.get("modules", ()):
-        module = modules.get(use["module"])
-        if module is not None and use["generator"] in made:
-            setattr(module, use["attr"], made[use["generator"]])
+    backend.default_rng().bit_generator.state = default
+    for module, attr, generator in uses:
+        setattr(module, attr, generator)
 
 
 @dataclass
@@ -146,6 +193,51 @@ class Checkpoint:
     path: str = None
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(meta, tensors):
+    """The problems with a checkpoint's own fields (counters, optimizer entry)."""
+    problems = [f"field {k!r} must be an integer" for k in ("epoch", "step") if not _is_int(meta.get(k, 0))]
+    optimizer = meta.get("optimizer")
+    if optimizer is None:
+        return problems
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("class"), str):
+        return problems + ["field 'optimizer' must be null or an object with a class name"]
+    if not isinstance(optimizer.get("hyper"), dict):
+        problems.append("field 'optimizer.hyper' must be an object")
+    groups = optimizer.get("param_groups")
+    if groups is not None and not (isinstance(groups, list) and all(isinstance(g, dict) for g in groups)):
+        problems.append("field 'optimizer.param_groups' must be a list of objects")
+    cls = resolve_class(optimizer["class"])
+    allowed = getattr(cls, "hyperparameters", None) if isinstance(cls, type) and issubclass(cls, Optimizer) else None
+    if allowed and isinstance(optimizer.get("hyper"), dict):  # an allow-list: nothing else reaches setattr
+        allowed = {*allowed, "initial_lr"}
+        for where, entry in [("hyper", optimizer["hyper"])] + [(f"param_groups[{i}]", g) for i, g in
+                                                             enumerate(groups or [])]:
+            unknown = sorted(set(entry) - allowed - {"params", "param_names"})
+            if unknown:
+                problems.append(f"optimizer.{where} names {unknown[:5]}, which are not hyper-parameters of "
+                                f"{optimizer['class']}")
+    state = optimizer.get("state")
+    if not isinstance(state, dict):
+        return problems + ["field 'optimizer.state' must be an object"]
+    for index, entry in state.items():
+        if not index.isdigit() or not isinstance(entry, dict):
+            problems.append(f"optimizer state entry {index[:20]!r} must be a parameter index with an object")
+            continue
+        for name, value in entry.items():
+            if isinstance(value, dict):
+                key = value.get("__tensor__")
+                if set(value) != {"__tensor__"} or not isinstance(key, str) or not key.startswith("optimizer.") \
+                        or key not in tensors:
+                    problems.append(f"optimizer state {index}.{name[:40]} refers to no tensor of the file")
+            elif not (value is None or isinstance(value, (bool, int, float))):
+                problems.append(f"optimizer state {index}.{name[:40]} must be a number or a tensor")
+    return problems
+
+
 def load_checkpoint(path, *, restore_rng=True):
     """Load a checkpoint written by ``save_checkpoint``.
 
@@ -160,6 +252,9 @@ def load_checkpoint(path, *, restore_rng=True):
     meta, tensors = read_archive(path)
     if meta.get("kind") != "checkpoint":
         raise ModelFileError(path, "this is a model file, not a checkpoint (use load_model)")
+    problems = _check_fields(meta, tensors)
+    if problems:
+        raise ModelFileError(path, problems)
     model = build_saved_model(path, meta, tensors)
     load_weights(path, model, tensors)
     optimizer = meta.get("optimizer")
@@ -177,8 +272,9 @@ def load_checkpoint(path, *, restore_rng=True):
         optimizer_state = {"hyper": optimizer["hyper"], "state": state}
         if optimizer.get("param_groups") is not None:
             optimizer_state["param_groups"] = optimizer["param_groups"]
+    generators = _check_generators(model, meta.get("generators"), path)
     if restore_rng:
-        _restore_generators(model, meta.get("generators"))
+        _restore_generators(*generators)
     shape = meta.get("input_shape")
     return Checkpoint(
         model=model,
@@ -207,12 +303,16 @@ def restore_optimizer(checkpoint, model=None):
     if cls is None or not issubclass(cls, Optimizer):
         raise ModelFileError(path, f"unknown optimizer class {checkpoint.optimizer_class!r} (register it)")
     hyper = dict(checkpoint.optimizer_state["hyper"])
+    allowed = set(getattr(cls, "hyperparameters", ()) or ())
     accepted = inspect.signature(cls.__init__).parameters
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items() if k in accepted}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items() if k in accepted and k in allowed}
     groups = checkpoint.optimizer_state.get("param_groups") or []
-    if len(groups) > 1 and all("param_names" in g for g in groups):  # parameter groups, by parameter name
-        optimizer = cls([{"params": list(g["param_names"])} for g in groups], model=model, **kwargs)
-    else:
-        optimizer = cls(model, **kwargs)
-    optimizer.load_state_dict(checkpoint.optimizer_state)
+    try:
+        if len(groups) > 1 and all("param_names" in g for g in groups):  # parameter groups, by parameter name
+            optimizer = cls([{"params": list(g["param_names"])} for g in groups], model=model, **kwargs)
+        else:
+            optimizer = cls(model, **kwargs)
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ModelFileError(path, f"cannot restore the optimizer {checkpoint.optimizer_class}: {error}") from None
     return optimizer

@@ -591,6 +591,11 @@ class PReLU(Module):
         self.weight = np.full(count, self.init, dtype=dtype)
         self.gradWeight = np.zeros_like(self.weight)
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight``: ``(num_parameters,)`` (model files check it before building)."""
+        return {"weight": (config.get("num_parameters", 1),)}
+
     def _slope(self, x):
         """The weight shaped to broadcast against ``x`` along its channel axis."""
         w = self.weight.astype(x.dtype, copy=False)

@@ -90,6 +90,11 @@ class Embedding(Module):
             self.weight[self.padding_idx] = 0
         self.gradWeight = np.zeros_like(self.weight)
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight``: ``(num_embeddings, embedding_dim)`` (model files check it before building)."""
+        return {"weight": (config["num_embeddings"], config["embedding_dim"])}
+
     @staticmethod
     def _resolve_padding_idx(padding_idx, num_embeddings):
         if padding_idx is None:

@@ -110,6 +110,15 @@ class LayerNorm(Module):
         self.gradWeight = None if self.weight is None else np.zeros_like(self.weight)
         self.gradBias = None if self.bias is None else np.zeros_like(self.bias)
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight`` and ``bias``: ``normalized_shape`` each (model files check them before building)."""
+        shape = config["normalized_shape"]
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        affine = bool(config.get("elementwise_affine", True))
+        names = [n for n, on in (("weight", affine), ("bias", affine and bool(config.get("bias", True)))) if on]
+        return {n: shape for n in names}
+
     def _rows(self, a):
         d = int(np.prod(self.normalized_shape))
         return a.reshape(-1, d)
@@ -157,6 +166,15 @@ class _ChannelGroupNorm(Module):
     shifted per channel."""
 
     _parameters = (("weight", "gradWeight"), ("bias", "gradBias"))
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight``, ``bias`` (when affine) and the running statistics (when
+        tracked): one value per channel each."""
+        channels = config["num_channels"] if "num_channels" in config else config["num_features"]
+        names = ["weight", "bias"] if config.get("affine", "num_channels" in config) else []
+        names += ["running_mean", "running_var"] if config.get("track_running_stats", False) else []
+        return {n: (channels,) for n in names}
 
     def _init_affine(self, channels, affine, dtype):
         self.affine = bool(affine)
