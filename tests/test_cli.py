@@ -99,7 +99,7 @@ def test_export_onnx(run_dir, tmp_path, capsys):
         (["evaluate", "missing.npz"], 1, "no such file"),
         (["train", "--resume", "missing.npz"], 1, "no such file"),
         (["train", "--dataset", "no/such/dir"], 1, "unknown dataset"),
-        (["train", "--model", "mlp", "--dataset", "sample", "--optimizer", "adamax", "--epochs", "1"], 1, "adamax"),
+        (["train", "--model", "mlp", "--dataset", "sample", "--optimizer", "adamx", "--epochs", "1"], 1, "adamx"),
     ],
 )
 def test_errors_are_one_line(argv, code, message, capsys, tmp_path, monkeypatch):

@@ -1,9 +1,17 @@
 """Reference models (``../shared/BENCHMARKS.md``) and ``nnumpy train``'s default recipes.
 
 ``mlp_f()`` and ``cnn_f()`` build MLP-F and CNN-F exactly as the benchmark
-specifies (log-probabilities out, for ``ClassNLLCriterion``). ``RECIPES``
-holds the training recipe ``nnumpy train`` uses for each unless told
-otherwise; ``make_schedule`` turns a recipe into an LR-schedule callback.
+specifies (log-probabilities out, for ``ClassNLLCriterion``); ``lstm_f()``
+and ``trf_f()`` the sequence classifiers LSTM-F and TRF-F (logits out, for
+``CrossEntropyCriterion``) on row-sequential images ``(N, 28, 28)``;
+``char_lstm()`` and ``char_transformer()`` the character language models of
+``nnumpy train --model charlm`` (ids ``(N, T)`` -> logits ``(N, T, V)``).
+``RECIPES`` holds the training recipe ``nnumpy train`` uses for each unless
+told otherwise; ``make_schedule`` turns a recipe into an LR-schedule callback.
+
+``StepLinear`` and ``CausalTransformerEncoder`` are defined here and found
+by model files once ``nnumpy.models`` is imported (the ``nnumpy`` command
+imports it; a script that loads a character model imports it first).
 """
 
 from dataclasses import asdict, dataclass, replace
@@ -11,11 +19,45 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from . import lr_scheduler as sched
-from .backend import resolve_rng
-from .containers import Sequential
-from .layers import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LogSoftMax, MaxPool2d, ReLU
+from ._checks import check_float_array, check_positive_int
+from .backend import DEFAULT_DTYPE, resolve_rng
+from .containers import SelectTable, Sequential
+from .layers import (
+    LSTM,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    LastStep,
+    LayerNorm,
+    LearnedPositionalEncoding,
+    Linear,
+    LogSoftMax,
+    MaxPool2d,
+    Mean,
+    ReLU,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
+from .module import Module
 
-__all__ = ["mlp_f", "cnn_f", "MODELS", "Recipe", "RECIPES", "make_schedule", "SCHEDULES"]
+__all__ = [
+    "mlp_f",
+    "cnn_f",
+    "lstm_f",
+    "trf_f",
+    "char_lstm",
+    "char_transformer",
+    "StepLinear",
+    "CausalTransformerEncoder",
+    "MODELS",
+    "CHAR_ARCHS",
+    "Recipe",
+    "RECIPES",
+    "make_schedule",
+    "SCHEDULES",
+]
 
 
 def mlp_f(dtype=np.float32, rng=None):
@@ -58,8 +100,162 @@ def cnn_f(dtype=np.float32, rng=None):
     )
 
 
-# name -> (builder, input shape of one sample)
-MODELS = {"mlp": (mlp_f, (784,)), "cnn": (cnn_f, (1, 28, 28))}
+class StepLinear(Module):
+    """``y = x @ W.T + b`` at every position: ``Linear`` on ``(*, n_in)`` inputs
+    (as PyTorch's ``nn.Linear`` takes them), e.g. a per-step output layer.
+
+    Args:
+        n_in, n_out, bias, dtype, rng: as ``Linear`` (the same initialisation
+            and parameter names ``W``, ``b``).
+
+    Shape:
+        Input ``(*, n_in)`` (at least 2-D), output ``(*, n_out)``.
+
+    Backward (``x``, ``g`` flattened to rows):
+        ``gradInput = g @ W``; ``gradW += g.T @ x``; ``gradb += g.sum(0)``.
+
+    Example:
+        >>> import numpy as np
+        >>> StepLinear(3, 2, rng=0).forward(np.ones((4, 5, 3), np.float32)).shape
+        (4, 5, 2)
+    """
+
+    _parameters = (("W", "gradW"), ("b", "gradb"))
+
+    def __init__(self, n_in, n_out, bias=True, dtype=DEFAULT_DTYPE, rng=None):
+        super().__init__()
+        self.n_in = check_positive_int("StepLinear", "n_in", n_in)
+        self.n_out = check_positive_int("StepLinear", "n_out", n_out)
+        rng = resolve_rng(rng)
+        bound = 1.0 / np.sqrt(n_in)
+        self.W = rng.uniform(-bound, bound, size=(n_out, n_in)).astype(dtype)
+        self.b = rng.uniform(-bound, bound, size=n_out).astype(dtype) if bias else None
+        self.gradW = np.zeros_like(self.W)
+        self.gradb = np.zeros_like(self.b) if bias else None
+
+    def _rows(self, x, n, what="input"):
+        check_float_array(self, x, what)
+        if x.ndim < 2 or x.shape[-1] != n:
+            raise ValueError(f"{self!r}: expected {what} of shape (*, {n}), got {tuple(x.shape)}")
+        return x.reshape(-1, n)
+
+    def updateOutput(self, input):
+        x = self._rows(input, self.n_in)
+        out = x @ self.W.astype(x.dtype, copy=False).T
+        if self.b is not None:
+            out += self.b.astype(x.dtype, copy=False)
+        self.output = out.reshape(*input.shape[:-1], self.n_out)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        g = self._rows(gradOutput, self.n_out, "gradOutput")
+        self.gradInput = (g @ self.W.astype(g.dtype, copy=False)).reshape(input.shape)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        g = self._rows(gradOutput, self.n_out, "gradOutput")
+        self.gradW += (g.T @ input.reshape(-1, self.n_in)).astype(self.gradW.dtype, copy=False)
+        if self.b is not None:
+            self.gradb += g.sum(axis=0).astype(self.gradb.dtype, copy=False)
+
+    def extra_repr(self):
+        return f"{self.n_in} -> {self.n_out}" + ("" if self.b is not None else ", bias=False")
+
+
+class CausalTransformerEncoder(TransformerEncoder):
+    """A ``TransformerEncoder`` whose self-attention is always causal: step
+    ``t`` sees steps ``0..t`` only, so it composes in ``Sequential`` as a
+    language model's body (``forward(src)`` = ``TransformerEncoder.forward(src,
+    is_causal=True)``). Arguments, shapes and backward as ``TransformerEncoder``.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        >>> enc = CausalTransformerEncoder(layer, 1)
+        >>> x = np.random.default_rng(0).normal(size=(1, 4, 8)).astype(np.float32)
+        >>> y, y3 = enc.forward(x), enc.forward(x[:, :3])
+        >>> bool(np.allclose(y[:, :3], y3, atol=1e-5))  # the future does not change the past
+        True
+    """
+
+    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=True):
+        """Run the stack, causally (``mask`` may add restrictions)."""
+        return super().forward(src, mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=True)
+
+
+def lstm_f(dtype=np.float32, rng=None):
+    """LSTM-F: LSTM(28, 128, batch_first) -> LastStep -> Linear(128, 10) (logits).
+
+    Input ``(N, 28, 28)``: each image as 28 steps of 28 pixels (rows)."""
+    rng = resolve_rng(rng)
+    return Sequential(
+        LSTM(28, 128, batch_first=True, dtype=dtype, rng=rng),
+        LastStep(),
+        Linear(128, 10, dtype=dtype, rng=rng),
+    )
+
+
+def trf_f(dtype=np.float32, rng=None):
+    """TRF-F: StepLinear(28, 64) + LearnedPositionalEncoding(64, 28) -> 2 x
+    TransformerEncoderLayer(64, 4, 128, dropout 0.1, norm_first, batch_first)
+    -> Mean over the 28 steps -> Linear(64, 10) (logits). Input ``(N, 28, 28)``."""
+    rng = resolve_rng(rng)
+    layer = TransformerEncoderLayer(
+        64, 4, dim_feedforward=128, dropout=0.1, norm_first=True, batch_first=True, dtype=dtype, rng=rng
+    )
+    return Sequential(
+        StepLinear(28, 64, dtype=dtype, rng=rng),
+        LearnedPositionalEncoding(64, max_len=28, batch_first=True, dtype=dtype, rng=rng),
+        TransformerEncoder(layer, 2),
+        Mean(1),
+        Linear(64, 10, dtype=dtype, rng=rng),
+    )
+
+
+def char_lstm(vocab_size, embedding_dim=64, hidden_size=256, num_layers=1, dropout=0.0, dtype=np.float32, rng=None):
+    """A character LSTM: Embedding(V, E) -> LSTM(E, H, num_layers, batch_first,
+    return_state) -> SelectTable(0) -> StepLinear(H, V).
+
+    Input ids ``(N, T)``, output logits ``(N, T, V)``. The LSTM returns its
+    final state too (``SelectTable(0)`` keeps the sequence), so a training
+    loop or a sampler may drive ``model[1]`` with ``(x, (h0, c0))`` and carry
+    the state from one window to the next."""
+    rng = resolve_rng(rng)
+    return Sequential(
+        Embedding(vocab_size, embedding_dim, dtype=dtype, rng=rng),
+        LSTM(embedding_dim, hidden_size, num_layers, batch_first=True, dropout=dropout, return_state=True,
+             dtype=dtype, rng=rng),
+        SelectTable(0),
+        StepLinear(hidden_size, vocab_size, dtype=dtype, rng=rng),
+    )
+
+
+def char_transformer(vocab_size, d_model=128, nhead=4, num_layers=2, dim_feedforward=512, max_len=128,
+                     dropout=0.1, dtype=np.float32, rng=None):
+    """A causal character Transformer: Embedding(V, d) + learned positions
+    (max_len) -> CausalTransformerEncoder(num_layers x pre-norm layers,
+    final LayerNorm) -> StepLinear(d, V). Input ids ``(N, T <= max_len)``,
+    output logits ``(N, T, V)``; step ``t`` sees the characters ``0..t``."""
+    rng = resolve_rng(rng)
+    layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=dropout, norm_first=True,
+                                    batch_first=True, dtype=dtype, rng=rng)
+    return Sequential(
+        Embedding(vocab_size, d_model, dtype=dtype, rng=rng),
+        LearnedPositionalEncoding(d_model, max_len=max_len, batch_first=True, dtype=dtype, rng=rng),
+        CausalTransformerEncoder(layer, num_layers, norm=LayerNorm(d_model, dtype=dtype)),
+        StepLinear(d_model, vocab_size, dtype=dtype, rng=rng),
+    )
+
+
+# name -> (builder, input shape of one sample); charlm's builder takes the vocabulary size (CHAR_ARCHS)
+MODELS = {
+    "mlp": (mlp_f, (784,)),
+    "cnn": (cnn_f, (1, 28, 28)),
+    "lstm": (lstm_f, (28, 28)),
+    "transformer": (trf_f, (28, 28)),
+    "charlm": (char_lstm, None),
+}
+CHAR_ARCHS = {"lstm": char_lstm, "transformer": char_transformer}
 
 
 @dataclass(frozen=True)
@@ -104,7 +300,17 @@ FIXED = Recipe(epochs=10, optimizer="adam", lr=1e-3)
 _DEFAULT = Recipe(
     epochs=10, optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="onecycle", pct_start=0.2, label_smoothing=0.1
 )
-RECIPES = {"mlp": _DEFAULT, "cnn": _DEFAULT.replace(epochs=5, batch_size=64, lr=5e-3)}
+# The sequence classifiers: 3 epochs (BENCHMARKS.md's LSTM-F/TRF-F figures), the same one-cycle AdamW
+# family without label smoothing. The character models: batch 32 streams of windows of 64 (lstm) / 128
+# (transformer) characters, no weight decay on the LSTM, epochs of at most --max-chars characters.
+RECIPES = {
+    "mlp": _DEFAULT,
+    "cnn": _DEFAULT.replace(epochs=5, batch_size=64, lr=5e-3),
+    "lstm": _DEFAULT.replace(epochs=3, lr=3e-3, weight_decay=0.01, label_smoothing=0.0),
+    "transformer": _DEFAULT.replace(epochs=3, lr=2e-3, weight_decay=0.05, label_smoothing=0.0),
+    "charlm": Recipe(epochs=4, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=0.0, schedule="onecycle",
+                     pct_start=0.1),
+}
 
 SCHEDULES = ("constant", "onecycle", "cosine", "step", "plateau")
 

@@ -21,6 +21,7 @@ from ..export import onnx as nnumpy_onnx
 from ..models import MODELS, SCHEDULES
 from ..parallel import get_num_threads, num_threads
 from ..training import classification_report, confusion_matrix, evaluate
+from .charlm import add_generate_parser, add_train_options, evaluate_charlm, is_char_model
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, CommandError, class_names, load_any, load_data, prepare
 from .train import cmd_train
 
@@ -85,7 +86,9 @@ def build_parser():
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train MLP-F or CNN-F (default: CNN-F on Fashion-MNIST)")
+    train = sub.add_parser(
+        "train", help="train MLP-F, CNN-F, LSTM-F, TRF-F or a character model (default: CNN-F on Fashion-MNIST)"
+    )
     train.add_argument("--model", choices=sorted(MODELS), default="cnn", help="architecture (default cnn)")
     train.add_argument(
         "--dataset",
@@ -96,7 +99,11 @@ def build_parser():
     train.add_argument(
         "--batch-size", type=_positive_int, help="mini-batch size (default: the recipe's: mlp 128, cnn 64)"
     )
-    train.add_argument("--optimizer", help="adam | adamw | sgd | momentum | rmsprop | adagrad | nadam (default adamw)")
+    train.add_argument(
+        "--optimizer",
+        help="adam | adamw | sgd | momentum | rmsprop | adagrad | nadam | radam | adamax | adadelta | lion "
+        "(default adamw)",
+    )
     train.add_argument("--lr", type=_positive_float, help="(peak) learning rate, > 0")
     train.add_argument("--weight-decay", type=_non_negative_float, help="weight decay, >= 0")
     train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default onecycle)")
@@ -130,6 +137,7 @@ def build_parser():
         help="data-parallel over MPI ranks: mpiexec -n K nnumpy train --distributed (--batch-size stays global)",
     )
     train.add_argument("--per-rank-bn", action="store_true", help="with --distributed: BatchNorm statistics per rank")
+    add_train_options(train)
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="accuracy, loss and per-class table of a model or checkpoint")
@@ -138,6 +146,8 @@ def build_parser():
     ev.add_argument("--batch-size", type=_positive_int, default=1000)
     ev.add_argument("--threads", type=_positive_int, help="nnumpy kernel and BLAS threads (default: all CPUs)")
     ev.set_defaults(func=cmd_evaluate)
+
+    add_generate_parser(sub)
 
     info = sub.add_parser("info", help="versions, BLAS, threads, where datasets were found")
     info.set_defaults(func=cmd_info)
@@ -158,6 +168,8 @@ def _threads(n):
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args):
     model, meta = load_any(args.checkpoint)
+    if is_char_model(meta):
+        return evaluate_charlm(args, model, meta)
     input_shape = meta.get("input_shape")
     if not input_shape:
         raise CommandError(f"{args.checkpoint}: no input shape recorded; cannot tell how to feed the images")

@@ -1,4 +1,5 @@
-"""``nnumpy train``: MLP-F or CNN-F on (Fashion-)MNIST with a recipe, data-parallel
+"""``nnumpy train``: MLP-F, CNN-F, LSTM-F or TRF-F on (Fashion-)MNIST with a recipe
+(the character model: ``charlm.py``), data-parallel
 under ``mpiexec`` with ``--distributed``; writes the model, a checkpoint, the
 history and plots."""
 
@@ -15,6 +16,7 @@ from ..models import FIXED, MODELS, RECIPES, Recipe, make_schedule
 from ..plots import plot_confusion_matrix, plot_history
 from ..summary import summary
 from ..training import ModelCheckpoint, classification_report, confusion_matrix, evaluate, fit, get_optimizer
+from .charlm import cmd_train_charlm
 from .common import EXIT_INTERRUPTED, CommandError, class_names, is_main_process, load_data, prepare, printer
 
 __all__ = ["cmd_train"]
@@ -74,6 +76,8 @@ def _train_config(args, ckpt):
 
 
 def cmd_train(args):
+    if args.model == "charlm":
+        return cmd_train_charlm(args)
     if dist.is_distributed() and not args.distributed:
         raise CommandError(f"running on {dist.size()} MPI ranks: add --distributed to train data-parallel")
     main_process = is_main_process()

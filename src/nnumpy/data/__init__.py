@@ -5,7 +5,9 @@ Files: ``idx.py`` (``read_idx``, ``DatasetError``), ``datasets.py`` (where
 the datasets are found, the download, ``load_fashion_mnist``,
 ``load_sample``, ``load_dataset``), ``prepare.py`` (``normalize``,
 ``one_hot``, ``train_val_split``), ``loader.py`` (``DataLoader``),
-``augment.py`` (``Augment``).
+``augment.py`` (``Augment``), ``sequences.py`` (``rows_as_sequences``:
+images as 28 steps of 28 pixels), ``text.py`` (character corpora: fortunes
+or a text file, ``Vocabulary``, windows, truncated-BPTT ``BPTTBatches``).
 
 Example:
     >>> (x, y), (xt, yt) = load_sample()
@@ -33,6 +35,8 @@ from .datasets import (
 from .idx import DatasetError, read_idx
 from .loader import DataLoader
 from .prepare import normalize, one_hot, to_labels, train_val_split
+from .sequences import rows_as_sequences
+from .text import BPTTBatches, Vocabulary, load_text, read_fortunes, unigram_entropy
 
 __all__ = [
     "DatasetError",
@@ -58,4 +62,10 @@ __all__ = [
     "FASHION_MNIST_MEAN",
     "FASHION_MNIST_STD",
     "SAMPLE_PATH",
+    "rows_as_sequences",
+    "Vocabulary",
+    "BPTTBatches",
+    "load_text",
+    "read_fortunes",
+    "unigram_entropy",
 ]

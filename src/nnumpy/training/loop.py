@@ -95,6 +95,10 @@ def _optimizer_classes():
         "adagrad": optim.Adagrad,
         "rmsprop": optim.RMSprop,
         "nadam": optim.NAdam,
+        "radam": optim.RAdam,
+        "adamax": optim.Adamax,
+        "adadelta": optim.Adadelta,
+        "lion": optim.Lion,
     }
 
 
@@ -102,7 +106,8 @@ def get_optimizer(name, model, **kwargs):
     """Build an optimizer for ``model`` from a name (case-insensitive):
     ``sgd`` (seed 004's ``Vanilla``), ``momentum`` (SGD with momentum 0.9;
     seed 004's ``MomentumUpdate``), ``adam``, ``adamw``, ``adagrad``,
-    ``rmsprop``, ``nadam``. Keyword arguments (``lr=``, ``weight_decay=``, ...)
+    ``rmsprop``, ``nadam``, ``radam``, ``adamax``, ``adadelta``, ``lion``.
+    Keyword arguments (``lr=``, ``weight_decay=``, ...)
     go to the constructor; None values keep the class defaults. An optimizer
     instance is returned as is, an optimizer class is instantiated.
 
