@@ -345,12 +345,12 @@ CRITERION_CASES = [
         r"^CrossEntropyCriterion\(\): label targets must be in \[0, 3\], got values in \[0, 9\]$",
     ),
     (
-        "CE-input-rank",
+        "CE-spatial-target",  # (N, C, d1) input takes (N, d1) labels
         CrossEntropyCriterion(),
         f32(3, 4, 2),
         np.array([0, 1, 2]),
         ValueError,
-        r"^CrossEntropyCriterion\(\): expected input of shape \(N, C\), got \(3, 4, 2\)$",
+        r"^CrossEntropyCriterion\(\): expected target of shape \(3, 2\) or \(3, 4, 2\), got \(3,\)$",
     ),
     (
         "MSE-shape",
@@ -375,8 +375,10 @@ def test_criterion_bad_target(crit, x, target, exc, pattern, which):
     n, c = x.shape[0], x.shape[-1]
     good = np.zeros(x.shape, np.float32) if isinstance(crit, MSECriterion) else np.arange(n) % c
     x = x if x.ndim == 2 else x[:, :, 0]
-    assert np.isfinite(crit.forward(np.abs(x) / np.abs(x).sum(axis=1, keepdims=True), good))
-    assert crit.backward(np.abs(x) / np.abs(x).sum(axis=1, keepdims=True), good).shape == x.shape
+    x = np.abs(x) / np.abs(x).sum(axis=1, keepdims=True)  # probabilities
+    x = np.log(x) if type(crit) is ClassNLLCriterion else x  # which takes log-probabilities
+    assert np.isfinite(crit.forward(x, good))
+    assert crit.backward(x, good).shape == x.shape
 
 
 def test_criterion_int_input():

@@ -60,6 +60,20 @@ LAYERS = [
     ("MaxPool1d", _optional("MaxPool1d", 2), (2, 3, 8)),
     ("AvgPool1d", _optional("AvgPool1d", 2), (2, 3, 8)),
     ("GlobalAvgPool2d", _optional("GlobalAvgPool2d", keepdims=True), (2, 3, 5, 5)),
+    ("LayerNorm", _optional("LayerNorm", (3, 4), eps=1e-3, bias=False), (2, 3, 4)),
+    ("GELU", _optional("GELU", approximate="tanh"), (4, 5)),
+    ("SoftMax-dim", lambda: layers.SoftMax(dim=-1), (2, 3, 4)),
+    ("SiLU", _optional("SiLU"), (4, 5)),
+    ("Mish", _optional("Mish"), (4, 5)),
+    ("Hardswish", _optional("Hardswish"), (4, 5)),
+    ("Hardsigmoid", _optional("Hardsigmoid"), (4, 5)),
+    ("ReLU6", _optional("ReLU6"), (4, 5)),
+    ("Hardtanh", _optional("Hardtanh", -0.5, max_val=2.0), (4, 5)),
+    ("PReLU", _optional("PReLU", 5, init=0.1), (4, 5)),
+    ("SELU", _optional("SELU"), (4, 5)),
+    ("CELU", _optional("CELU", 0.5), (4, 5)),
+    ("Softsign", _optional("Softsign"), (4, 5)),
+    ("Tanhshrink", _optional("Tanhshrink"), (4, 5)),
 ]
 LAYERS = [entry for entry in LAYERS if entry[1] is not None]
 

@@ -10,18 +10,24 @@ from . import _openblas  # noqa: F401  # isort: skip  (must run before numpy is 
 from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
 from ._openblas import OPENBLAS_THREAD_TIMEOUT  # noqa: F401
 from .backend import get_array_module, manual_seed
-from .containers import Sequential
-from .criteria import (
-    MSE,
-    ClassNLLCriterion,
-    ClassNLLCriterionUnstable,
-    Criterion,
-    CrossEntropy,
-    CrossEntropyCriterion,
-    MSECriterion,
+from .containers import (
+    CAddTable,
+    CMulTable,
+    Concat,
+    ConcatTable,
+    CSubTable,
+    JoinTable,
+    ParallelTable,
+    Residual,
+    SelectTable,
+    Sequential,
+    SplitTable,
 )
+from .criteria import *  # noqa: F403
+from .criteria import __all__ as _criteria_all
 from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, load_mnist, load_sample, one_hot
 from .gradcheck import GradcheckError, gradcheck
+from .graph import Graph, Input, Node
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
@@ -51,14 +57,21 @@ __version__ = "0.1.0"
 __all__ = [
     "Module",
     "Sequential",
+    "Residual",
+    "ConcatTable",
+    "ParallelTable",
+    "Concat",
+    "CAddTable",
+    "CSubTable",
+    "CMulTable",
+    "JoinTable",
+    "SplitTable",
+    "SelectTable",
+    "Graph",
+    "Input",
+    "Node",
     *_layers_all,
-    "Criterion",
-    "MSECriterion",
-    "ClassNLLCriterionUnstable",
-    "ClassNLLCriterion",
-    "CrossEntropyCriterion",
-    "MSE",
-    "CrossEntropy",
+    *_criteria_all,
     "sgd_momentum",
     "adam_optimizer",
     "Optimizer",

@@ -12,6 +12,7 @@ import copy
 
 import numpy as np
 
+from ._structure import describe, flatten
 from .criteria import Criterion
 
 __all__ = ["gradcheck", "GradcheckError", "GradcheckResult"]
@@ -58,6 +59,36 @@ def _numeric_gradient(f, array, eps):
     return grad
 
 
+def _as_float64(x):
+    """The input in float64: every array of a (nested) tuple converted; a NumPy
+    array of integers or booleans (indices, a mask) kept as it is."""
+    if isinstance(x, (tuple, list)):
+        return tuple(_as_float64(v) for v in x)
+    if isinstance(x, np.ndarray) and x.dtype.kind in "biu":
+        return x.copy()
+    return np.array(x, dtype=np.float64)
+
+
+def _copy(x):
+    return tuple(_copy(v) for v in x) if isinstance(x, (tuple, list)) else x.copy()
+
+
+def _float_leaves(x, name):
+    """``[(name, array)]`` of the float arrays in ``x`` (``input``, ``input[1][0]``, ...)."""
+    return [(name + path, a) for path, a in flatten(x) if a.dtype.kind == "f"]
+
+
+def _part(structure, path):
+    """The part of ``structure`` at ``path`` (``"[1][0]"``); None where a None covers it."""
+    for index in [int(k) for k in path.strip("[]").split("][")] if path else []:
+        if structure is None:
+            return None
+        if not isinstance(structure, (tuple, list)) or index >= len(structure):
+            raise GradcheckError(f"gradcheck: gradInput has structure {describe(structure)}, expected the input's")
+        structure = structure[index]
+    return structure
+
+
 def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
     """Compare ``backward`` with central finite differences, in float64.
 
@@ -69,9 +100,14 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
     from the same copy, so random layers (Dropout) reuse one mask and running
     statistics do not drift. The caller's module is left untouched.
 
+    Inputs and outputs may be (nested) tuples of arrays: every float array of
+    the input is checked (named ``input[0]``, ``input[1][0]``, ...), ``G`` has
+    the output's structure, and a None in the analytic gradient counts as
+    zeros. Integer arrays (indices) are passed as they are and not checked.
+
     Args:
         module: a ``Module`` or a ``Criterion``.
-        input: the input array (converted to float64).
+        input: the input array or tuple (float parts converted to float64).
         target: the target, for a criterion.
         eps: finite-difference step.
         atol, rtol: an element passes when ``|a - n| <= atol + rtol * |n|``.
@@ -82,29 +118,41 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
     Returns:
         A ``GradcheckResult``.
     """
-    x = np.array(input, dtype=np.float64)
+    x = _as_float64(input)
     is_criterion = isinstance(module, Criterion)
     base = copy.deepcopy(module)
     if not is_criterion:
         base.to(np.float64)
         base.unfreeze()  # a frozen copy accumulates no gradient: check the math all the same
+    inputs = _float_leaves(x, "input")
 
     if is_criterion:
-        analytic = {"input": np.asarray(copy.deepcopy(base).backward(x.copy(), target), dtype=np.float64)}
-
-        numeric = {"input": _numeric_gradient(lambda: float(copy.deepcopy(base).forward(x, target)), x, eps)}
-    else:
-        probe = copy.deepcopy(base)
-        out = probe.forward(x.copy())
-        g = np.random.default_rng(seed).normal(size=out.shape)
-        probe.zeroGradParameters()
-        analytic = {"input": probe.backward(x.copy(), g)}
-        analytic.update({name: p for name, p in _named_grads(probe)})
+        grad_input = copy.deepcopy(base).backward(_copy(x), target)
 
         def run(m):
-            return float(np.sum(m.forward(x) * g))
+            return float(m.forward(x, target))
 
-        numeric = {"input": _numeric_gradient(lambda: run(copy.deepcopy(base)), x, eps)}
+    else:
+        probe = copy.deepcopy(base)
+        out = probe.forward(_copy(x))
+        rng = np.random.default_rng(seed)
+        g = _random_like(out, rng)
+        probe.zeroGradParameters()
+        grad_input = probe.backward(_copy(x), g)
+
+        def run(m):
+            y = m.forward(x)
+            return float(
+                sum(np.sum(a * b) for (_, a), (_, b) in zip(flatten(y), flatten(g), strict=True) if b is not None)
+            )
+
+    analytic = {}
+    for name, array in inputs:
+        part = _part(grad_input, name[len("input") :])
+        analytic[name] = np.zeros_like(array) if part is None else np.asarray(part, dtype=np.float64)
+    numeric = {name: _numeric_gradient(lambda: run(copy.deepcopy(base)), array, eps) for name, array in inputs}
+    if not is_criterion:
+        analytic.update({name: p for name, p in _named_grads(probe)})
         for name, param in dict(base.named_parameters()).items():
             numeric[name] = _numeric_gradient(lambda: run(copy.deepcopy(base)), param, eps)
 
@@ -131,6 +179,15 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
             f"(max abs error {max_error:.3g}, atol={atol}, rtol={rtol})"
         )
     return result
+
+
+def _random_like(out, rng):
+    """A random ``G`` with the structure of ``out`` (None for integer parts: no gradient flows there)."""
+    if isinstance(out, (tuple, list)):
+        return tuple(_random_like(v, rng) for v in out)
+    if getattr(out, "dtype", None) is None or out.dtype.kind != "f":
+        return None
+    return rng.normal(size=out.shape)
 
 
 def _named_grads(module):

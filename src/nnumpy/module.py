@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ._structure import describe, fill_none, is_seq, same_structure
+
 __all__ = ["Module"]
 
 
@@ -51,6 +53,8 @@ class Module:
     _buffers = ()
     _zeroed_grads = ()  # the gradient arrays the last zeroGradParameters zeroed (see _take_zeroed)
     _kept_for_acc = None  # (gradOutput, value) that updateGradInput left for accGradParameters
+    # None inside a gradOutput means zeros; backward fills them in unless the class handles None itself
+    _accepts_none_grad = False
 
     def __new__(cls, *args, **kwargs):
         # Set the protocol's state here, so user subclasses that forget
@@ -82,6 +86,13 @@ class Module:
         then ``accGradParameters`` (parameter gradients are *accumulated*
         with ``+=`` until ``zeroGradParameters``). A frozen module accumulates
         nothing.
+
+        Input and output may be (nested) tuples of arrays: ``gradOutput`` then
+        has the output's structure and the result the input's. ``None`` in
+        ``gradOutput`` stands for zeros of that part; they are filled in before
+        ``updateGradInput`` runs, unless the class sets ``_accepts_none_grad``
+        (containers do, and skip a child whose whole gradient is None). The
+        gradient for an integer input (indices) is None.
         """
         return self._backward(input, gradOutput, need_input_grad=True)
 
@@ -89,6 +100,8 @@ class Module:
         """``backward``, optionally skipping ``updateGradInput`` (containers use
         this when nothing upstream needs the input gradient)."""
         self._check_backward(gradOutput)
+        if not self._accepts_none_grad:
+            gradOutput = fill_none(gradOutput, self.output)
         if need_input_grad:
             grad = self.updateGradInput(input, gradOutput)
             if grad is not None:
@@ -101,7 +114,16 @@ class Module:
 
     def _check_backward(self, gradOutput):
         if self.output is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
+            raise RuntimeError(f"{_who(self)}: backward called before forward")
+        if is_seq(self.output) or is_seq(gradOutput):
+            if not same_structure(self.output, gradOutput):
+                raise ValueError(
+                    f"{_who(self)}: expected gradOutput of structure {describe(self.output)} (the output's), "
+                    f"got {describe(gradOutput)}"
+                )
+            return
+        if gradOutput is None:  # zeros
+            return
         out_shape = getattr(self.output, "shape", None)
         if out_shape is not None and getattr(gradOutput, "shape", None) != out_shape:
             got = getattr(gradOutput, "shape", type(gradOutput).__name__)
@@ -147,13 +169,19 @@ class Module:
         kids = self.children()
         if not kids:
             return [self]
-        return [leaf for _, child in kids for leaf in child.leaves()]
+        return _unique(leaf for _, child in kids for leaf in child.leaves())
 
-    def named_modules(self, prefix=""):
-        """``(dotted_name, module)`` for this module and every descendant."""
+    def named_modules(self, prefix="", _seen=None):
+        """``(dotted_name, module)`` for this module and every descendant; a
+        module that appears at several places (shared weights) once, under its
+        first name (as PyTorch)."""
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
         for name, child in self.children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else str(name))
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else str(name), seen)
 
     def _own_parameter_pairs(self):
         """This module's ``(param_attr, grad_attr)`` pairs whose parameter is set."""
@@ -408,8 +436,22 @@ class Module:
 
         return summary(self, input_shape, print_fn=print_fn)
 
-    def __call__(self, input):
-        return self.forward(input)
+    def __call__(self, *inputs, name=None):
+        """``m(x)`` is ``m.forward(x)``; ``m(a, b)`` is ``m.forward((a, b))``.
+
+        Called on graph nodes (``nnumpy.Input()`` and the nodes grown from it)
+        it computes nothing and returns a new node instead, named ``name``
+        (see ``nnumpy.Graph``).
+        """
+        args = inputs[0] if len(inputs) == 1 and is_seq(inputs[0]) else inputs
+        node = next((a for a in args if getattr(a, "_is_graph_node", False)), None)
+        if node is not None:  # duck-typed: the core does not import the graph module
+            return node._grow(self, inputs, name)
+        if name is not None:
+            raise TypeError(f"{self!r}: name= is only for building a graph (call the module on nodes)")
+        if not inputs:
+            raise TypeError(f"{self!r}: expected an input, got none")
+        return self.forward(inputs[0] if len(inputs) == 1 else tuple(inputs))
 
     def extra_repr(self):
         """Text inside the parentheses of ``repr`` (override in subclasses)."""
@@ -417,6 +459,22 @@ class Module:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _who(module):
+    """The module's repr for an error message; a container's class name instead of its whole tree."""
+    text = repr(module)
+    return text if "\n" not in text else type(module).__name__
+
+
+def _unique(modules):
+    """``modules`` in order, each module once (by identity)."""
+    seen, out = set(), []
+    for m in modules:
+        if id(m) not in seen:
+            seen.add(id(m))
+            out.append(m)
+    return out
 
 
 def _dialect_override(module, names):

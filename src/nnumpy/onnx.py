@@ -324,8 +324,8 @@ register_converter(Tanh)(_simple("Tanh"))
 register_converter(SoftPlus)(_simple("Softplus"))
 register_converter(LeakyReLU)(_simple("LeakyRelu", alpha=lambda m: float(m.slope)))
 register_converter(ELU)(_simple("Elu", alpha=lambda m: float(m.alpha)))
-register_converter(SoftMax)(_simple("Softmax", axis=lambda m: 1))
-register_converter(LogSoftMax)(_simple("LogSoftmax", axis=lambda m: 1))
+register_converter(SoftMax)(_simple("Softmax", axis=lambda m: m.dim))
+register_converter(LogSoftMax)(_simple("LogSoftmax", axis=lambda m: m.dim))
 register_converter(Flatten)(_simple("Flatten", axis=lambda m: 1))
 
 

@@ -1,0 +1,987 @@
+"""Recurrent layers: RNN, LSTM, GRU and their one-step cells, with explicit
+backpropagation through time.
+
+PyTorch's names, gate order (LSTM ``i, f, g, o``; GRU ``r, z, n``), shapes,
+parameter names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``)
+and initialisation (uniform in ``±1/sqrt(hidden_size)``), so ``state_dict``s
+move both ways and outputs match.
+
+The two kernels below do one layer, all its directions at once, over the whole
+sequence. Arrays are kept in *step order*: ``(D, T, N, ...)`` where direction
+``d = 1`` (reverse) is stored with time flipped, so step ``s`` of both
+directions is one batched matrix product ``(D, N, P) @ (D, P, G*H)``. The
+input projection of every step is one product before the loop, the parameter
+gradients one product after it; only the recurrence loops over time.
+
+Variable lengths: a step ``t >= length`` of a sample leaves its state
+unchanged (forward direction: the state at ``length - 1`` is carried to the
+end; reverse direction: the initial state is carried until ``length - 1``,
+where the reverse pass starts). That is exactly what PyTorch's packed
+sequences compute; those steps' outputs are 0.
+"""
+
+import numpy as np
+
+from .._checks import check_float_array, check_positive_int, check_real
+from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
+from ..module import Module
+from .linear import as_dtype_of
+
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _sigmoid_(a):
+    """Logistic sigmoid in place as ``(1 + tanh(a / 2)) / 2``: no overflow for any ``a``."""
+    xp = get_array_module(a)
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a += 1
+    a *= 0.5
+    return a
+
+
+# ---------------------------------------------------------------- kernels
+def recurrent_forward(mode, x, w_ih, bias, h0, c0, w_hh, b_hh, w_hr, mask):
+    """One layer of ``mode`` ('RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU'), all directions, all steps.
+
+    Args:
+        x: ``(D, T, N, I)`` the layer input in step order (direction 1 time-flipped).
+        w_ih: ``(D, G*H, I)``; bias: ``(D, 1, G*H)`` added to the input projection
+            (``b_ih + b_hh`` for RNN/LSTM, ``b_ih`` for GRU) or None.
+        h0: ``(D, N, P)`` (``P = proj_size or H``); c0: ``(D, N, H)`` for LSTM, else None.
+        w_hh: ``(D, G*H, P)``; b_hh: ``(D, 1, G*H)`` for GRU (inside ``r * (...)``) or None.
+        w_hr: ``(D, P, H)`` (LSTM with projections) or None.
+        mask: ``(D, T, N, 1)`` bool in step order (False: a padded step) or None.
+
+    Returns:
+        ``(hs, cs, cache)``: ``hs (D, T+1, N, P)`` the states (``hs[:, 0] = h0``),
+        ``cs`` likewise for LSTM (else None), ``cache`` what the backward needs.
+    """
+    xp = get_array_module(x)
+    D, T, N, _ = x.shape
+    GH, P = w_hh.shape[1], w_hh.shape[2]
+    H = GH // _GATES[mode]
+    xproj = xp.matmul(x.reshape(D, T * N, -1), w_ih.transpose(0, 2, 1))
+    if bias is not None:
+        xproj += bias
+    xproj = xproj.reshape(D, T, N, GH)
+    w_hh_t = w_hh.transpose(0, 2, 1)
+    hs = xp.empty((D, T + 1, N, P), x.dtype)
+    hs[:, 0] = h0
+    acts = xproj  # activated gates overwrite the projections step by step
+    cache = {"mode": mode, "x": x, "w_ih": w_ih, "w_hh": w_hh, "w_hr": w_hr, "mask": mask, "hs": hs, "acts": acts}
+    cs = None
+    if mode == "LSTM":
+        cs = xp.empty((D, T + 1, N, H), x.dtype)
+        cs[:, 0] = c0
+        cache["cs"] = cs
+        cache["tanh_c"] = tanh_c = xp.empty((D, T, N, H), x.dtype)
+        if w_hr is not None:
+            cache["m"] = m_all = xp.empty((D, T, N, H), x.dtype)
+            w_hr_t = w_hr.transpose(0, 2, 1)
+    elif mode == "GRU":
+        cache["hn"] = hn_all = xp.empty((D, T, N, H), x.dtype)
+    for s in range(T):
+        h = hs[:, s]
+        a = acts[:, s]
+        if mode == "GRU":
+            hw = xp.matmul(h, w_hh_t)
+            if b_hh is not None:
+                hw += b_hh
+            hn_all[:, s] = hw[..., 2 * H :]
+            a[..., : 2 * H] += hw[..., : 2 * H]
+            _sigmoid_(a[..., : 2 * H])
+            r, z, n = a[..., :H], a[..., H : 2 * H], a[..., 2 * H :]
+            n += r * hw[..., 2 * H :]
+            xp.tanh(n, out=n)
+            h_new = n + z * (h - n)
+        else:
+            a += xp.matmul(h, w_hh_t)
+            if mode == "RNN_TANH":
+                h_new = xp.tanh(a, out=a)
+            elif mode == "RNN_RELU":
+                h_new = xp.maximum(a, 0, out=a)
+            else:
+                _sigmoid_(a[..., : 2 * H])
+                xp.tanh(a[..., 2 * H : 3 * H], out=a[..., 2 * H : 3 * H])
+                _sigmoid_(a[..., 3 * H :])
+                i, f, g, o = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+                c_new = f * cs[:, s] + i * g
+                tc = xp.tanh(c_new, out=tanh_c[:, s])
+                h_new = o * tc
+                if w_hr is not None:
+                    m_all[:, s] = h_new
+                    h_new = xp.matmul(h_new, w_hr_t)
+                if mask is not None:
+                    c_new = xp.where(mask[:, s], c_new, cs[:, s])
+                cs[:, s + 1] = c_new
+        hs[:, s + 1] = h_new if mask is None else xp.where(mask[:, s], h_new, h)
+    return hs, cs, cache
+
+
+def recurrent_backward(cache, grad_out, grad_hn, grad_cn, need_input_grad=True, need_param_grads=True):
+    """Backpropagation through time for ``recurrent_forward``'s layer.
+
+    Args:
+        cache: what ``recurrent_forward`` returned.
+        grad_out: ``(D, T, N, P)`` gradient of the per-step outputs ``hs[:, 1:]`` in
+            step order, zero at padded steps (or None: zeros).
+        grad_hn, grad_cn: ``(D, N, P)`` / ``(D, N, H)`` gradients of the final states (or None).
+
+    Returns:
+        ``(grad_x (D, T, N, I) or None, grad_h0, grad_c0, grads)`` with ``grads`` a dict
+        of stacked parameter gradients (``w_ih, w_hh, b_ih, b_hh, w_hr``), or None.
+
+    Per step (pre-activations ``a``, ``dh`` the incoming state gradient):
+        RNN: ``da = dh * (1 - h'^2)`` (tanh) or ``dh * (h' > 0)`` (relu).
+        LSTM: ``do = dh * tanh(c')``, ``dc = dc' + dh * o * (1 - tanh^2(c'))``,
+        ``di = dc * g``, ``df = dc * c``, ``dg = dc * i``, ``dc_prev = dc * f``,
+        each gate through its activation's derivative.
+        GRU: ``dn = dh * (1 - z)``, ``dz = dh * (h - n)``, ``dr = dn_a * (W_hn h + b_hn)``,
+        the ``n`` gate's hidden part scaled by ``r``.
+        Then ``dh_prev = da_hh @ W_hh (+ dh * z for GRU)``; after the loop
+        ``dW_ih = sum_t da_t^T x_t``, ``dW_hh = sum_t da_hh_t^T h_{t-1}``, ``dx = da @ W_ih``.
+    """
+    mode, hs, acts, mask = cache["mode"], cache["hs"], cache["acts"], cache["mask"]
+    w_hh = cache["w_hh"]
+    xp = get_array_module(hs)
+    D, T1, N, P = hs.shape
+    T = T1 - 1
+    GH = w_hh.shape[1]
+    H = GH // _GATES[mode]
+    d_ih = xp.empty_like(acts)  # gradients of the pre-activations, step order
+    d_hh = xp.empty_like(acts) if mode == "GRU" else d_ih
+    dh_carry = xp.zeros((D, N, P), hs.dtype) if grad_hn is None else grad_hn.astype(hs.dtype, copy=True)
+    if mode == "LSTM":
+        cs, tanh_c, w_hr = cache["cs"], cache["tanh_c"], cache["w_hr"]
+        dc_carry = xp.zeros((D, N, H), hs.dtype) if grad_cn is None else grad_cn.astype(hs.dtype, copy=True)
+        if w_hr is not None:
+            dh_proj = xp.empty((D, T, N, P), hs.dtype)
+    elif mode == "GRU":
+        hn_all = cache["hn"]
+    for s in range(T - 1, -1, -1):
+        dh = dh_carry if grad_out is None else dh_carry + grad_out[:, s]
+        keep = None if mask is None else mask[:, s]
+        dh_in = dh if keep is None else dh * keep
+        a, da = acts[:, s], d_ih[:, s]
+        if mode == "RNN_TANH":
+            xp.multiply(dh_in, 1 - a * a, out=da)
+        elif mode == "RNN_RELU":
+            xp.multiply(dh_in, a > 0, out=da)
+        elif mode == "LSTM":
+            i, f, g, o = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+            tc = tanh_c[:, s]
+            if w_hr is not None:
+                dh_proj[:, s] = dh_in
+                dh_in = xp.matmul(dh_in, w_hr)
+            dc = dc_carry if keep is None else dc_carry * keep
+            dc = dc + dh_in * o * (1 - tc * tc)
+            da[..., 3 * H :] = dh_in * tc * o * (1 - o)
+            da[..., :H] = dc * g * i * (1 - i)
+            da[..., H : 2 * H] = dc * cs[:, s] * f * (1 - f)
+            da[..., 2 * H : 3 * H] = dc * i * (1 - g * g)
+            dc_prev = dc * f
+            dc_carry = dc_prev if keep is None else xp.where(keep, dc_prev, dc_carry)
+        else:  # GRU
+            r, z, n = a[..., :H], a[..., H : 2 * H], a[..., 2 * H :]
+            h = hs[:, s]
+            dn = dh_in * (1 - z) * (1 - n * n)
+            da[..., 2 * H :] = dn
+            da[..., H : 2 * H] = dh_in * (h - n) * z * (1 - z)
+            da[..., :H] = dn * hn_all[:, s] * r * (1 - r)
+            dah = d_hh[:, s]
+            dah[..., : 2 * H] = da[..., : 2 * H]
+            xp.multiply(dn, r, out=dah[..., 2 * H :])
+        dh_prev = xp.matmul(d_hh[:, s], w_hh)
+        if mode == "GRU":
+            dh_prev += dh_in * z
+        dh_carry = dh_prev if keep is None else xp.where(keep, dh_prev, dh)
+    grad_c0 = dc_carry if mode == "LSTM" else None
+    grad_x = None
+    x, w_ih = cache["x"], cache["w_ih"]
+    flat_ih = d_ih.reshape(D, T * N, GH)
+    if need_input_grad:
+        grad_x = xp.matmul(flat_ih, w_ih).reshape(D, T, N, -1)
+    grads = None
+    if need_param_grads:
+        flat_hh = d_hh.reshape(D, T * N, GH)
+        grads = {
+            "w_ih": xp.matmul(flat_ih.transpose(0, 2, 1), x.reshape(D, T * N, -1)),
+            "w_hh": xp.matmul(flat_hh.transpose(0, 2, 1), hs[:, :T].reshape(D, T * N, P)),
+            "b_ih": flat_ih.sum(axis=1),
+            "b_hh": flat_hh.sum(axis=1),
+        }
+        if mode == "LSTM" and w_hr is not None:
+            m_all = cache["m"].reshape(D, T * N, H)
+            grads["w_hr"] = xp.matmul(dh_proj.reshape(D, T * N, P).transpose(0, 2, 1), m_all)
+    return grad_x, dh_carry, grad_c0, grads
+
+
+# ---------------------------------------------------------------- input parsing
+def _is_lengths(value):
+    """An integer array or a list of Python ints (the ``lengths`` of a padded batch)."""
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return value.dtype.kind in "iu"
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _split_input(owner, input):
+    """``(x, hx, lengths, form)`` from any accepted input; ``form`` names the
+    parts the input had (``("x",)``, ``("x", "hx")``, ``("x", "lengths")``,
+    ``("x", "hx", "lengths")``), so the gradient gets the same structure."""
+    if not isinstance(input, tuple):
+        return input, None, None, ("x",)
+    if len(input) == 2:
+        x, second = input
+        if second is not None and _is_lengths(second):
+            return x, None, second, ("x", "lengths")
+        return x, second, None, ("x", "hx")
+    if len(input) == 3:
+        return input[0], input[1], input[2], ("x", "hx", "lengths")
+    raise TypeError(
+        f"{owner!r}: expected input x, (x, hx), (x, lengths) or (x, hx, lengths), got a tuple of {len(input)}"
+    )
+
+
+def _shape_text(value):
+    shape = getattr(value, "shape", None)
+    return type(value).__name__ if shape is None else str(tuple(shape))
+
+
+def _check_state(owner, value, shape, what):
+    """A float array of exactly ``shape``."""
+    check_float_array(owner, value, what)
+    if tuple(value.shape) != tuple(shape):
+        raise ValueError(f"{owner!r}: expected {what} of shape {tuple(shape)}, got {tuple(value.shape)}")
+
+
+def _check_lengths(owner, lengths, batch, steps):
+    """``lengths`` as an int64 array of ``batch`` values in ``[1, steps]``."""
+    if not _is_lengths(lengths):
+        raise TypeError(f"{owner!r}: expected lengths as an integer array, got {_shape_text(lengths)}")
+    values = np.asarray(lengths.get() if hasattr(lengths, "get") else lengths)
+    if values.shape != (batch,):
+        raise ValueError(f"{owner!r}: expected lengths of shape ({batch},) (one per sample), got {values.shape}")
+    if values.size and (values.min() < 1 or values.max() > steps):
+        raise ValueError(
+            f"{owner!r}: lengths must be in [1, {steps}] (the sequence has {steps} steps), "
+            f"got min {int(values.min())}, max {int(values.max())}"
+        )
+    return values.astype(np.int64)
+
+
+def _biases(mode, b_ih, b_hh):
+    """``(D, GH)`` biases as the kernel takes them: ``(input_bias, hidden_bias)``,
+    each ``(D, 1, GH)`` or None. RNN and LSTM add both biases to the input
+    projection; GRU keeps ``b_hh`` apart (its ``n`` gate scales it by ``r``)."""
+    if b_ih is None:
+        return None, None
+    if mode == "GRU":
+        return b_ih[:, None], b_hh[:, None]
+    return (b_ih + b_hh)[:, None], None
+
+
+def _parameter_names(num_layers):
+    """``(param, grad)`` pairs of an RNN of ``num_layers`` layers in PyTorch's
+    state_dict order; names a given network lacks (reverse direction, biases,
+    projections) are None on it and skipped by the base class."""
+    pairs = []
+    for layer in range(num_layers):
+        for suffix in ("", "_reverse"):
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"):
+                name = f"{kind}_l{layer}{suffix}"
+                pairs.append((name, "grad_" + name))
+    return tuple(pairs)
+
+
+class _RNNBase(Module):
+    """What RNN, LSTM and GRU share: parameters, input forms, the layer loop, BPTT."""
+
+    mode = None
+    # The base class reads the parameter declaration from the class; a network
+    # deeper than this declares more on its class when built (see __init__).
+    _parameters = _parameter_names(4)
+
+    def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                 proj_size, return_state, dtype, rng):
+        super().__init__()
+        name = type(self).__name__
+        self.input_size = check_positive_int(name, "input_size", input_size)
+        self.hidden_size = check_positive_int(name, "hidden_size", hidden_size)
+        self.num_layers = check_positive_int(name, "num_layers", num_layers)
+        self.proj_size = check_positive_int(name, "proj_size", proj_size, minimum=0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(f"{name}: proj_size must be smaller than hidden_size, got {proj_size} >= {hidden_size}")
+        self.dropout = check_real(name, "dropout", dropout)
+        if not 0.0 <= self.dropout <= 1.0:
+            raise ValueError(f"{name}: dropout must be a probability in [0, 1], got {dropout!r}")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.return_state = bool(return_state)
+        self.rng = resolve_rng(rng)
+        if len(type(self)._parameters) < 10 * self.num_layers:
+            type(self)._parameters = _parameter_names(self.num_layers)
+        gates = _GATES[self.mode] * self.hidden_size
+        out = self.proj_size or self.hidden_size
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        for layer in range(self.num_layers):
+            layer_in = self.input_size if layer == 0 else out * self.num_directions
+            for suffix in self._suffixes:
+                shapes = {"weight_ih": (gates, layer_in), "weight_hh": (gates, out)}
+                if self.bias:
+                    shapes.update(bias_ih=(gates,), bias_hh=(gates,))
+                if self.proj_size:
+                    shapes["weight_hr"] = (self.proj_size, self.hidden_size)
+                for kind, shape in shapes.items():
+                    value = self.rng.uniform(-bound, bound, size=shape).astype(dtype)
+                    setattr(self, f"{kind}_l{layer}{suffix}", value)
+                    setattr(self, f"grad_{kind}_l{layer}{suffix}", np.zeros_like(value))
+        self._cache = None
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _suffixes(self):
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    @property
+    def _out_size(self):
+        return self.proj_size or self.hidden_size
+
+    def _stacked(self, kind, layer, like):
+        """The directions' ``kind`` parameter of ``layer`` as one ``(D, ...)`` array in ``like``'s dtype."""
+        xp = get_array_module(like)
+        arrays = [getattr(self, f"{kind}_l{layer}{s}", None) for s in self._suffixes]
+        if arrays[0] is None:
+            return None
+        return xp.stack([as_dtype_of(a, like) for a in arrays])
+
+    # ------------------------------------------------------------ forward
+    def forward(self, input, hx=None, lengths=None):
+        """Run the network. ``input`` is ``x``, ``(x, hx)``, ``(x, lengths)`` or
+        ``(x, hx, lengths)``; PyTorch's keywords ``forward(x, hx=..., lengths=...)``
+        mean the same as the tuple (and ``backward`` then returns the tuple's gradient)."""
+        if hx is not None or lengths is not None:
+            if isinstance(input, tuple):
+                raise TypeError(f"{self!r}: give hx and lengths inside the input tuple or as keywords, not both")
+            if lengths is None:
+                input = (input, hx)
+            elif hx is None and _is_lengths(lengths):
+                input = (input, lengths)
+            else:
+                input = (input, hx, lengths)
+        return Module.forward(self, input)
+
+    def _validate(self, input):
+        """Everything about the input, checked before any state changes; returns the parsed parts."""
+        x, hx, lengths, form = _split_input(self, input)
+        check_float_array(self, x)
+        layout = "(N, T, {})" if self.batch_first else "(T, N, {})"
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            want = layout.format(self.input_size) + f" or unbatched (T, {self.input_size})"
+            raise ValueError(f"{self!r}: expected input of shape {want}, got {tuple(x.shape)}")
+        unbatched = x.ndim == 2
+        if unbatched:
+            if lengths is not None:
+                raise ValueError(f"{self!r}: lengths need a batched input, got unbatched {tuple(x.shape)}")
+            steps, batch = x.shape[0], 1
+        else:
+            steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
+        if steps < 1:
+            raise ValueError(f"{self!r}: expected at least one time step, got input of shape {tuple(x.shape)}")
+        LD = self.num_layers * self.num_directions
+        h_shape = (LD, self._out_size) if unbatched else (LD, batch, self._out_size)
+        c_shape = (LD, self.hidden_size) if unbatched else (LD, batch, self.hidden_size)
+        h0 = c0 = None
+        if hx is not None:
+            if self.mode == "LSTM":
+                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                    raise TypeError(f"{self!r}: expected hx as a pair (h0, c0), got {_shape_text(hx)}")
+                h0, c0 = hx
+                _check_state(self, h0, h_shape, "h0")
+                _check_state(self, c0, c_shape, "c0")
+                if c0.dtype != x.dtype:
+                    raise TypeError(f"{self!r}: expected c0 of dtype {x.dtype} (the input's), got {c0.dtype}")
+            else:
+                h0 = hx
+                _check_state(self, h0, h_shape, "hx")
+            if h0.dtype != x.dtype:
+                raise TypeError(f"{self!r}: expected initial states of dtype {x.dtype} (the input's), got {h0.dtype}")
+        if lengths is not None:
+            lengths = _check_lengths(self, lengths, batch, steps)
+        return x, h0, c0, lengths, form, unbatched
+
+    def updateOutput(self, input):
+        x, h0, c0, lengths, form, unbatched = self._validate(input)
+        xp = get_array_module(x)
+        if unbatched:
+            x = x[:, None]
+            h0 = None if h0 is None else h0[:, None]
+            c0 = None if c0 is None else c0[:, None]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        T, N = x.shape[:2]
+        D, P, H = self.num_directions, self._out_size, self.hidden_size
+        mask = None
+        if lengths is not None and lengths.min() < T:
+            valid = xp.asarray(np.arange(T)[:, None] < lengths[None, :])[..., None]  # (T, N, 1)
+            mask = valid[None] if D == 1 else xp.stack([valid, valid[::-1]])
+        h_n = xp.empty((self.num_layers * D, N, P), x.dtype)
+        c_n = xp.empty((self.num_layers * D, N, H), x.dtype) if self.mode == "LSTM" else None
+        layers, drop_masks = [], []
+        inp = x
+        for layer in range(self.num_layers):
+            drop = None
+            if layer > 0 and self.training and self.dropout > 0:
+                keep = self.rng.random(inp.shape, dtype=inp.dtype) >= self.dropout
+                drop = keep * inp.dtype.type(1.0 / (1.0 - self.dropout) if self.dropout < 1 else 0.0)
+                inp = inp * drop
+            drop_masks.append(drop)
+            rows = slice(layer * D, (layer + 1) * D)
+            steps = inp[None] if D == 1 else xp.stack([inp, inp[::-1]])
+            bias, b_hh = _biases(self.mode, self._stacked("bias_ih", layer, x), self._stacked("bias_hh", layer, x))
+            hs, cs, cache = recurrent_forward(
+                self.mode,
+                steps,
+                self._stacked("weight_ih", layer, x),
+                bias,
+                xp.zeros((D, N, P), x.dtype) if h0 is None else h0[rows],
+                None if self.mode != "LSTM" else (xp.zeros((D, N, H), x.dtype) if c0 is None else c0[rows]),
+                self._stacked("weight_hh", layer, x),
+                b_hh,
+                self._stacked("weight_hr", layer, x),
+                mask,
+            )
+            layers.append(cache)
+            h_n[rows] = hs[:, T]
+            if cs is not None:
+                c_n[rows] = cs[:, T]
+            out = hs[0, 1:] if D == 1 else xp.concatenate([hs[0, 1:], hs[1, 1:][::-1]], axis=-1)
+            if mask is not None:
+                out = out * mask[0]
+            elif D == 1:
+                out = out.copy()  # not a view of the cache a caller might change in place
+            inp = out
+        self._cache = {
+            "layers": layers,
+            "drop": drop_masks,
+            "mask": mask,
+            "form": form,
+            "unbatched": unbatched,
+            "given_h0": h0 is not None,
+            "shape": (T, N),
+        }
+        output = inp[:, 0] if unbatched else (inp.transpose(1, 0, 2) if self.batch_first else inp)
+        if self.return_state:
+            if unbatched:
+                h_n = h_n[:, 0]
+                c_n = None if c_n is None else c_n[:, 0]
+            output = (output, (h_n, c_n) if self.mode == "LSTM" else h_n)
+        self.output = output
+        return output
+
+    # ------------------------------------------------------------ backward
+    def _parse_grad(self, gradOutput):
+        """``(grad_out, grad_hn, grad_cn)`` in time-major batched layout, each possibly None."""
+        cache = self._cache
+        T, N = cache["shape"]
+        D, P, H, L = self.num_directions, self._out_size, self.hidden_size, self.num_layers
+        unbatched = cache["unbatched"]
+        g_out = gradOutput
+        g_h = g_c = None
+        if self.return_state:
+            if gradOutput is not None:
+                if not isinstance(gradOutput, (tuple, list)) or len(gradOutput) != 2:
+                    raise TypeError(
+                        f"{self!r}: expected gradOutput (grad_output, grad_h_n"
+                        + (", grad_c_n)" if self.mode == "LSTM" else ")")
+                        + f" (the output's structure), got {_shape_text(gradOutput)}"
+                    )
+                g_out, g_state = gradOutput
+                if self.mode == "LSTM":
+                    if g_state is not None:
+                        if not isinstance(g_state, (tuple, list)) or len(g_state) != 2:
+                            raise TypeError(f"{self!r}: expected the gradient of (h_n, c_n) as a pair, got "
+                                            f"{_shape_text(g_state)}")
+                        g_h, g_c = g_state
+                else:
+                    g_h = g_state
+        else:
+            g_out = gradOutput
+        seq_shape = (T, D * P) if unbatched else ((N, T, D * P) if self.batch_first else (T, N, D * P))
+        state_shape = (L * D, P) if unbatched else (L * D, N, P)
+        cell_shape = (L * D, H) if unbatched else (L * D, N, H)
+        for value, shape, what in ((g_out, seq_shape, "gradOutput"), (g_h, state_shape, "the gradient of h_n"),
+                                   (g_c, cell_shape, "the gradient of c_n")):
+            if value is not None:
+                _check_state(self, value, shape, what)
+        if unbatched:
+            g_out = None if g_out is None else g_out[:, None]
+            g_h = None if g_h is None else g_h[:, None]
+            g_c = None if g_c is None else g_c[:, None]
+        elif self.batch_first and g_out is not None:
+            g_out = g_out.transpose(1, 0, 2)
+        return g_out, g_h, g_c
+
+    def _bptt(self, gradOutput, need_input_grad, need_param_grads):
+        """Backpropagation through every layer; returns ``(gradInput, param_grads)``."""
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        cache = self._cache
+        g_out, g_h, g_c = self._parse_grad(gradOutput)
+        xp = get_array_module(cache["layers"][0]["hs"])
+        T, N = cache["shape"]
+        D, P = self.num_directions, self._out_size
+        mask = cache["mask"]
+        grad_h0 = [None] * self.num_layers
+        grad_c0 = [None] * self.num_layers
+        param_grads = {}
+        grad = g_out  # gradient of the current layer's output, (T, N, D*P) time-major or None
+        for layer in range(self.num_layers - 1, -1, -1):
+            rows = slice(layer * D, (layer + 1) * D)
+            steps = None
+            if grad is not None:
+                dtype = cache["layers"][layer]["hs"].dtype
+                if D == 1:
+                    steps = grad[None].astype(dtype, copy=mask is not None)
+                else:
+                    steps = xp.stack([grad[..., :P], grad[::-1, :, P:]]).astype(dtype, copy=False)
+                if mask is not None:
+                    steps *= mask
+            need_x = layer > 0 or need_input_grad
+            gx, gh0, gc0, grads = recurrent_backward(
+                cache["layers"][layer],
+                steps,
+                None if g_h is None else g_h[rows],
+                None if g_c is None else g_c[rows],
+                need_input_grad=need_x,
+                need_param_grads=need_param_grads,
+            )
+            grad_h0[layer], grad_c0[layer] = gh0, gc0
+            if grads is not None:
+                param_grads[layer] = grads
+            if need_x:
+                grad = gx[0] if D == 1 else gx[0] + gx[1][::-1]
+                drop = cache["drop"][layer]
+                if drop is not None:
+                    grad = grad * drop
+        if not need_input_grad:
+            return None, param_grads
+        gx = grad[:, 0] if cache["unbatched"] else (grad.transpose(1, 0, 2) if self.batch_first else grad)
+        parts = {"x": gx, "lengths": None, "hx": None}
+        if cache["given_h0"]:
+            gh = xp.concatenate(grad_h0)
+            gc = xp.concatenate(grad_c0) if self.mode == "LSTM" else None
+            if cache["unbatched"]:
+                gh = gh[:, 0]
+                gc = None if gc is None else gc[:, 0]
+            parts["hx"] = (gh, gc) if self.mode == "LSTM" else gh
+        form = cache["form"]
+        grad_input = parts["x"] if form == ("x",) else tuple(parts[name] for name in form)
+        return grad_input, param_grads
+
+    def updateGradInput(self, input, gradOutput):
+        grad_input, param_grads = self._bptt(gradOutput, True, not self._frozen)
+        self._keep_for_acc(gradOutput, param_grads)
+        self.gradInput = grad_input
+        return grad_input
+
+    def accGradParameters(self, input, gradOutput):
+        param_grads = self._take_kept(gradOutput)
+        if param_grads is None:
+            _, param_grads = self._bptt(gradOutput, False, True)
+        kinds = {"weight_ih": "w_ih", "weight_hh": "w_hh", "bias_ih": "b_ih", "bias_hh": "b_hh", "weight_hr": "w_hr"}
+        for layer, grads in param_grads.items():
+            for d, suffix in enumerate(self._suffixes):
+                for kind, key in kinds.items():
+                    target = getattr(self, f"grad_{kind}_l{layer}{suffix}", None)
+                    if target is not None and getattr(self, f"{kind}_l{layer}{suffix}", None) is not None:
+                        target += grads[key][d].astype(target.dtype, copy=False)
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            text += f", nonlinearity={self.nonlinearity!r}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
+                              ("proj_size", 0), ("return_state", False)):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)}"
+        return text
+
+
+_LAYER_ARGS = """
+    Args:
+        input_size: features of each step's input ``x_t``.
+        hidden_size: features of the hidden state ``h_t``.
+        num_layers: stacked layers; layer ``l > 0`` takes layer ``l - 1``'s output.
+        bias: learn ``bias_ih`` and ``bias_hh`` (default True).
+        batch_first: input and output ``(N, T, F)`` instead of ``(T, N, F)``
+            (states stay ``(num_layers * D, N, H)``, as in PyTorch).
+        dropout: dropout probability on the outputs of every layer but the last,
+            in training mode only (masks drawn from ``rng``).
+        bidirectional: a second, reverse-time pass per layer; outputs are
+            ``[forward, reverse]`` concatenated (``D = 2``).
+        return_state: return PyTorch's ``(output, h_n)`` instead of ``output``.
+        dtype: parameter dtype (float32 by default).
+        rng: seed or ``numpy.random.Generator`` for initialisation and dropout.
+
+    Input:
+        ``x``, ``(x, hx)``, ``(x, lengths)`` or ``(x, hx, lengths)`` (or keywords
+        ``forward(x, hx=None, lengths=None)``): ``x (T, N, input_size)`` (``(N, T, ...)``
+        with ``batch_first``; unbatched ``(T, input_size)`` too), ``hx`` the initial
+        states (zeros when omitted), ``lengths (N,)`` integers in ``[1, T]``: steps
+        ``t >= lengths[n]`` are padding; they change neither the valid outputs nor
+        the final states (as PyTorch's packed sequences) and their outputs are 0.
+
+    Backward:
+        ``gradOutput`` has the output's structure (``None`` parts mean zeros);
+        ``gradInput`` the input's (``None`` for ``lengths``, and for ``hx`` when
+        it was None). Gradients are backpropagated through time over all steps
+        (see ``recurrent_backward`` for the per-step formulas).
+"""
+
+
+class RNN(_RNNBase):
+    """Elman RNN: ``h_t = act(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh)``, act tanh or relu.
+    """ + _LAYER_ARGS + """
+    Shape:
+        ``output (T, N, D * hidden_size)``; ``h_n (num_layers * D, N, hidden_size)``.
+
+    Attributes:
+        weight_ih_l{k}[_reverse]: ``(hidden_size, input_size)`` for ``k = 0``, else
+            ``(hidden_size, D * hidden_size)``; weight_hh_l{k}: ``(hidden_size, hidden_size)``;
+            bias_ih_l{k}, bias_hh_l{k}: ``(hidden_size,)``. All uniform in ``±1/sqrt(hidden_size)``.
+            Gradients ``grad_<name>``.
+
+    Example:
+        >>> import numpy as np
+        >>> rnn = RNN(3, 5, num_layers=2)
+        >>> rnn.forward(np.zeros((7, 4, 3), np.float32)).shape
+        (7, 4, 5)
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, return_state=False, dtype=DEFAULT_DTYPE, rng=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+                         return_state, dtype, rng)
+
+
+class LSTM(_RNNBase):
+    """Long short-term memory, PyTorch's gate order ``i, f, g, o``:
+    ``[i, f, g, o] = x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh`` (then sigmoid,
+    sigmoid, tanh, sigmoid), ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``
+    (``h_t = (o * tanh(c_t)) @ W_hr.T`` with ``proj_size > 0``).
+    """ + _LAYER_ARGS + """        proj_size: size of the projected hidden state (0: none), ``P``.
+        ``hx`` is a pair ``(h0, c0)``; with ``return_state`` the output is ``(output, (h_n, c_n))``.
+
+    Shape:
+        ``output (T, N, D * P)``; ``h_n (num_layers * D, N, P)``;
+        ``c_n (num_layers * D, N, hidden_size)`` with ``P = proj_size or hidden_size``.
+
+    Attributes:
+        weight_ih_l{k}[_reverse]: ``(4 * hidden_size, input_size or D * P)``;
+        weight_hh_l{k}: ``(4 * hidden_size, P)``; bias_ih_l{k}, bias_hh_l{k}:
+        ``(4 * hidden_size,)``; weight_hr_l{k}: ``(proj_size, hidden_size)``.
+        All uniform in ``±1/sqrt(hidden_size)``. Gradients ``grad_<name>``.
+
+    Example:
+        >>> import numpy as np
+        >>> lstm = LSTM(3, 5, batch_first=True, return_state=True)
+        >>> out, (h, c) = lstm.forward(np.zeros((4, 7, 3), np.float32))
+        >>> out.shape, h.shape, c.shape
+        ((4, 7, 5), (1, 4, 5), (1, 4, 5))
+    """
+
+    mode = "LSTM"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, *, return_state=False, dtype=DEFAULT_DTYPE, rng=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, proj_size,
+                         return_state, dtype, rng)
+
+
+class GRU(_RNNBase):
+    """Gated recurrent unit, PyTorch's gate order ``r, z, n``:
+    ``r = σ(x W_ir^T + b_ir + h W_hr^T + b_hr)``, ``z = σ(x W_iz^T + b_iz + h W_hz^T + b_hz)``,
+    ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.
+    """ + _LAYER_ARGS + """
+    Shape:
+        ``output (T, N, D * hidden_size)``; ``h_n (num_layers * D, N, hidden_size)``.
+
+    Attributes:
+        weight_ih_l{k}[_reverse]: ``(3 * hidden_size, input_size or D * hidden_size)``;
+        weight_hh_l{k}: ``(3 * hidden_size, hidden_size)``; bias_ih_l{k}, bias_hh_l{k}:
+        ``(3 * hidden_size,)``. All uniform in ``±1/sqrt(hidden_size)``. Gradients ``grad_<name>``.
+
+    Example:
+        >>> import numpy as np
+        >>> gru = GRU(3, 5, bidirectional=True)
+        >>> gru.forward(np.zeros((7, 4, 3), np.float32)).shape
+        (7, 4, 10)
+    """
+
+    mode = "GRU"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, *, return_state=False, dtype=DEFAULT_DTYPE, rng=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+                         return_state, dtype, rng)
+
+
+# ---------------------------------------------------------------- cells
+class _CellBase(Module):
+    """One step of RNN/LSTM/GRU: the layer kernels with ``T = 1``, one direction."""
+
+    mode = None
+    _parameters = (
+        ("weight_ih", "grad_weight_ih"),
+        ("weight_hh", "grad_weight_hh"),
+        ("bias_ih", "grad_bias_ih"),
+        ("bias_hh", "grad_bias_hh"),
+    )
+
+    def __init__(self, input_size, hidden_size, bias, dtype, rng):
+        super().__init__()
+        name = type(self).__name__
+        self.input_size = check_positive_int(name, "input_size", input_size)
+        self.hidden_size = check_positive_int(name, "hidden_size", hidden_size)
+        self.bias = bool(bias)
+        rng = resolve_rng(rng)
+        gates = _GATES[self.mode] * self.hidden_size
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        shapes = {"weight_ih": (gates, self.input_size), "weight_hh": (gates, self.hidden_size)}
+        if self.bias:
+            shapes.update(bias_ih=(gates,), bias_hh=(gates,))
+        else:
+            self.bias_ih = self.bias_hh = self.grad_bias_ih = self.grad_bias_hh = None
+        for kind, shape in shapes.items():
+            setattr(self, kind, rng.uniform(-bound, bound, size=shape).astype(dtype))
+            setattr(self, "grad_" + kind, np.zeros(shape, dtype))
+        self._cache = None
+
+    def forward(self, input, hx=None):
+        """``input`` is ``x`` or ``(x, hx)`` (or PyTorch's ``forward(x, hx)``)."""
+        if hx is not None:
+            if isinstance(input, tuple):
+                raise TypeError(f"{self!r}: give hx inside the input tuple or as a keyword, not both")
+            input = (input, hx)
+        return Module.forward(self, input)
+
+    def updateOutput(self, input):
+        given = isinstance(input, tuple)
+        if given and len(input) != 2:
+            raise TypeError(f"{self!r}: expected input x or (x, hx), got a tuple of {len(input)}")
+        x, hx = input if given else (input, None)
+        check_float_array(self, x)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{self!r}: expected input of shape (N, {self.input_size}) or ({self.input_size},), "
+                f"got {_shape_text(x)}"
+            )
+        unbatched = x.ndim == 1
+        state_shape = (self.hidden_size,) if unbatched else (x.shape[0], self.hidden_size)
+        h0 = c0 = None
+        if hx is not None:
+            if self.mode == "LSTM":
+                if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                    raise TypeError(f"{self!r}: expected hx as a pair (h, c), got {_shape_text(hx)}")
+                h0, c0 = hx
+                _check_state(self, c0, state_shape, "c")
+            else:
+                h0 = hx
+            _check_state(self, h0, state_shape, "h")
+            for state in (h0, c0):
+                if state is not None and state.dtype != x.dtype:
+                    raise TypeError(f"{self!r}: expected states of dtype {x.dtype} (the input's), got {state.dtype}")
+        xp = get_array_module(x)
+        xb = x[None] if unbatched else x
+        N, H = xb.shape[0], self.hidden_size
+        zeros = xp.zeros((1, N, H), x.dtype)
+        b_ih = None if self.bias_ih is None else as_dtype_of(self.bias_ih, x)[None]
+        b_hh = None if self.bias_hh is None else as_dtype_of(self.bias_hh, x)[None]
+        bias, b_hh = _biases(self.mode, b_ih, b_hh)
+        hs, cs, cache = recurrent_forward(
+            self.mode,
+            xb[None, None],
+            as_dtype_of(self.weight_ih, x)[None],
+            bias,
+            zeros if h0 is None else h0.reshape(1, N, H),
+            None if self.mode != "LSTM" else (zeros if c0 is None else c0.reshape(1, N, H)),
+            as_dtype_of(self.weight_hh, x)[None],
+            b_hh,
+            None,
+            None,
+        )
+        self._cache = {"kernel": cache, "given": given, "given_h0": h0 is not None, "unbatched": unbatched}
+        h = hs[0, 1, 0] if unbatched else hs[0, 1]
+        if self.mode == "LSTM":
+            output = (h, cs[0, 1, 0] if unbatched else cs[0, 1])
+        else:
+            output = h
+        self.output = output
+        return output
+
+    def _bptt(self, gradOutput, need_input_grad, need_param_grads):
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        if self.mode == "LSTM":
+            if not isinstance(gradOutput, (tuple, list)) or len(gradOutput) != 2:
+                raise TypeError(f"{self!r}: expected gradOutput (grad_h, grad_c) (the output's structure), "
+                                f"got {_shape_text(gradOutput)}")
+            g_h, g_c = gradOutput
+        else:
+            g_h, g_c = gradOutput, None
+        shape = self.output[0].shape if self.mode == "LSTM" else self.output.shape
+        for value, what in ((g_h, "the gradient of h"), (g_c, "the gradient of c")):
+            if value is not None:
+                _check_state(self, value, shape, what)
+        N, H = cache["kernel"]["hs"].shape[2], self.hidden_size
+        gx, gh, gc, grads = recurrent_backward(
+            cache["kernel"],
+            None,
+            None if g_h is None else g_h.reshape(1, N, H),
+            None if g_c is None else g_c.reshape(1, N, H),
+            need_input_grad=need_input_grad,
+            need_param_grads=need_param_grads,
+        )
+        if not need_input_grad:
+            return None, grads
+        shape = (-1,) if cache["unbatched"] else (N, -1)
+        gx = gx.reshape(shape)
+        if not cache["given"]:
+            return gx, grads
+        ghx = None
+        if cache["given_h0"]:
+            ghx = gh.reshape(shape)
+            if self.mode == "LSTM":
+                ghx = (ghx, gc.reshape(shape))
+        return (gx, ghx), grads
+
+    def updateGradInput(self, input, gradOutput):
+        grad_input, grads = self._bptt(gradOutput, True, not self._frozen)
+        self._keep_for_acc(gradOutput, grads)
+        self.gradInput = grad_input
+        return grad_input
+
+    def accGradParameters(self, input, gradOutput):
+        grads = self._take_kept(gradOutput)
+        if grads is None:
+            _, grads = self._bptt(gradOutput, False, True)
+        self.grad_weight_ih += grads["w_ih"][0].astype(self.grad_weight_ih.dtype, copy=False)
+        self.grad_weight_hh += grads["w_hh"][0].astype(self.grad_weight_hh.dtype, copy=False)
+        if self.bias_ih is not None:
+            self.grad_bias_ih += grads["b_ih"][0].astype(self.grad_bias_ih.dtype, copy=False)
+            self.grad_bias_hh += grads["b_hh"][0].astype(self.grad_bias_hh.dtype, copy=False)
+
+    def extra_repr(self):
+        text = f"{self.input_size}, {self.hidden_size}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            text += f", nonlinearity={self.nonlinearity!r}"
+        return text if self.bias else text + ", bias=False"
+
+
+class RNNCell(_CellBase):
+    """One Elman step: ``h' = act(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)``.
+
+    Args:
+        input_size, hidden_size, bias, nonlinearity ('tanh' or 'relu'): as PyTorch.
+        dtype: parameter dtype (float32 by default); rng: seed or Generator for initialisation.
+
+    Shape:
+        Input ``x (N, input_size)`` or ``(x, h)`` with ``h (N, hidden_size)`` (zeros
+        when omitted); unbatched ``(input_size,)`` too. Output ``h' (N, hidden_size)``.
+
+    Attributes:
+        weight_ih ``(hidden_size, input_size)``, weight_hh ``(hidden_size, hidden_size)``,
+        bias_ih, bias_hh ``(hidden_size,)``, uniform in ``±1/sqrt(hidden_size)``; gradients ``grad_<name>``.
+
+    Backward: ``da = dh' * act'``, ``dx = da @ W_ih``, ``dh = da @ W_hh``,
+    ``dW_ih += da^T x``, ``dW_hh += da^T h``, ``db_ih = db_hh += sum(da)``.
+
+    Example:
+        >>> import numpy as np
+        >>> RNNCell(3, 5).forward(np.zeros((4, 3), np.float32)).shape
+        (4, 5)
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *, dtype=DEFAULT_DTYPE, rng=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(input_size, hidden_size, bias, dtype, rng)
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step (gates ``i, f, g, o``): ``c' = f * c + i * g``, ``h' = o * tanh(c')``.
+
+    Args:
+        input_size, hidden_size, bias: as PyTorch.
+        dtype: parameter dtype (float32 by default); rng: seed or Generator for initialisation.
+
+    Shape:
+        Input ``x (N, input_size)`` or ``(x, (h, c))`` with ``h, c (N, hidden_size)``
+        (zeros when omitted); unbatched too. Output the pair ``(h', c')``; backward
+        takes ``(grad_h', grad_c')`` (either may be None).
+
+    Attributes:
+        weight_ih ``(4 * hidden_size, input_size)``, weight_hh ``(4 * hidden_size, hidden_size)``,
+        bias_ih, bias_hh ``(4 * hidden_size,)``, uniform in ``±1/sqrt(hidden_size)``.
+
+    Backward: as one step of ``LSTM`` (see ``recurrent_backward``).
+
+    Example:
+        >>> import numpy as np
+        >>> h, c = LSTMCell(3, 5).forward(np.zeros((4, 3), np.float32))
+        >>> h.shape, c.shape
+        ((4, 5), (4, 5))
+    """
+
+    mode = "LSTM"
+
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=DEFAULT_DTYPE, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng)
+
+
+class GRUCell(_CellBase):
+    """One GRU step (gates ``r, z, n``): ``h' = (1 - z) * n + z * h``.
+
+    Args:
+        input_size, hidden_size, bias: as PyTorch.
+        dtype: parameter dtype (float32 by default); rng: seed or Generator for initialisation.
+
+    Shape:
+        Input ``x (N, input_size)`` or ``(x, h)``; output ``h' (N, hidden_size)``.
+
+    Attributes:
+        weight_ih ``(3 * hidden_size, input_size)``, weight_hh ``(3 * hidden_size, hidden_size)``,
+        bias_ih, bias_hh ``(3 * hidden_size,)``, uniform in ``±1/sqrt(hidden_size)``.
+
+    Backward: as one step of ``GRU`` (see ``recurrent_backward``).
+
+    Example:
+        >>> import numpy as np
+        >>> GRUCell(3, 5).forward(np.zeros((4, 3), np.float32)).shape
+        (4, 5)
+    """
+
+    mode = "GRU"
+
+    def __init__(self, input_size, hidden_size, bias=True, *, dtype=DEFAULT_DTYPE, rng=None):
+        super().__init__(input_size, hidden_size, bias, dtype, rng)

@@ -1,0 +1,545 @@
+"""scaled_dot_product_attention and MultiheadAttention: PyTorch parity (float32)
+and finite-difference gradient checks (float64) over randomly drawn
+configurations (seeded), plus masks, numerics, the tuple protocol and errors."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import assert_close
+
+import nnumpy as nn
+from nnumpy.layers.attention import (
+    MultiheadAttention,
+    causal_mask,
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
+)
+
+# torch warns when key_padding_mask and attn_mask differ in kind; we test exactly that
+pytestmark = pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask:UserWarning")
+
+
+# ---------------------------------------------------------------- shared helpers (test_transformer imports them)
+def torch_state_for(ours, torch_module):
+    """``torch_module``'s state_dict under our names: a Linear's ``weight``/``bias`` are ``W``/``b``."""
+    keys = dict(ours.state_dict())
+    state = {}
+    for key, value in torch_module.state_dict().items():
+        if key not in keys:
+            prefix, _, name = key.rpartition(".")
+            key = f"{prefix}.{ {'weight': 'W', 'bias': 'b'}.get(name, name)}".lstrip(".")
+        state[key] = value.detach().numpy()
+    return state
+
+
+def torch_name(key, torch_module):
+    """Our parameter name ``key`` as PyTorch spells it."""
+    names = dict(torch_module.named_parameters())
+    if key in names:
+        return key
+    prefix, _, name = key.rpartition(".")
+    return f"{prefix}.{ {'W': 'weight', 'b': 'bias'}[name]}"
+
+
+def our_grads(module):
+    """Parameter name -> gradient array, in ``named_parameters`` order."""
+    grads = {}
+    for prefix, m in module.named_modules():
+        if not m.children():
+            for p, g in m._own_parameter_pairs():
+                grads[f"{prefix}.{p}" if prefix else p] = getattr(m, g)
+    return grads
+
+
+def numeric_check(run, arrays, analytic, eps=1e-6, atol=1e-7, rtol=1e-5):
+    """Central differences of the scalar ``run()`` w.r.t. each array of ``arrays``
+    (name -> array, perturbed in place) against ``analytic`` (name -> gradient)."""
+    for name, array in arrays.items():
+        numeric = np.zeros_like(array)
+        flat, nflat = array.reshape(-1), numeric.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            up = run()
+            flat[i] = old - eps
+            down = run()
+            flat[i] = old
+            nflat[i] = (up - down) / (2 * eps)
+        err = np.abs(analytic[name] - numeric)
+        assert (err <= atol + rtol * np.abs(numeric)).all(), f"{name}: max error {err.max():.3g}"
+
+
+def t(a, grad=False):
+    return torch.tensor(a, requires_grad=grad)
+
+
+# ---------------------------------------------------------------- the kernel
+def draw_kernel_case(r, dtype):
+    lead = [(), (2,), (2, 3)][r.integers(3)]
+    L, S, E, Ev = (int(n) for n in r.integers(1, 6, size=4))
+    q, k, v = (r.normal(size=(*lead, n, e)).astype(dtype) for n, e in ((L, E), (S, E), (S, Ev)))
+    kind = ["none", "bool", "float", "float-inf"][r.integers(4)]
+    mask = None
+    mask_shape = [(L, S), (*lead, L, S), (1, S)][r.integers(3)]
+    if kind == "bool":
+        mask = r.random(mask_shape) > 0.3
+    elif kind == "float":
+        mask = r.normal(size=mask_shape).astype(dtype)
+    elif kind == "float-inf":
+        mask = np.where(r.random(mask_shape) > 0.3, 0.0, -np.inf).astype(dtype)
+    causal = bool(r.integers(2)) and mask is None  # PyTorch refuses both together
+    scale = None if r.integers(2) else float(r.uniform(0.1, 2))
+    return q, k, v, mask, causal, scale
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sdpa_matches_torch(seed):
+    r = np.random.default_rng(seed)
+    q, k, v, mask, causal, scale = draw_kernel_case(r, np.float32)
+    out, attn, used = scaled_dot_product_attention(q, k, v, mask, is_causal=causal, scale=scale,
+                                                   return_weights=True)
+    tq, tk, tv = t(q, True), t(k, True), t(v, True)
+    ref = F.scaled_dot_product_attention(tq, tk, tv, attn_mask=None if mask is None else t(mask),
+                                         is_causal=causal, scale=scale)
+    assert out.dtype == np.float32
+    assert_close(out, ref, what="sdpa output")
+    g = r.normal(size=out.shape).astype(np.float32)
+    ref.backward(t(g))
+    for name, ours, theirs in zip("qkv", scaled_dot_product_attention_backward(g, q, k, v, attn, used, scale),
+                                  (tq, tk, tv), strict=True):
+        assert_close(ours, theirs.grad, what=f"d{name}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sdpa_gradcheck(seed):
+    r = np.random.default_rng(100 + seed)
+    q, k, v, mask, causal, scale = draw_kernel_case(r, np.float64)
+    p = [0.0, 0.3][seed % 2]
+    g = r.normal(size=(*np.broadcast_shapes(q.shape[:-2], k.shape[:-2]), q.shape[-2], v.shape[-1]))
+    gw = r.normal(size=g.shape[:-1] + (k.shape[-2],)) if seed % 3 == 0 else None
+
+    def forward():
+        return scaled_dot_product_attention(q, k, v, mask, p, causal, scale, rng=7, return_weights=True)
+
+    def run():
+        out, _, used = forward()
+        return float(np.sum(out * g) + (0.0 if gw is None else np.sum(used * gw)))
+
+    out, attn, used = forward()
+    dq, dk, dv = scaled_dot_product_attention_backward(g, q, k, v, attn, used, scale, grad_attn=gw)
+    numeric_check(run, {"q": q, "k": k, "v": v}, {"q": dq, "k": dk, "v": dv})
+
+
+def test_sdpa_broadcast_leading_axes():
+    r = np.random.default_rng(3)
+    q, k, v = r.normal(size=(2, 3, 4, 5)), r.normal(size=(1, 3, 6, 5)), r.normal(size=(3, 6, 2))
+    out, attn, used = scaled_dot_product_attention(q, k, v, return_weights=True)
+    g = r.normal(size=out.shape)
+    dq, dk, dv = scaled_dot_product_attention_backward(g, q, k, v, attn, used)
+    assert (dq.shape, dk.shape, dv.shape) == (q.shape, k.shape, v.shape)
+    numeric_check(lambda: float(np.sum(scaled_dot_product_attention(q, k, v) * g)), {"k": k, "v": v},
+                  {"k": dk, "v": dv})
+
+
+def test_sdpa_fully_masked_rows_are_zero_with_zero_gradient():
+    r = np.random.default_rng(0)
+    q, k, v = (r.normal(size=(2, 3, 4)) for _ in range(3))
+    mask = np.ones((3, 3), bool)
+    mask[1] = False
+    additive = np.where(mask, 0.0, -np.inf)
+    for m in (mask, additive):
+        with np.errstate(all="raise"):
+            out, attn, used = scaled_dot_product_attention(q, k, v, m, return_weights=True)
+            dq, dk, dv = scaled_dot_product_attention_backward(np.ones_like(out), q, k, v, attn, used)
+        assert np.all(out[:, 1] == 0) and np.all(attn[:, 1] == 0) and np.all(dq[:, 1] == 0)
+        assert np.isfinite(dk).all() and np.isfinite(dv).all()
+        ref = F.scaled_dot_product_attention(t(q), t(k), t(v), attn_mask=t(m))
+        assert_close(out, ref, what="fully masked row vs torch")
+
+
+def test_sdpa_huge_logits_are_stable():
+    q = np.array([[[1e4, 0.0], [-1e4, 3e4]]], np.float32)
+    k = np.array([[[1e4, 0.0], [0.0, 1e4]], ], np.float32)
+    v = np.array([[[1.0, 2.0], [3.0, 4.0]]], np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="raise"):
+        out, attn, used = scaled_dot_product_attention(q, k, v, return_weights=True)
+        scaled_dot_product_attention_backward(np.ones_like(out), q, k, v, attn, used)
+    assert_close(out, F.scaled_dot_product_attention(t(q), t(k), t(v)), what="huge logits")
+    assert np.all(attn[(attn != 0)] >= np.finfo(np.float32).tiny)  # no subnormal weights
+
+
+def test_sdpa_dropout_is_seeded_and_scaled():
+    r = np.random.default_rng(1)
+    q, k, v = (r.normal(size=(4, 8, 8)).astype(np.float32) for _ in range(3))
+    a = scaled_dot_product_attention(q, k, v, dropout_p=0.5, rng=3, return_weights=True)
+    b = scaled_dot_product_attention(q, k, v, dropout_p=0.5, rng=3, return_weights=True)
+    assert np.array_equal(a[0], b[0])
+    _, attn, used = a
+    kept = used != 0
+    assert 0.3 < kept.mean() < 0.7
+    assert_close(used[kept], 2 * attn[kept], what="kept weights scaled by 1/(1-p)")
+    assert np.all(scaled_dot_product_attention(q, k, v, dropout_p=1.0) == 0)
+
+
+def test_sdpa_causal_mask_and_errors():
+    assert causal_mask(2, 3).tolist() == [[True, False, False], [True, True, False]]
+    q = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: attn_mask of shape \(4, 3\)"):
+        scaled_dot_product_attention(q, q, q, np.ones((4, 3), bool))
+    with pytest.raises(TypeError, match="attn_mask must be boolean or floating"):
+        scaled_dot_product_attention(q, q, q, np.ones((3, 3), int))
+    with pytest.raises(ValueError, match=r"expected query \(\.\.\., L, E\), key"):
+        scaled_dot_product_attention(q, np.zeros((2, 3, 5), np.float32), q)
+    with pytest.raises(ValueError, match="dropout_p must be in"):
+        scaled_dot_product_attention(q, q, q, dropout_p=1.5)
+    with pytest.raises(TypeError, match="expected key to be a float array"):
+        scaled_dot_product_attention(q, [[1.0]], q)
+
+
+# ---------------------------------------------------------------- MultiheadAttention
+def draw_mha_case(r):
+    """A random configuration PyTorch accepts, with masks that leave every
+    query at least one key (PyTorch's need_weights path gives NaN otherwise)."""
+    H = int(r.integers(1, 5))
+    E = H * int(r.integers(1, 4))
+    cfg = dict(
+        embed_dim=E, num_heads=H, bias=bool(r.integers(4)), add_bias_kv=bool(r.integers(3) == 0),
+        add_zero_attn=bool(r.integers(4) == 0), batch_first=bool(r.integers(2)),
+    )
+    if r.integers(3) == 0:
+        cfg.update(kdim=int(r.integers(1, 6)), vdim=int(r.integers(1, 6)))
+    N, L, S = int(r.integers(1, 4)), int(r.integers(1, 5)), int(r.integers(1, 5))
+    form = ["self", "kv", "qkv"][r.integers(3)] if "kdim" not in cfg else "qkv"
+    if form == "self":
+        S = L
+    unbatched = r.integers(6) == 0
+    kw = {}
+    causal = r.integers(4) == 0
+    if r.integers(2):
+        kind = r.integers(2)
+        pad = r.random((N, S)) < 0.3
+        pad[:, 0] = False
+        kw["key_padding_mask"] = pad if kind == 0 else np.where(pad, -np.inf, r.normal(size=(N, S)))
+    if r.integers(2):
+        kind = r.integers(3)
+        shape = (L, S) if r.integers(2) else (N * H, L, S)
+        block = r.random(shape) < 0.3
+        block[..., 0] = False
+        am = [block, np.where(block, -np.inf, 0.0), r.normal(size=shape)][kind]
+        kw["attn_mask"] = am
+    if causal:
+        kw["is_causal"] = True
+    if r.integers(2):
+        kw["need_weights"] = True
+        kw["average_attn_weights"] = bool(r.integers(2))
+    if unbatched:
+        N = 1
+        kw = {k: (v[0] if k == "key_padding_mask" else v) for k, v in kw.items()}
+        if "attn_mask" in kw and kw["attn_mask"].ndim == 3:
+            kw["attn_mask"] = kw["attn_mask"][:H]
+    return cfg, form, (N, L, S), bool(unbatched), kw
+
+
+def make_inputs(r, cfg, form, sizes, unbatched, dtype):
+    N, L, S = sizes
+    E, kd, vd = cfg["embed_dim"], cfg.get("kdim") or cfg["embed_dim"], cfg.get("vdim") or cfg["embed_dim"]
+
+    def arr(n, e):
+        shape = (n, e) if unbatched else ((N, n, e) if cfg["batch_first"] else (n, N, e))
+        return r.normal(size=shape).astype(dtype)
+
+    q = arr(L, E)
+    if form == "self":
+        return q, (q, q, q)
+    if form == "kv":
+        kv = arr(S, kd)
+        return (q, kv, kv), (q, kv, kv)
+    qkv = (q, arr(S, kd), arr(S, vd))
+    return qkv, qkv
+
+
+def torch_kwargs(kw, L, S, dtype):
+    out = {}
+    for key, value in kw.items():
+        if isinstance(value, np.ndarray):
+            value = torch.tensor(value if value.dtype == bool else value.astype(dtype))
+        out[key] = value
+    out.setdefault("need_weights", False)
+    if kw.get("is_causal"):  # torch takes is_causal as a hint about attn_mask: give it the causal mask
+        causal = torch.tensor(~causal_mask(L, S))
+        am = out.get("attn_mask")
+        if am is None:
+            out["attn_mask"] = causal
+        elif am.dtype == torch.bool:
+            out["attn_mask"] = am | causal
+        else:
+            out["attn_mask"] = am.masked_fill(causal, float("-inf"))
+        out["is_causal"] = False
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_mha_matches_torch(seed):
+    r = np.random.default_rng(seed)
+    cfg, form, (N, L, S), unbatched, kw = draw_mha_case(r)
+    ours = MultiheadAttention(**cfg, rng=seed)
+    theirs = torch.nn.MultiheadAttention(**cfg)
+    ours.load_state_dict(torch_state_for(ours, theirs))
+    call_args, inputs = make_inputs(r, cfg, form, (N, L, S), unbatched, np.float32)
+    args = call_args if isinstance(call_args, tuple) else (call_args,)
+    out = ours(*args, **kw)
+    tin = [torch.tensor(a, requires_grad=True) for a in inputs]
+    if form == "self":
+        tin = [tin[0]] * 3
+    elif form == "kv":
+        tin[2] = tin[1]
+    ref = theirs(*tin, **torch_kwargs(kw, L, S, np.float32))
+    outs = out if kw.get("need_weights") else (out,)
+    refs = ref if kw.get("need_weights") else (ref[0],)
+    for o, rf, what in zip(outs, refs, ("attn_output", "attn_weights"), strict=False):
+        assert o.dtype == np.float32
+        assert_close(o, rf, what=f"{what} {cfg} {form}")
+    grads = tuple(r.normal(size=o.shape).astype(np.float32) for o in outs)
+    if len(grads) == 2 and r.integers(2):
+        grads = (grads[0], None)  # None: zeros
+    ours.zeroGradParameters()
+    gin = ours.backward(call_args, grads if len(grads) == 2 else grads[0])
+    sum(((rf * torch.tensor(g)).sum() for rf, g in zip(refs, grads, strict=True) if g is not None)).backward()
+    if form == "self":
+        assert_close(gin, tin[0].grad, what="grad x")
+    else:
+        assert isinstance(gin, tuple) and len(gin) == 3
+        if form == "kv":
+            assert_close(gin[1] + gin[2], tin[1].grad, what="grad key+value")
+        else:
+            for name, g, ti in zip(("query", "key", "value"), gin, tin, strict=True):
+                assert_close(g, ti.grad, what=f"grad {name}")
+        assert_close(gin[0], tin[0].grad, what="grad query")
+    tgrads = dict(theirs.named_parameters())
+    for name, g in our_grads(ours).items():
+        assert_close(g, tgrads[torch_name(name, theirs)].grad, what=f"grad {name}")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mha_gradcheck(seed):
+    r = np.random.default_rng(500 + seed)
+    cfg, form, sizes, unbatched, kw = draw_mha_case(r)
+    cfg["dropout"] = [0.0, 0.4][seed % 2]
+    m = MultiheadAttention(**cfg, dtype=np.float64, rng=seed)
+    for _, p in m.named_parameters():  # biases start at zero: draw them so their gradients matter
+        p[...] = r.normal(size=p.shape)
+    call_args, _ = make_inputs(r, cfg, form, sizes, unbatched, np.float64)
+    args = call_args if isinstance(call_args, tuple) else (call_args,)
+    kw = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype != bool else v) for k, v in kw.items()}
+
+    def forward():
+        m.rng = np.random.default_rng(11)  # the same dropout mask at every evaluation
+        return m(*args, **kw)
+
+    out = forward()
+    outs = out if kw.get("need_weights") else (out,)
+    gs = [r.normal(size=o.shape) for o in outs]
+
+    def run():
+        o = forward()
+        return float(sum(np.sum(a * g) for a, g in zip(o if kw.get("need_weights") else (o,), gs, strict=True)))
+
+    forward()
+    m.zeroGradParameters()
+    gin = m.backward(call_args, tuple(gs) if len(gs) == 2 else gs[0])
+    analytic = dict(our_grads(m))
+    arrays = dict(m.named_parameters())
+    if form == "self":
+        arrays["x"], analytic["x"] = call_args, gin
+    else:
+        distinct = {id(a): i for i, a in enumerate(call_args)}
+        for i, a in enumerate(call_args):
+            if distinct[id(a)] == i:
+                arrays[f"in{i}"] = a
+                analytic[f"in{i}"] = sum(g for g, b in zip(gin, call_args, strict=True) if b is a)
+    numeric_check(run, arrays, analytic)
+
+
+def test_mha_self_attention_nnumpy_gradcheck_and_sequential():
+    r = np.random.default_rng(0)
+    m = MultiheadAttention(6, 3, add_bias_kv=True, batch_first=True, dtype=np.float64, rng=0)
+    m.in_proj_bias[...] = r.normal(size=m.in_proj_bias.shape)
+    assert nn.gradcheck(m, r.normal(size=(2, 4, 6)), atol=1e-7).ok
+    net = nn.Sequential(MultiheadAttention(6, 2, batch_first=True, rng=1), nn.Tanh())
+    x = r.normal(size=(2, 4, 6)).astype(np.float32)
+    assert net.forward(x).shape == (2, 4, 6)
+    assert net.backward(x, np.ones((2, 4, 6), np.float32)).shape == x.shape
+
+
+def test_mha_parameter_free_backward_matches_full_backward():
+    """Sequential(skip_input_grad) runs accGradParameters without updateGradInput."""
+    r = np.random.default_rng(2)
+    x = r.normal(size=(3, 2, 8)).astype(np.float32)
+    g = r.normal(size=(3, 2, 8)).astype(np.float32)
+    a = MultiheadAttention(8, 2, add_bias_kv=True, rng=0)
+    b = copy.deepcopy(a)
+    for m, need in ((a, True), (b, False)):
+        m.forward(x, key_padding_mask=np.array([[False, True, False], [False, False, False]]))
+        m.zeroGradParameters()
+        m._backward(x, g, need_input_grad=need)
+    assert b.gradInput is None
+    for ga, gb in zip(a.getGradParameters(), b.getGradParameters(), strict=True):
+        assert np.array_equal(ga, gb)
+
+
+def test_mha_same_array_as_query_key_value():
+    r = np.random.default_rng(4)
+    m = MultiheadAttention(4, 2, rng=0)
+    x = r.normal(size=(3, 2, 4)).astype(np.float32)
+    g = r.normal(size=(3, 2, 4)).astype(np.float32)
+    y_self = m.forward(x).copy()
+    g_self = m.backward(x, g)
+    y_tuple = m.forward((x, x, x))
+    dq, dk, dv = m.backward((x, x, x), g)
+    assert_close(y_tuple, y_self, what="(x, x, x) vs x")
+    assert_close(dq + dk + dv, g_self, what="summed tuple gradient")
+
+
+def test_mha_masks_in_the_input_tuple():
+    r = np.random.default_rng(5)
+    m = MultiheadAttention(4, 2, batch_first=True, rng=0)
+    q, k = r.normal(size=(2, 3, 4)).astype(np.float32), r.normal(size=(2, 5, 4)).astype(np.float32)
+    pad = np.array([[False] * 4 + [True], [False] * 5])
+    am = r.normal(size=(3, 5)).astype(np.float32)
+    y_kw = m(q, k, k, key_padding_mask=pad, attn_mask=am).copy()
+    y_tuple = m.forward((q, k, k, pad, am))
+    assert_close(y_tuple, y_kw, what="masks in the tuple")
+    grads = m.backward((q, k, k, pad, am), np.ones_like(y_tuple))
+    assert len(grads) == 5 and grads[3] is None and grads[4] is None
+    y_one = m.forward((q, k, k, None, am))
+    assert_close(y_one, m(q, k, k, attn_mask=am), what="None in the tuple")
+    with pytest.raises(ValueError, match="both in the input tuple and as a keyword"):
+        m.forward((q, k, k, pad), key_padding_mask=pad)
+
+
+def test_mha_fully_masked_query_gives_bias_and_zero_gradient():
+    r = np.random.default_rng(6)
+    m = MultiheadAttention(4, 2, rng=0)
+    m.out_proj.b[...] = r.normal(size=4)
+    x = r.normal(size=(3, 2, 4)).astype(np.float32)
+    am = np.zeros((3, 3), bool)
+    am[1] = True  # query 1 may attend nothing
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y, w = m(x, attn_mask=am, need_weights=True)
+        m.zeroGradParameters()
+        gx = m.backward(x, (np.ones_like(y), np.ones_like(w)))
+    assert_close(y[1], np.broadcast_to(m.out_proj.b, (2, 4)), what="fully masked row = out_proj bias")
+    assert np.all(w[:, 1] == 0)
+    assert np.isfinite(gx).all() and all(np.isfinite(g).all() for g in m.getGradParameters())
+
+
+def test_mha_dropout_train_and_eval():
+    r = np.random.default_rng(7)
+    m = MultiheadAttention(8, 2, dropout=0.5, rng=0)
+    x = r.normal(size=(5, 2, 8)).astype(np.float32)
+    a, b = m.forward(x).copy(), m.forward(x).copy()
+    assert not np.allclose(a, b)
+    m.eval()
+    a, b = m.forward(x).copy(), m.forward(x).copy()
+    assert np.array_equal(a, b)
+    theirs = torch.nn.MultiheadAttention(8, 2, dropout=0.5).eval()
+    m.load_state_dict(torch_state_for(m, theirs))
+    assert_close(m.forward(x), theirs(*[torch.tensor(x)] * 3)[0], what="eval mode ignores dropout")
+
+
+def test_mha_state_dict_names_dtype_and_repr():
+    m = MultiheadAttention(8, 2, add_bias_kv=True, kdim=3, vdim=5)
+    theirs = torch.nn.MultiheadAttention(8, 2, add_bias_kv=True, kdim=3, vdim=5)
+    assert [torch_name(k, theirs) for k in m.state_dict()] == list(theirs.state_dict())
+    assert m.num_parameters == sum(p.numel() for p in theirs.parameters())
+    assert all(p.dtype == np.float32 for p in m.parameters())
+    state = {k: v.copy() + 1 for k, v in m.state_dict().items()}
+    other = MultiheadAttention(8, 2, add_bias_kv=True, kdim=3, vdim=5)
+    other.load_state_dict(state)
+    for k, v in other.state_dict().items():
+        assert np.array_equal(v, state[k])
+    m.to(np.float64)
+    assert all(p.dtype == np.float64 for p in m.parameters())
+    assert repr(m) == "MultiheadAttention(embed_dim=8, num_heads=2, kdim=3, vdim=5, add_bias_kv=True)"
+    assert [n for n, _ in m.named_modules()] == ["", "out_proj"]
+    m.freeze()
+    assert m.parameter_pairs() == [] and m.out_proj.frozen
+
+
+def test_mha_zero_grad_and_accumulation():
+    r = np.random.default_rng(8)
+    m = MultiheadAttention(4, 1, rng=0)
+    x = r.normal(size=(2, 1, 4)).astype(np.float32)
+    m.forward(x)
+    m.zeroGradParameters()
+    m.backward(x, np.ones((2, 1, 4), np.float32))
+    once = [g.copy() for g in m.getGradParameters()]
+    m.backward(x, np.ones((2, 1, 4), np.float32))
+    for g, g1 in zip(m.getGradParameters(), once, strict=True):
+        assert_close(g, 2 * g1, what="gradients accumulate")
+    m.zeroGradParameters()
+    assert all(np.all(g == 0) for g in m.getGradParameters())
+
+
+@pytest.mark.parametrize(
+    "build, call, message",
+    [
+        (dict(embed_dim=6, num_heads=4), None, r"MultiheadAttention: embed_dim \(6\) must be divisible by num_heads"),
+        (dict(embed_dim=0, num_heads=1), None, "embed_dim must be an integer >= 1"),
+        (dict(embed_dim=4, num_heads=2, dropout=2.0), None, "dropout must be a probability"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 2, 5), np.float32)),
+         r"expected query with 4 features \(last axis\), got \(3, 2, 5\)"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 4), np.float32)[None, None]),
+         "expected query, key, value of 3 dims"),
+        (dict(embed_dim=4, num_heads=2, kdim=3, vdim=3), lambda m: m(np.zeros((3, 2, 4), np.float32)),
+         "self-attention needs kdim == vdim == embed_dim"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 2, 4), np.float32), np.zeros((5, 2, 4), np.float32),
+                                                    np.zeros((4, 2, 4), np.float32)), "must agree but for features"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 2, 4), np.float32), np.zeros((5, 3, 4), np.float32),
+                                                    np.zeros((5, 3, 4), np.float32)), "differ in batch size"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 2, 4), np.float32),
+                                                    key_padding_mask=np.zeros((3, 2), bool)),
+         r"expected key_padding_mask of shape \(2, 3\) \(N, S\), got \(3, 2\)"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 2, 4), np.float32), attn_mask=np.zeros((2, 3, 3))),
+         r"expected attn_mask of shape \(3, 3\) \(L, S\) or \(4, 3, 3\) \(N \* num_heads, L, S\)"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 2, 4), np.float32), attn_mask=np.zeros((3, 3), int)),
+         "attn_mask must be a boolean or float array"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m(np.zeros((3, 2, 4), np.int64)),
+         "expected query of a floating dtype"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m.forward((np.zeros((3, 2, 4), np.float32),) * 2),
+         r"expected input x or \(query, key, value"),
+        (dict(embed_dim=4, num_heads=2), lambda m: m.forward(np.zeros((3, 2, 4), np.float32), np.zeros((3, 2, 4))),
+         "give both key and value"),
+    ],
+)
+def test_mha_errors_before_any_state_change(build, call, message):
+    if call is None:
+        with pytest.raises((ValueError, TypeError), match=message):
+            MultiheadAttention(**build)
+        return
+    m = MultiheadAttention(**build)
+    x = np.ones((3, 2, 4), np.float32)
+    before = m.forward((x, np.ones((3, 2, m.kdim), np.float32), np.ones((3, 2, m.vdim), np.float32))).copy()
+    ctx = m._ctx
+    with pytest.raises((ValueError, TypeError), match=message) as info:
+        call(m)
+    assert str(info.value).startswith("MultiheadAttention(")
+    assert m._ctx is ctx and np.array_equal(m.output, before)
+
+
+def test_mha_backward_errors():
+    m = MultiheadAttention(4, 2)
+    x = np.ones((3, 2, 4), np.float32)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        m.backward(x, x)
+    m.forward(x)
+    with pytest.raises(ValueError, match=r"expected gradOutput of shape \(3, 2, 4\)"):
+        m.backward(x, np.ones((3, 2, 5), np.float32))
+    y, w = m(x, need_weights=True)
+    with pytest.raises(ValueError, match=r"expected gradOutput \(grad_attn_output \(3, 2, 4\), grad_attn_weights"):
+        m.backward(x, y)
+    with pytest.raises(ValueError, match="grad_attn_weights"):
+        m.backward(x, (y, np.ones((2, 3), np.float32)))

@@ -1,0 +1,290 @@
+"""LayerNorm, GroupNorm, InstanceNorm1d/2d and GELU: gradcheck in float64, parity with PyTorch in float32
+over random configurations, dtype kept, state_dict round trip, error cases,
+and the erf kernel GELU rests on against ``math.erf``."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_close
+from layers_extra_common import check_accumulates, check_parity, copy_parameters, state_round_trip, t
+
+import nnumpy
+from nnumpy import GELU, LayerNorm
+from nnumpy.layers.activation import erfc
+from nnumpy.layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------ LayerNorm
+LN_CONFIGS = [
+    (4, (3, 4)),
+    ((5,), (2, 3, 5)),
+    ((3, 4), (2, 3, 4)),
+    ((2, 3, 4), (2, 3, 4)),
+    ((2, 3), (2, 3)),  # no batch axis, as PyTorch allows
+    (7, (0, 7)),  # an empty batch
+]
+
+
+@pytest.mark.parametrize("affine,bias", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("shape,input_shape", LN_CONFIGS[:4])
+def test_layernorm_gradcheck(shape, input_shape, affine, bias):
+    m = LayerNorm(shape, elementwise_affine=affine, bias=bias)
+    rng = np.random.default_rng(1)
+    for p, _ in m._own_parameter_pairs():
+        getattr(m, p)[...] = rng.normal(size=getattr(m, p).shape)
+    nnumpy.gradcheck(m, rng.normal(size=input_shape) * 3 + 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layernorm_parity_random_configs(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 4))
+    normalized = tuple(int(d) for d in rng.integers(1, 6, size=k))
+    lead = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+    affine, bias = bool(rng.integers(2)), bool(rng.integers(2))
+    eps = float(rng.choice([1e-5, 1e-3, 0.1]))
+    ours = LayerNorm(normalized if k > 1 or seed % 2 else normalized[0], eps=eps, elementwise_affine=affine, bias=bias)
+    theirs = torch.nn.LayerNorm(normalized, eps=eps, elementwise_affine=affine, bias=bias)
+    for p, _ in ours._own_parameter_pairs():
+        value = rng.normal(size=normalized).astype(np.float32)
+        getattr(ours, p)[...] = value
+        getattr(theirs, p).data = t(value)
+    x = rng.normal(size=lead + normalized) * 5 + 2
+    check_parity(ours, theirs, x)
+
+
+def test_layernorm_float64_parity_and_empty_batch():
+    ours, theirs = LayerNorm(7), torch.nn.LayerNorm(7).double()
+    check_parity(ours.to(np.float64), theirs, np.random.default_rng(0).normal(size=(3, 7)), dtype=np.float64)
+    y = LayerNorm(7).forward(np.zeros((0, 7), np.float32))
+    assert y.shape == (0, 7)
+
+
+def test_layernorm_constant_rows_and_huge_offset_are_finite():
+    m = LayerNorm(6)
+    x = np.full((2, 6), 3.0, np.float32)
+    x[1] = 1e4 + np.arange(6, dtype=np.float32)
+    with np.errstate(all="raise"):
+        y = m.forward(x)
+        gi = m.backward(x, np.ones_like(y))
+    np.testing.assert_array_equal(y[0], 0)
+    # the two-pass variance keeps the offset row's normalisation exact-ish in float32
+    ref = torch.nn.functional.layer_norm(t(x[1:]), (6,))
+    assert_close(y[1:], ref, np.float32, "offset row")
+    assert np.isfinite(gi).all()
+
+
+def test_layernorm_gradients_accumulate_and_state_dict():
+    m = LayerNorm((2, 3))
+    x = np.random.default_rng(0).normal(size=(4, 2, 3)).astype(np.float32)
+    g = np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
+    m.zeroGradParameters()
+    m.forward(x)
+    m.backward(x, g)
+    once = m.gradWeight.copy(), m.gradBias.copy()
+    m.backward(x, g)
+    assert_close(m.gradWeight, 2 * once[0], np.float32, "gradWeight accumulates")
+    assert_close(m.gradBias, 2 * once[1], np.float32, "gradBias accumulates")
+    assert sorted(m.state_dict()) == ["bias", "weight"]
+    assert m.weight.dtype == np.float32 and m.weight.shape == (2, 3)
+    state_round_trip(lambda: LayerNorm((2, 3)), x)
+    assert LayerNorm(4, elementwise_affine=False).state_dict() == {}
+    assert list(LayerNorm(4, bias=False).state_dict()) == ["weight"]
+
+
+def test_layernorm_repr_matches_torch_words():
+    assert repr(LayerNorm(8)) == "LayerNorm((8,), eps=1e-05, elementwise_affine=True)"
+    assert repr(LayerNorm(8, bias=False)).endswith("bias=False)")
+
+
+def test_layernorm_errors():
+    m = LayerNorm((3, 4))
+    with pytest.raises(ValueError, match=r"LayerNorm\(\(3, 4\).*expected input of shape \(\*, 3, 4\), got \(2, 4, 3\)"):
+        m.forward(np.zeros((2, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="got \\(4,\\)"):
+        m.forward(np.zeros((4,), np.float32))
+    with pytest.raises(TypeError, match="floating dtype"):
+        m.forward(np.zeros((2, 3, 4), np.int64))
+    assert m.output is None  # nothing changed by the refused calls
+    with pytest.raises(ValueError, match="normalized_shape must be an integer >= 1"):
+        LayerNorm(0)
+    with pytest.raises(ValueError, match="must not be empty"):
+        LayerNorm(())
+    with pytest.raises(TypeError, match="normalized_shape"):
+        LayerNorm(2.5)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        LayerNorm(3, eps=0)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        LayerNorm(3).backward(np.zeros((1, 3), np.float32), np.zeros((1, 3), np.float32))
+
+
+# ------------------------------------------------------------------ erf and GELU
+def test_erfc_against_math():
+    u = np.linspace(-9, 9, 20001)
+    ref = np.array([math.erfc(v) for v in u])
+    got = erfc(u)
+    # relative error: exp(-u^2) carries u^2 * eps, the polynomial a few ulp
+    assert np.max(np.abs(got - ref) / ref) < 2e-14
+    assert np.max(np.abs((1 - got) - np.array([math.erf(v) for v in u]))) < 5e-16
+    got32 = erfc(u.astype(np.float32))
+    assert got32.dtype == np.float32
+    ref32 = np.array([math.erfc(float(v)) for v in u.astype(np.float32)])
+    keep = ref32 > 1e-30
+    assert np.max(np.abs(got32[keep] - ref32[keep]) / ref32[keep]) < 1e-5
+    assert np.max(np.abs(got32 - ref32)) < 2e-7
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_gradcheck(approximate):
+    x = np.random.default_rng(0).normal(size=(4, 6)) * 3
+    nnumpy.gradcheck(GELU(approximate), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_parity(approximate, dtype):
+    rng = np.random.default_rng(5)
+    for shape in [(7,), (3, 5), (2, 3, 4, 5)]:
+        x = rng.normal(size=shape) * rng.choice([0.1, 1.0, 6.0])
+        check_parity(GELU(approximate), torch.nn.GELU(approximate), x, dtype=dtype)
+    # beyond +-40 torch's tanh form overflows (x^3: NaN gradients); ours: test_gelu_extreme_inputs...
+    wide = np.concatenate([np.linspace(-40, 40, 4001), [-1e-30, 0.0, 1e-30]])
+    check_parity(GELU(approximate), torch.nn.GELU(approximate), wide, dtype=dtype)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_extreme_inputs_raise_no_floating_point_error(approximate):
+    x = np.array([-3e38, -1e30, -60, -1e-30, -1e-44, 0, 1e-40, 60, 3e38], np.float32)
+    with np.errstate(all="raise"):
+        m = GELU(approximate)
+        y = m.forward(x)
+        gi = m.backward(x, np.ones_like(x))
+    np.testing.assert_array_equal(y[[0, 1, 2]], 0)
+    assert y[-1] == np.float32(3e38) and y[-2] == 60  # x * Phi(x) = x (torch's exact GELU gives inf at 3e38)
+    np.testing.assert_array_equal(gi[[0, 1, 2, -2, -1]], [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(gi[3:7], 0.5)
+
+
+def test_gelu_errors_and_repr():
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got 'erf'"):
+        GELU("erf")
+    with pytest.raises(TypeError, match="GELU"):
+        GELU().forward(np.arange(3))
+    assert repr(GELU("tanh")) == "GELU(approximate='tanh')"
+
+
+# ------------------------------------------------------------------ GroupNorm
+GROUPS = [(2, 4, (3, 4)), (1, 3, (2, 3, 5)), (3, 6, (2, 6, 3, 2)), (6, 6, (2, 6, 4))]
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("groups, channels, shape", GROUPS)
+def test_groupnorm_gradcheck(groups, channels, shape, affine):
+    m = GroupNorm(groups, channels, affine=affine)
+    rng = np.random.default_rng(2)
+    for p, _ in m._own_parameter_pairs():
+        getattr(m, p)[...] = rng.normal(size=channels)
+    nnumpy.gradcheck(m, rng.normal(size=shape) * 2 - 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_groupnorm_parity_random_configs(seed):
+    rng = np.random.default_rng(100 + seed)
+    groups = int(rng.integers(1, 4))
+    channels = groups * int(rng.integers(1, 4))
+    spatial = tuple(int(d) for d in rng.integers(2, 5, size=int(rng.integers(0, 3))))
+    channels = channels * 2 if channels == groups and not spatial else channels  # torch: > 1 value per group
+    affine = bool(rng.integers(2))
+    eps = float(rng.choice([1e-5, 1e-2]))
+    ours = GroupNorm(groups, channels, eps=eps, affine=affine)
+    theirs = torch.nn.GroupNorm(groups, channels, eps=eps, affine=affine)
+    copy_parameters(ours, theirs, rng)
+    check_parity(ours, theirs, rng.normal(size=(int(rng.integers(1, 4)), channels) + spatial) * 3 + 1)
+    check_accumulates(ours, rng.normal(size=(2, channels) + spatial).astype(np.float32))
+
+
+def test_groupnorm_state_dict_repr_and_errors():
+    x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype(np.float32)
+    state_round_trip(lambda: GroupNorm(3, 6), x)
+    assert sorted(GroupNorm(3, 6).state_dict()) == ["bias", "weight"]
+    assert GroupNorm(3, 6, affine=False).state_dict() == {}
+    assert repr(GroupNorm(3, 6)) == "GroupNorm(3, 6, eps=1e-05, affine=True)"
+    assert GroupNorm(3, 6).forward(np.zeros((0, 6, 2), np.float32)).shape == (0, 6, 2)
+    m = GroupNorm(3, 6)
+    with pytest.raises(ValueError, match=r"GroupNorm\(3, 6.*expected input of shape \(N, 6, \*\), got \(2, 4, 3\)"):
+        m.forward(np.zeros((2, 4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 6, \*\), got \(6,\)"):
+        m.forward(np.zeros(6, np.float32))
+    assert m.output is None
+    with pytest.raises(ValueError, match=r"GroupNorm\(2, 2.*expected more than 1 value per group, got .*\(1, 2\)"):
+        GroupNorm(2, 2).forward(np.zeros((1, 2), np.float32))  # as torch: each group is a single value
+    with pytest.raises(ValueError, match=r"num_channels \(5\) must be divisible by num_groups \(2\)"):
+        GroupNorm(2, 5)
+    with pytest.raises(ValueError, match="num_groups must be an integer >= 1"):
+        GroupNorm(0, 4)
+
+
+# ------------------------------------------------------------------ InstanceNorm
+INSTANCE = [
+    (InstanceNorm1d, torch.nn.InstanceNorm1d, (3, 4, 5)),
+    (InstanceNorm2d, torch.nn.InstanceNorm2d, (2, 4, 3, 5)),
+]
+INSTANCE_IDS = ["1d", "2d"]
+
+
+@pytest.mark.parametrize("ours, theirs, shape", INSTANCE, ids=INSTANCE_IDS)
+@pytest.mark.parametrize("affine, track", [(False, False), (True, False), (True, True), (False, True)])
+def test_instancenorm_gradcheck_train_and_eval(ours, theirs, shape, affine, track):
+    rng = np.random.default_rng(4)
+    m = ours(shape[1], affine=affine, track_running_stats=track)
+    for v in m.state_dict().values():
+        v[...] = np.abs(rng.normal(size=v.shape)) + 0.5
+    x = rng.normal(size=shape) * 2 + 1
+    nnumpy.gradcheck(m, x)
+    nnumpy.gradcheck(m.evaluate(), x)
+
+
+@pytest.mark.parametrize("ours, theirs, shape", INSTANCE, ids=INSTANCE_IDS)
+@pytest.mark.parametrize("seed", range(4))
+def test_instancenorm_parity_train_eval_and_running_stats(ours, theirs, shape, seed):
+    rng = np.random.default_rng(200 + seed)
+    affine, track = bool(rng.integers(2)), bool(rng.integers(2))
+    momentum, eps = float(rng.choice([0.1, 0.5, 1.0])), float(rng.choice([1e-5, 1e-3]))
+    a = ours(shape[1], eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    b = theirs(shape[1], eps=eps, momentum=momentum, affine=affine, track_running_stats=track)
+    copy_parameters(a, b, rng)
+    for step in range(2):  # training: instance statistics; the running ones follow torch's
+        check_parity(a, b, rng.normal(size=shape) * 3 + 2, seed=step)
+        if track:
+            assert_close(a.running_mean, b.running_mean, np.float32, "running_mean")
+            assert_close(a.running_var, b.running_var, np.float32, "running_var")
+    a.evaluate(), b.eval()
+    check_parity(a, b, rng.normal(size=shape) * 3 + 2)
+    unbatched = rng.normal(size=shape[1:])  # (C, *) as PyTorch allows
+    check_parity(a, b, unbatched)
+
+
+def test_instancenorm_errors_state_and_repr():
+    m = InstanceNorm2d(3, affine=True, track_running_stats=True)
+    assert sorted(m.state_dict()) == ["bias", "running_mean", "running_var", "weight"]
+    assert InstanceNorm1d(3).state_dict() == {}
+    words = "InstanceNorm1d(3, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False)"
+    assert repr(InstanceNorm1d(3)) == words
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32)
+    state_round_trip(lambda: InstanceNorm2d(3, affine=True, track_running_stats=True), x)
+    before = m.running_mean.copy()
+    message = r"InstanceNorm2d\(3.*expected input of shape \(N, 3, H, W\) or \(3, H, W\), got \(2, 4, 4, 4\)"
+    with pytest.raises(ValueError, match=message):
+        m.forward(np.zeros((2, 4, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, L\) or \(3, L\), got \(2, 3, 4, 4\)"):
+        InstanceNorm1d(3).forward(x)
+    with pytest.raises(ValueError, match="expected more than 1 spatial element when training"):
+        m.forward(np.zeros((2, 3, 1, 1), np.float32))
+    np.testing.assert_array_equal(m.running_mean, before)
+    m.evaluate().forward(np.zeros((2, 3, 1, 1), np.float32))  # running statistics: any size
+    with pytest.raises(ValueError, match="momentum must be in"):
+        InstanceNorm1d(3, momentum=1.5)
