@@ -6,9 +6,7 @@ layers, the criteria, the functional optimizers ``sgd_momentum`` /
 ``adam_optimizer`` and the optimizer classes.
 """
 
-from . import _openblas  # noqa: F401  # isort: skip  (must run before numpy is loaded)
 from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
-from ._openblas import OPENBLAS_THREAD_TIMEOUT  # noqa: F401
 from .backend import get_array_module, manual_seed
 from .containers import (
     CAddTable,
@@ -28,6 +26,7 @@ from .criteria import __all__ as _criteria_all
 from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, load_mnist, load_sample, one_hot
 from .gradcheck import GradcheckError, gradcheck
 from .graph import Graph, Input, Node
+from .kernels import tune_process  # noqa: F401  (an explicit call: importing nnumpy tunes nothing)
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR

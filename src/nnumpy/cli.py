@@ -407,11 +407,7 @@ def cmd_info(args):
     from .parallel import get_num_threads
 
     print(f"cpu cores     {os.cpu_count()}")
-    from . import _openblas
-
     timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "unset")
-    if not _openblas._user_set and timeout == str(_openblas.LONG_SPIN):
-        timeout += f" ({_openblas.SHORT_SPIN} once nnumpy's kernels use their threads)"
     print(f"{'threads':<14}nnumpy kernels={get_num_threads()} OPENBLAS_THREAD_TIMEOUT={timeout}")
     try:
         from threadpoolctl import threadpool_info
