@@ -247,3 +247,66 @@ def test_calls_from_several_user_threads_at_once():
         results = list(users.map(lambda _: nn.MaxPool2d(2).forward(x), range(8)))
     for r in results:
         np.testing.assert_array_equal(r, ref)
+
+
+BLAS_WORKERS = r"""
+import os, threading, time
+import numpy as np
+import nnumpy as nn
+
+
+def blas_worker_ticks():
+    '''CPU time (clock ticks) of the threads Python does not know: the BLAS library's workers.'''
+    python = {t.native_id for t in threading.enumerate()}
+    ticks = 0
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) not in python:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
+nn.set_num_threads(2)
+model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                      nn.Linear(8 * 16 * 16, 256), nn.ReLU(), nn.Linear(256, 10))
+x = np.random.default_rng(0).standard_normal((64, 3, 32, 32)).astype(np.float32)
+
+
+def steps(count):
+    for _ in range(count):
+        y = model.forward(x)
+        model.backward(x, np.ones_like(y))
+
+
+def workers_busy(count):
+    steps(1)
+    time.sleep(0.5)  # BLAS's workers, if any product woke them, stop spinning
+    before = blas_worker_ticks()
+    steps(count)
+    return blas_worker_ticks() - before
+
+
+with nn.kernels.tuning(min_bytes_per_thread=1 << 14):  # the CNN's kernels split over 2 threads
+    ours = workers_busy(30)
+    with nn.kernels.tuning(split_window_calls=0):  # the products on BLAS's threads: its workers spin
+        control = workers_busy(30)
+print(ours, control)
+"""
+
+
+def test_a_cnn_step_never_wakes_the_blas_worker_threads():
+    """While nnumpy's kernels split, no product runs on the BLAS library's own
+    threads, so they get no CPU time at all (without that, they spin ~0.1 s
+    after each product on the cores nnumpy's threads need)."""
+    import subprocess
+    import sys
+
+    if not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs Linux's /proc and two cores")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "NNUMPY_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", BLAS_WORKERS], capture_output=True, text=True, env=env,
+                            check=True, timeout=300)  # fmt: skip
+    ours, control = (int(v) for v in result.stdout.split())
+    assert control > 0  # the measurement sees a spinning BLAS thread
+    assert ours == 0

@@ -123,6 +123,9 @@ if DEPENDENCIES is None:
     run_threaded_kernels()
     report["blas"].append(blas())
     report["after_kernels"] = snapshot()
+    if NUMPY_FIRST:
+        a @ a
+        report["openblas_threads_kept"] = report["openblas_threads_kept"] and before_tasks <= native_threads()
 print(json.dumps(report))
 """
 

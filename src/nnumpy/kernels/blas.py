@@ -38,8 +38,9 @@ def one_thread():
     out restores the count it found.
     """
     with _lock:
+        controller = _controller()  # a forked child starts afresh
         if _scope["depth"] == 0:
-            _scope["limiter"] = _controller().limit(limits=1)
+            _scope["limiter"] = controller.limit(limits=1)
         _scope["depth"] += 1
     try:
         yield
