@@ -310,3 +310,52 @@ def test_a_cnn_step_never_wakes_the_blas_worker_threads():
     ours, control = (int(v) for v in result.stdout.split())
     assert control > 0  # the measurement sees a spinning BLAS thread
     assert ours == 0
+
+
+TUNE_PROCESS = r"""
+import ctypes, os, threading
+import numpy, nnumpy
+from threadpoolctl import threadpool_info
+
+lib = ctypes.CDLL(next(i["filepath"] for i in threadpool_info() if i["internal_api"] == "openblas"))
+a = numpy.ones((300, 300), numpy.float32)
+a @ a
+if OTHER_THREAD:  # it could be inside a product: no restart
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    try:
+        nnumpy.tune_process(blas_spin=18)
+    except RuntimeError as error:
+        print("refused", "OPENBLAS_THREAD_TIMEOUT" in os.environ, lib.openblas_thread_timeout())
+    done.set()
+else:
+    done = nnumpy.tune_process(threads=1, blas_spin=18)
+    blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    print(done, lib.openblas_thread_timeout(), blas, float((a @ a)[0, 0]))
+"""
+
+
+@pytest.mark.parametrize("other_thread", [False, True], ids=["alone", "beside-another-thread"])
+def test_tune_process_sets_the_spin_and_restarts_openblas_when_alone(other_thread):
+    import subprocess
+    import sys
+
+    if not any(i["internal_api"] == "openblas" for i in threadpool_info()):
+        pytest.skip("numpy is not built on OpenBLAS here")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "NNUMPY_NUM_THREADS")}
+    code = f"OTHER_THREAD = {other_thread}\n" + TUNE_PROCESS
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         timeout=120).stdout.strip()  # fmt: skip
+    if other_thread:
+        assert out == "refused False 0"  # nothing changed
+    else:
+        assert out == "{'threads': 1, 'blas_spin': '18', 'restarted': True} 18 [1] 300.0"  # and products work
+
+
+@pytest.mark.parametrize("bad", [{"blas_spin": 3}, {"blas_spin": 31}, {"blas_spin": "18"}, {"threads": 0}])
+def test_tune_process_rejects_bad_values_before_changing_anything(bad):
+    before = dict(os.environ), nn.get_num_threads()
+    with pytest.raises(ValueError, match="tune_process"):
+        nn.tune_process(**bad)
+    assert (dict(os.environ), nn.get_num_threads()) == before

@@ -117,7 +117,7 @@ def tune_process(threads=None, blas_spin=None):
     from .parallel import check_thread_count, get_num_threads, set_num_threads
 
     if threads is not None:
-        check_thread_count("tune_process", threads)
+        check_thread_count("tune_process", threads, "threads")
     restarted = False
     if blas_spin is not None:
         if isinstance(blas_spin, bool) or not isinstance(blas_spin, int) or not 4 <= blas_spin <= 30:
