@@ -194,3 +194,21 @@ def test_matmul_matches_reference(seed, sizes):
     kernels.parallel_for(lambda lo, hi: None, 8, np.zeros(8 << 17))  # splits: the products go to nnumpy's threads
     same(kernels.matmul(a, b), matmul_reference(a, b))
     same(kernels.matmul(np.asfortranarray(a), b), matmul_reference(a, b))
+
+
+# ------------------------------------------------------------------ the knob
+def test_tuning_checks_every_setting_before_changing_any():
+    before = kernels.get_tuning()
+    with pytest.raises(TypeError, match="unknown setting 'chunk'; the settings are"):
+        kernels.set_tuning(chunk_bytes=5, chunk=3)
+    with pytest.raises(ValueError, match="chunk_bytes must be >= 1, got 0"):
+        kernels.set_tuning(min_bytes_per_thread=5, chunk_bytes=0)
+    with pytest.raises(TypeError, match="min_bytes_per_thread must be an int, got float"):
+        kernels.set_tuning(min_bytes_per_thread=1.5)
+    with pytest.raises(TypeError, match="threads must be an int"):
+        kernels.set_tuning(threads=True)
+    assert kernels.get_tuning() == before
+    with kernels.tuning(chunk_bytes=np.int64(7), split_window_calls=0) as settings:
+        assert settings["chunk_bytes"] == 7 and settings["split_window_calls"] == 0
+        assert kernels.set_tuning(chunk_bytes=9) == {"chunk_bytes": 7}
+    assert kernels.get_tuning() == before
