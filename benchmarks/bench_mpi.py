@@ -88,6 +88,7 @@ def worker(args):
 
     import nnumpy as nn
     import nnumpy.distributed as dist
+    from nnumpy.distributed import collectives
 
     dist.init()
     threadpool_limits(1)
@@ -103,8 +104,8 @@ def worker(args):
     opt = dist.DistributedOptimizer(nn.Adam(model, lr=1e-3))
 
     # time every Allreduce: the gradient buckets and the BatchNorm statistics
-    grad_timer = _Timed(dist.allreduce_gradients)
-    dist.allreduce_gradients = grad_timer  # DistributedOptimizer looks it up at each step
+    grad_timer = _Timed(collectives.allreduce_gradients)
+    collectives.allreduce_gradients = grad_timer  # DistributedOptimizer (in collectives) looks it up at each step
     bn_timer = None
     for _, m in model.named_modules():
         if getattr(m, "stats_sync", None) is not None:

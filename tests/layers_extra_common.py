@@ -13,12 +13,12 @@ def t(a, grad=False):
 
 
 def ours_grads(m):
-    return {p: getattr(m, g) for p, g in m._own_parameter_pairs()}
+    return {p: getattr(m, g) for p, g in m.own_parameter_pairs()}
 
 
 def copy_parameters(ours, theirs, rng):
     """Random values for every parameter of ``ours``, copied into ``theirs`` (same names)."""
-    for p, _ in ours._own_parameter_pairs():
+    for p, _ in ours.own_parameter_pairs():
         value = getattr(ours, p)
         value[...] = rng.normal(size=value.shape)
         getattr(theirs, p).data = t(value.copy())

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from nnumpy.serialization import load_checkpoint, restore_optimizer
+from nnumpy.io import load_checkpoint, restore_optimizer
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
@@ -21,7 +21,7 @@ WRITER = textwrap.dedent(
     import io, sys, time
     import numpy as np
     import nnumpy
-    from nnumpy import serialization
+    from nnumpy.io import atomic
 
     path, mode, pause_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     model = nnumpy.Sequential(nnumpy.Linear(384, 384), nnumpy.ReLU(), nnumpy.Linear(384, 10))
@@ -54,7 +54,7 @@ WRITER = textwrap.dedent(
             if mode == "half":
                 np.savez = half_then_pause
             elif mode == "before-rename":
-                serialization._before_replace = before_replace
+                atomic.before_replace = before_replace
         nnumpy.save_checkpoint(path, model, optimizer, epoch=version, rng_state={"version": version})
         print("SAVED", version, flush=True)
         if mode != "loop" and version >= pause_at:

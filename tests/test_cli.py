@@ -10,7 +10,9 @@ import pytest
 from helpers import HISTORY_KEYS, short_sample_run
 
 import nnumpy
-from nnumpy import cli, data
+from nnumpy import cli
+from nnumpy.cli import app, common
+from nnumpy.data import datasets
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -120,13 +122,13 @@ def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
 
 def test_no_arguments_mean_train_cnn_with_the_default_recipe(monkeypatch, capsys):
     seen = []
-    monkeypatch.setattr(cli, "cmd_train", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(app, "cmd_train", lambda args: seen.append(args) or 0)
     assert cli.main([]) == 0
     assert seen[0].command == "train" and seen[0].model == "cnn" and seen[0].dataset is None
     assert seen[0].recipe == "default" and seen[0].epochs is None
     # without the full set the default falls back to the sample, and says so
-    monkeypatch.setattr(data, "find_dataset", lambda name, root=None: None)
-    (_, _), source = cli._load_data(None)
+    monkeypatch.setattr(datasets, "find_dataset", lambda name, root=None: None)
+    (_, _), source = common.load_data(None)
     assert source.is_sample
     assert "using the bundled sample" in capsys.readouterr().out
 

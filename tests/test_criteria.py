@@ -370,42 +370,26 @@ def test_parity_with_torch_float32(case):
     assert np.asarray(loss).dtype == np.float32
 
 
-class Scalarised(Criterion):
-    """``sum(G * crit(x))`` for reduction='none' and pairs joined into one
-    array, so that ``nnumpy.gradcheck`` (scalar losses of one array) checks them."""
-
-    def __init__(self, crit, g, pair_size=None):
-        super().__init__()
-        self.crit, self.g, self.pair_size = crit, g, pair_size
-
-    def _split(self, x):
-        return x if self.pair_size is None else (x[: self.pair_size], x[self.pair_size :])
-
-    def updateOutput(self, input, target):
-        out = self.crit.forward(self._split(input), target)
-        return out if self.g is None else np.sum(out * self.g)
-
-    def updateGradInput(self, input, target):
-        grad = self.crit.backward(self._split(input), target, self.g)
-        return grad if self.pair_size is None else np.concatenate(grad)
-
-
 # gradcheck every configuration except the (many) classification ones, of which a third suffice
 GRADCHECK = [c for i, c in enumerate(CASES) if not c.name.startswith(("CrossEntropy", "ClassNLL")) or i % 3 == 0]
 
 
 @pytest.mark.parametrize("case", GRADCHECK, ids=repr)
 def test_gradcheck_float64(case):
+    """nnumpy.gradcheck takes criteria as they are: pairs, and loss arrays
+    (reduction='none', checked on sum(loss * G) with backward(x, t, G))."""
     x, t = case.data(np.float64)
-    crit = case.ours()
-    g = _upstream(crit.forward(x, t), case.reduction)
-    if isinstance(x, tuple):
-        wrapped, x = Scalarised(crit, g, len(x[0])), np.concatenate(x)
-    elif g is not None:
-        wrapped = Scalarised(crit, g)
-    else:
-        wrapped = crit  # nnumpy.gradcheck checks scalar criteria directly
-    assert nnumpy.gradcheck(wrapped, x, t, atol=1e-6, rtol=1e-4).ok
+    assert nnumpy.gradcheck(case.ours(), x, t, atol=1e-6, rtol=1e-4).ok
+
+
+def test_gradcheck_catches_a_wrong_gradient_of_a_loss_array():
+    class Wrong(L1Criterion):
+        def updateGradInput(self, input, target, gradOutput=None):
+            return super().updateGradInput(input, target, None if gradOutput is None else np.ones_like(gradOutput))
+
+    x, t = _same((3, 4))(np.float64)
+    assert nnumpy.gradcheck(L1Criterion(reduction="none"), x, t).ok
+    assert not nnumpy.gradcheck(Wrong(reduction="none"), x, t, raise_exception=False).ok
 
 
 def test_every_class_is_covered():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from nnumpy import data
-from nnumpy.data import DataLoader, DatasetError, read_idx
+from nnumpy.data import DataLoader, DatasetError, datasets, read_idx
 
 
 # ------------------------------------------------------------------ helpers
@@ -45,7 +45,7 @@ def make_dataset(directory, n_train=30, n_test=10, gz=True, seed=0):
     (x, y), (xt, yt) = fake_split(n_train, seed), fake_split(n_test, seed + 1)
     payloads = {}
     for key, array in {"train_images": x, "train_labels": y, "test_images": xt, "test_labels": yt}.items():
-        stem = data.FILES[key]
+        stem = datasets.FILES[key]
         payloads[stem] = idx_bytes(array)
         write(directory / (stem + (".gz" if gz else "")), payloads[stem], gz)
     return payloads
@@ -57,7 +57,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("NNUMPY_DATA", raising=False)
     monkeypatch.delenv("NNUMPY_DATA_URL", raising=False)
-    monkeypatch.setitem(data.SYSTEM_LOCATIONS, "fashion-mnist", [("dataset-fashion-mnist", str(tmp_path / "system"))])
+    system = [("dataset-fashion-mnist", str(tmp_path / "system"))]
+    monkeypatch.setitem(datasets.SYSTEM_LOCATIONS, "fashion-mnist", system)
     return tmp_path
 
 
@@ -201,8 +202,8 @@ def serve(tmp_path, monkeypatch, corrupt=None, truncated=None):
     """Publish a synthetic dataset with matching checksums; optionally damage one file."""
     payloads = make_dataset(tmp_path / "published", n_train=40)
     table = {stem: ("sha256", "payload", hashlib.sha256(p).hexdigest()) for stem, p in payloads.items()}
-    monkeypatch.setitem(data.CHECKSUMS, "fashion-mnist", table)
-    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT", 5)
+    monkeypatch.setitem(datasets.CHECKSUMS, "fashion-mnist", table)
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT", 5)
     for stem, payload in payloads.items():
         body, mode = gzip.compress(payload), "good"
         if stem == corrupt:  # valid gzip of different bytes: only the checksum can tell
@@ -219,7 +220,7 @@ def test_download_into_cache(isolated, server, monkeypatch):
     (x, y), (xt, yt) = data.load_fashion_mnist(base_url=url)
     assert x.shape == (40, 28, 28) and yt.shape == (10,)
     cache = isolated / "cache" / "nnumpy" / "fashion-mnist"
-    assert sorted(p.name for p in cache.iterdir()) == sorted(s + ".gz" for s in data.FILES.values())
+    assert sorted(p.name for p in cache.iterdir()) == sorted(s + ".gz" for s in datasets.FILES.values())
     assert len(_Handler.requests) == 4
     data.load_fashion_mnist(base_url=url)  # now found in the cache: no new request
     assert len(_Handler.requests) == 4
@@ -256,7 +257,7 @@ def test_download_checksum_of_gz_bytes(isolated, server, monkeypatch):
     payloads = serve(isolated, monkeypatch)
     table = {stem: ("md5", "gz", hashlib.md5(_Handler.files[f"/files/{stem}.gz"][0]).hexdigest()) for stem in payloads}
     table["t10k-labels-idx1-ubyte"] = ("md5", "gz", "0" * 32)
-    monkeypatch.setitem(data.CHECKSUMS, "mnist", table)
+    monkeypatch.setitem(datasets.CHECKSUMS, "mnist", table)
     with pytest.raises(DatasetError, match="md5 of the downloaded .gz"):
         data.load_mnist(base_url=url)
 

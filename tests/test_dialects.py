@@ -23,10 +23,7 @@ from nnumpy import (
     Module,
     Momentum,
     MSECriterion,
-    NAdam,
-    Nadam,
     ReLU,
-    RMSProp,
     RMSprop,
     Sequential,
     SoftMax,
@@ -176,13 +173,15 @@ def test_container_honours_a_users_train_and_eval():
             lambda: Adam(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-7),
             lambda m: Adam(m, lr=0.01, betas=(0.8, 0.99), eps=1e-7),
         ),
-        (lambda: RMSProp(lr=0.01, eps=1e-6, beta=0.9), lambda m: RMSprop(m, lr=0.01, eps=1e-6, alpha=0.9)),
-        (lambda: Nadam(lr=0.01, beta1=0.85), lambda m: NAdam(m, lr=0.01, betas=(0.85, 0.999))),
         (lambda: Momentum(lr=0.1, momentum=0.9), lambda m: SGD(m, lr=0.1, momentum=0.9)),
         (lambda: SGD(lr=0.1), lambda m: SGD(m, lr=0.1)),
     ],
 )
 def test_callable_optimizers_equal_model_bound_ones(seed_style, canonical):
+    """Seed 003's optimizers (built without a model) follow the seed's rules;
+    where those equal PyTorch's (SGD, Momentum at a constant lr, Adam) the
+    numbers agree to rounding. RMSProp and Nadam differ: tests/test_optim_groups.py
+    checks every seed 003 optimizer against the seed's own code."""
     x, y = _data(1)
     a = Sequential(Linear(3, 5, dtype=np.float64, rng=3), ReLU(), Linear(5, 2, dtype=np.float64, rng=4))
     b = copy.deepcopy(a)
@@ -197,19 +196,19 @@ def test_callable_optimizers_equal_model_bound_ones(seed_style, canonical):
         opt_a(a.parameters(), a.grad_parameters())
         opt_b.step()
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
-        np.testing.assert_array_equal(pa, pb)
+        np.testing.assert_allclose(pa, pb, rtol=1e-10, atol=1e-12)
 
 
 def test_reset_t_restarts_bias_correction():
     w = np.ones(3)
-    opt = Adam(lr=0.1)
+    opt = Adam(lr=0.1)  # seed 003's Adam: t counts the calls from 1
     opt([w], [np.full(3, 0.5)])
-    assert opt.state[0]["step"] == 1
+    assert opt.t == 2
     opt.reset_t()
-    assert opt.state[0]["step"] == 0
-    before = opt.state[0]["exp_avg"].copy()
+    assert opt.t == 1
+    before = opt.state[0]["m"].copy()
     opt([w], [np.full(3, 0.5)])
-    assert opt.state[0]["step"] == 1 and not np.array_equal(before, opt.state[0]["exp_avg"])
+    assert opt.t == 2 and not np.array_equal(before, opt.state[0]["m"])
 
 
 def test_mse_and_crossentropy_aliases_give_the_same_numbers():

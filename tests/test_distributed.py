@@ -120,9 +120,6 @@ def test_one_process_training_equals_the_plain_loop():
 
 
 def test_fit_distributed_in_one_process_equals_plain_fit():
-    from nnumpy.data import DataLoader
-    from nnumpy.training import fit
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(150, 6)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
@@ -132,7 +129,7 @@ def test_fit_distributed_in_one_process_equals_plain_fit():
             nn.Linear(6, 8, rng=0), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.2, rng=2), nn.Linear(8, 2, rng=1)
         )
         flip = lambda xb, g: np.where(g.random((len(xb), 1)) < 0.5, -xb, xb)  # noqa: E731
-        h = fit(
+        h = (dist.fit if distributed else nn.fit)(
             m,
             None,
             "adam",
@@ -143,17 +140,37 @@ def test_fit_distributed_in_one_process_equals_plain_fit():
             clip_grad_norm=1.0,
             verbose=False,
             val_data=(X[:40], y[:40]),
-            distributed=distributed,
         )
         return m, h
 
     m0, h0 = run((X, y), False)
-    for data in ((X, y), DataLoader(X, y, batch_size=32, shuffle=True, rng=0)):
+    for data in ((X, y), nn.DataLoader(X, y, batch_size=32, shuffle=True, rng=0)):
         m1, h1 = run(data, True)
         assert h1.step_loss == h0.step_loss and h1.val_loss == h0.val_loss
         assert all(np.array_equal(a, b) for a, b in zip(m1.parameters(), m0.parameters(), strict=True))
-    with pytest.raises(TypeError, match=r"data must be \(X, y\) arrays"):
-        fit(m1, None, "adam", iter([(X, y)]), distributed=True, verbose=False)
+    with pytest.raises(TypeError, match=r"nnumpy.distributed.fit: data must be \(X, y\) arrays"):
+        dist.fit(m1, None, "adam", iter([(X, y)]), verbose=False)
+
+
+def test_fit_distributed_true_says_where_it_went():
+    net = nn.Sequential(nn.Linear(2, 2))
+    X, y = np.zeros((4, 2), np.float32), np.zeros(4, np.int64)
+    for options in (True, {"sync_batchnorm": False}):
+        with pytest.raises(TypeError, match=r"replaced by nnumpy\.distributed\.fit"):
+            nn.fit(net, None, "adam", (X, y), distributed=options, verbose=False)
+
+
+def test_importing_nnumpy_distributed_installs_nothing():
+    code = (
+        "import signal, sys; hook, handler = sys.excepthook, signal.getsignal(signal.SIGINT)\n"
+        "import nnumpy.distributed as dist\n"
+        "assert sys.excepthook is hook and signal.getsignal(signal.SIGINT) is handler\n"
+        "dist.init()  # one plain process: nothing to abort, so no hook either\n"
+        "assert sys.excepthook is hook\n"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_rng_states_round_trip():
@@ -221,7 +238,7 @@ def test_a_failing_rank_ends_the_job(mode):
     assert "rank 1 fails on purpose" in proc.stderr
 
 
-# ------------------------------------------------------------------ fit(distributed=True) on two ranks
+# ------------------------------------------------------------------ dist.fit on two ranks
 def _fit(out, *extra):
     proc = mpirun([SCRIPTS / "fit_cnn.py", out, *extra], timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -231,11 +248,9 @@ def _fit(out, *extra):
 @pytest.mark.mpi
 @requires_mpi
 def test_two_rank_cnn_fit_writes_a_loadable_checkpoint_and_resumes_exactly(tmp_path):
-    from nnumpy.serialization import load_checkpoint
-
     whole = _fit(tmp_path / "whole", "--epochs", "2")
     assert all(np.array_equal(whole[0][k], whole[1][k]) for k in whole[0])  # ranks agree
-    ckpt = load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
+    ckpt = nn.load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
     assert ckpt.epoch == 2 and len(ckpt.extra["distributed"]["rng_states"]) == 2
     for i, a in enumerate(ckpt.model.state_dict().values()):
         assert np.array_equal(a, whole[0][f"p{i}"])
@@ -246,7 +261,7 @@ def test_two_rank_cnn_fit_writes_a_loadable_checkpoint_and_resumes_exactly(tmp_p
     # (Dropout masks come from each rank's own generator, restored from rank 0's checkpoint) and
     # the same epoch metrics (the partial sums of all ranks are in the checkpoint once)
     _fit(tmp_path / "first", "--epochs", "2", "--stop-after", "6")
-    ckpt = load_checkpoint(tmp_path / "first" / "checkpoint.npz")
+    ckpt = nn.load_checkpoint(tmp_path / "first" / "checkpoint.npz")
     assert (ckpt.epoch, ckpt.step) == (1, 7)
     resumed = _fit(tmp_path / "resumed", "--epochs", "2", "--resume", tmp_path / "first" / "checkpoint.npz")
     for key in whole[0]:
@@ -271,6 +286,17 @@ def test_nnumpy_train_distributed_on_two_ranks(tmp_path):
     proc = mpirun([*args, "--batch-size", "63", "--out", tmp_path / "bad"], timeout=60)
     assert proc.returncode != 0 and time.monotonic() - start < 10
     assert "global batch size 63 is not divisible by the number of ranks 2" in proc.stderr
+
+
+@pytest.mark.mpi
+@requires_mpi
+def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """The divergence check uses the loss reduced over the ranks: rank 1 alone sees the NaN sample."""
+    proc = mpirun([SCRIPTS / "diverge.py", tmp_path], timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["step"] for r in results] == [3, 3] and all(r["loss"] == "nan" and r["finite"] for r in results)
+    assert "epoch 1, step 3" in results[0]["message"]
 
 
 @requires_mpi

@@ -44,7 +44,6 @@ RUN_ELSEWHERE = {ROOT / "docs" / "seed-dialects.md": "tests/test_dialects.py"}
 # page -> who writes it (until it is merged; remove the entry once it exists on main)
 PENDING = {
     "docs/performance.md": "H13K, branch h13k",
-    "docs/dev/ARCHITECTURE.md": "H12, branch h12",
 }
 QUICK_START = ('pip install ".[plot]" && nnumpy train', 'pip install -e ".[test]" && python -m pytest')
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nnumpy.metrics import accuracy, classification_report, confusion_matrix, labels_of, precision_recall_f1
+from nnumpy.training.metrics import accuracy, classification_report, confusion_matrix, labels_of, precision_recall_f1
 
 
 def test_accuracy_takes_labels_scores_or_one_hot():

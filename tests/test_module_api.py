@@ -315,7 +315,7 @@ def test_call_and_init_args():
     crit = ClassNLLCriterion()
     y = LogSoftMax()(x)
     assert crit(y, np.array([0, 1])) == crit.forward(y, np.array([0, 1]))
-    assert Linear(4, 3, bias=False)._init_args == ((4, 3), {"bias": False})
+    assert Linear(4, 3, bias=False).init_args == ((4, 3), {"bias": False})
 
 
 def test_backward_gives_each_child_the_input_it_saw():

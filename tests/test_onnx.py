@@ -364,20 +364,19 @@ def test_nnumpy_imports_without_onnx():
 
 
 def test_export_file_uses_saved_input_shape(tmp_path):
-    serialization = pytest.importorskip("nnumpy.serialization")
     nn.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3), nn.LogSoftMax())
     randomize_stats(model, np.random.default_rng(3))
     x = np.random.default_rng(3).normal(size=(7, 6)).astype(np.float32)
     expected = model.evaluate().forward(x)
     model.train()
-    serialization.save_model(model, tmp_path / "m.npz", input_shape=(6,))
-    serialization.save_checkpoint(tmp_path / "c.npz", model, nn.Adam(model, lr=1e-3), epoch=2, input_shape=(6,))
+    nn.save_model(model, tmp_path / "m.npz", input_shape=(6,))
+    nn.save_checkpoint(tmp_path / "c.npz", model, nn.Adam(model, lr=1e-3), epoch=2, input_shape=(6,))
     for name in ("m.npz", "c.npz"):
         proto = nxo.export_file(tmp_path / name, tmp_path / "out.onnx", opset=21)
         onnx.checker.check_model(str(tmp_path / "out.onnx"), full_check=True)
         assert proto.opset_import[0].version == 21
         assert rel_err(run_onnx(proto, x), expected) <= 1e-5
-    serialization.save_model(model, tmp_path / "noshape.npz")
+    nn.save_model(model, tmp_path / "noshape.npz")
     with pytest.raises(ValueError, match="records no input_shape"):
         nxo.export_file(tmp_path / "noshape.npz", tmp_path / "out.onnx")

@@ -6,9 +6,9 @@ import numpy as np
 
 import nnumpy
 from nnumpy import BatchNorm1d, Dropout, Linear, LogSoftMax, ModelCheckpoint, ReLU, Sequential, cli, fit
-from nnumpy.augment import Augment
+from nnumpy.data import Augment
+from nnumpy.io import restore_optimizer
 from nnumpy.lr_scheduler import OneCycleLR
-from nnumpy.serialization import restore_optimizer
 from nnumpy.training import Callback
 
 

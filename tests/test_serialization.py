@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 
 import nnumpy
-from nnumpy import Module, Sequential, layers, serialization
-from nnumpy.serialization import (
+from nnumpy import Module, Sequential, layers
+from nnumpy.io import (
     ModelFileError,
     build_module,
     load_checkpoint,
     load_model,
+    model_file,
     module_config,
     read_metadata,
     register_module,
+    registry,
     restore_optimizer,
     save_checkpoint,
     save_model,
@@ -74,11 +76,52 @@ LAYERS = [
     ("CELU", _optional("CELU", 0.5), (4, 5)),
     ("Softsign", _optional("Softsign"), (4, 5)),
     ("Tanhshrink", _optional("Tanhshrink"), (4, 5)),
+    ("GroupNorm", _optional("GroupNorm", 2, 4, eps=1e-3), (3, 4, 5)),
+    ("InstanceNorm1d", _optional("InstanceNorm1d", 3, affine=True, track_running_stats=True), (2, 3, 5)),
+    ("InstanceNorm2d", _optional("InstanceNorm2d", 3, momentum=0.3), (2, 3, 4, 4)),
+    ("Upsample", _optional("Upsample", scale_factor=(2, 1.5), mode="bilinear", align_corners=False), (2, 3, 4, 4)),
+    ("Upsample-linear-size", _optional("Upsample", size=7, mode="linear"), (2, 3, 4)),
+    ("UpsamplingNearest2d", _optional("UpsamplingNearest2d", size=(5, 6)), (2, 3, 4, 4)),
+    ("UpsamplingBilinear2d", _optional("UpsamplingBilinear2d", scale_factor=2), (2, 3, 4, 4)),
+    ("AdaptiveAvgPool2d", _optional("AdaptiveAvgPool2d", (3, None)), (2, 3, 7, 5)),
+    ("AdaptiveMaxPool2d", _optional("AdaptiveMaxPool2d", 2), (2, 3, 7, 5)),
+    ("Dropout2d", _optional("Dropout2d", 0.3, rng=2), (2, 3, 4, 4)),
+    ("ZeroPad2d", _optional("ZeroPad2d", (1, -1, 2, 0)), (2, 3, 4, 4)),
+    ("ReflectionPad2d", _optional("ReflectionPad2d", 2), (2, 3, 4, 4)),
+    ("ReplicationPad2d", _optional("ReplicationPad2d", [1, 0, 3, 2]), (2, 3, 4, 4)),
+    ("Unflatten", _optional("Unflatten", 1, (2, -1)), (2, 6)),
+    ("MultiheadAttention", lambda: layers.MultiheadAttention(6, 2, add_bias_kv=True, batch_first=True), (2, 3, 6)),
+    ("MultiheadAttention-kdim", lambda: layers.MultiheadAttention(6, 3, kdim=5, vdim=3),
+     ((3, 2, 6), (4, 2, 5), (4, 2, 3))),
+    ("TransformerEncoderLayer", lambda: layers.TransformerEncoderLayer(8, 2, 16, activation="gelu", norm_first=True),
+     (5, 2, 8)),
+    ("TransformerEncoder", lambda: layers.TransformerEncoder(layers.TransformerEncoderLayer(8, 2, 16), 2,
+                                                             norm=layers.LayerNorm(8)), (5, 2, 8)),
+    ("TransformerDecoderLayer", lambda: layers.TransformerDecoderLayer(8, 2, 16, batch_first=True),
+     ((2, 4, 8), (2, 5, 8))),
+    ("TransformerDecoder", lambda: layers.TransformerDecoder(layers.TransformerDecoderLayer(8, 2, 16), 2),
+     ((4, 2, 8), (5, 2, 8))),
+    ("Transformer", lambda: layers.Transformer(8, 2, 1, 1, 16), ((5, 2, 8), (4, 2, 8))),
+    ("SinusoidalPositionalEncoding", lambda: layers.SinusoidalPositionalEncoding(6, 10, batch_first=True), (2, 4, 6)),
+    ("LearnedPositionalEncoding", lambda: layers.LearnedPositionalEncoding(6, 10), (4, 2, 6)),
+    ("Embedding", lambda: layers.Embedding(7, 3, padding_idx=0), np.array([[1, 0, 6], [2, 2, 5]])),
+    ("RNN", lambda: layers.RNN(3, 4, 2, "relu", batch_first=True, dropout=0.5, rng=1), (2, 5, 3)),
+    ("LSTM", lambda: layers.LSTM(3, 4, bidirectional=True, proj_size=2, bias=False), (5, 2, 3)),
+    ("GRU", lambda: layers.GRU(3, 4, num_layers=2, bidirectional=True, dtype=np.float64), (5, 2, 3)),
+    ("RNNCell", lambda: layers.RNNCell(3, 4, nonlinearity="relu"), (2, 3)),
+    ("LSTMCell", lambda: layers.LSTMCell(3, 4, bias=False), (2, 3)),
+    ("GRUCell", lambda: layers.GRUCell(3, 4), (2, 3)),
+    ("LastStep", lambda: layers.LastStep(batch_first=False, bidirectional=True), (5, 2, 6)),
+    ("Mean", lambda: layers.Mean((1, 2), keepdim=True), (2, 5, 3)),
 ]
 LAYERS = [entry for entry in LAYERS if entry[1] is not None]
 
 
 def _input(shape, dtype=np.float32, seed=0):
+    if isinstance(shape, np.ndarray):  # the input itself (integer ids for Embedding)
+        return shape
+    if isinstance(shape[0], tuple):  # a module that takes a tuple
+        return tuple(_input(part, dtype, seed + i) for i, part in enumerate(shape))
     return R(seed).normal(size=shape).astype(dtype)
 
 
@@ -246,7 +289,7 @@ def _rewrite(path, mutate, fix_metadata=True):
     mutate(meta, tensors)
     if fix_metadata:
         meta["tensors"] = {
-            k: {"shape": list(v.shape), "dtype": v.dtype.name, "sha256": serialization._sha256(v)}
+            k: {"shape": list(v.shape), "dtype": v.dtype.name, "sha256": model_file.sha256(v)}
             for k, v in tensors.items()
         }
     raw = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -273,7 +316,7 @@ def test_unknown_class(saved, monkeypatch):
 
 def test_unknown_class_after_unregistering(tmp_path, monkeypatch):
     save_model(Sequential(UserScale(2)), tmp_path / "s.npz")
-    monkeypatch.setattr(serialization, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "REGISTERED", {})
     with pytest.raises(ModelFileError, match="unknown class 'UserScale'.*register_module"):
         load_model(tmp_path / "s.npz")
 

@@ -1,6 +1,7 @@
 """fit / evaluate / predict, History, callbacks, clipping, summary, augmentation."""
 
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -25,8 +26,9 @@ from nnumpy import (
     get_optimizer,
     predict,
 )
-from nnumpy.augment import Augment, random_crop, random_flip
-from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion, summary
+from nnumpy.data import Augment, random_crop, random_flip
+from nnumpy.summary import summary
+from nnumpy.training import Callback, GradientClipping, Trainer, default_criterion
 
 
 def blobs(n=600, seed=0, classes=3, dim=10):
@@ -217,6 +219,42 @@ def test_ctrl_c_saves_a_checkpoint_and_returns(tmp_path, capsys):
     assert "interrupted after 0 epochs + 3 batches" in capsys.readouterr().out
 
 
+def test_a_real_ctrl_c_stops_after_the_batch_and_the_previous_handler_comes_back():
+    before = signal.getsignal(signal.SIGINT)
+    seen = []
+
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            seen.append(signal.getsignal(signal.SIGINT))
+            if step == 2:
+                signal.raise_signal(signal.SIGINT)  # fit's handler: stop after this batch
+
+    history = fit(mlp(), None, "adam", blobs(200), epochs=3, batch_size=50, callbacks=[CtrlC()], verbose=False)
+    assert history.interrupted and len(history.step_loss) == 2
+    assert seen[0] is not before  # fit handled SIGINT while it ran...
+    assert signal.getsignal(signal.SIGINT) is before  # ...and put the previous handler back
+
+
+@pytest.mark.parametrize("where", ["on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end"])
+def test_the_previous_sigint_handler_comes_back_when_training_raises(where):
+    before = signal.getsignal(signal.SIGINT)
+
+    class Fails(Callback):
+        pass
+
+    def fail(*args):
+        raise RuntimeError(f"{where} fails")
+
+    callback = Fails()
+    setattr(callback, where, fail)
+    net = mlp(dropout=0.5).evaluate()
+    with pytest.raises(RuntimeError, match=f"{where} fails"):
+        fit(net, None, "adam", blobs(100), epochs=1, batch_size=50, callbacks=[callback], verbose=False)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert all(not m.training for _, m in net.named_modules())  # modes restored too
+    assert net.skip_input_grad is False
+
+
 def test_verbose_prints_one_line_per_epoch_without_a_terminal(capsys):
     fit(mlp(), None, "adam", blobs(100), val_data=blobs(50, 1), epochs=2)
     lines = capsys.readouterr().out.strip().splitlines()
@@ -312,3 +350,151 @@ def test_plots_write_pngs_or_skip_with_one_notice(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "matplotlib is not installed" in err
     assert not (tmp_path / "none.png").exists()
+
+
+# ---------------------------------------------------------------- nothing silently wrong (issue 14)
+class SetLR(Callback):
+    """Set the optimizer's learning rate when epoch ``epoch`` begins."""
+
+    def __init__(self, epoch, lr):
+        self.epoch, self.lr = epoch, lr
+
+    def on_epoch_begin(self, trainer, epoch):
+        if epoch == self.epoch:
+            trainer.optimizer.lr = self.lr
+
+
+def test_fit_stops_at_the_first_non_finite_loss_and_keeps_the_good_checkpoint(tmp_path):
+    x, y = blobs(256)
+    model = mlp()
+    path = tmp_path / "ckpt.npz"
+    opt = nnumpy.SGD(model, lr=0.1)
+    with pytest.raises(nnumpy.TrainingDivergedError) as info:
+        fit(model, None, opt, (x, y), epochs=3, batch_size=64, callbacks=[SetLR(1, 1e30), ModelCheckpoint(path)],
+            verbose=False)  # fmt: skip
+    error = info.value
+    message = str(error)
+    assert error.epoch == 1 and error.step > 4 and not math.isfinite(error.loss)
+    assert f"epoch 2, step {error.step}" in message and "lower the learning rate" in message.lower()
+    assert "lr=1e+30" in message
+    saved = nnumpy.load_checkpoint(path)
+    assert saved.epoch == 1  # epoch 1's checkpoint, not overwritten
+    assert all(np.isfinite(p).all() for p in saved.model.parameters())
+
+
+def test_a_nan_loss_stops_before_the_update():
+    x, y = blobs(128)
+    x[70] = np.nan  # the second batch of 64
+    model = mlp()
+    seen = []
+
+    class Record(Callback):
+        def on_batch_end(self, trainer, step, logs):
+            seen.append([p.copy() for p in trainer.model.parameters()])
+
+    with pytest.raises(nnumpy.TrainingDivergedError, match=r"the loss is nan at epoch 1, step 2 \(batch 2"):
+        fit(model, None, "sgd", (x, y), epochs=1, batch_size=64, shuffle=False, callbacks=[Record()], verbose=False)
+    assert len(seen) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(seen[0], model.parameters(), strict=True))
+
+
+def test_non_finite_parameters_at_an_epoch_end_are_never_saved(tmp_path):
+    # one step per epoch with lr=inf: the loss was finite, the update made the weights inf/NaN
+    x, y = blobs(32)
+    model = mlp()
+    path = tmp_path / "ckpt.npz"
+    with pytest.raises(nnumpy.TrainingDivergedError, match=r"parameter \S+ holds NaN or inf after epoch 1, step 1"):
+        fit(model, None, nnumpy.SGD(model, lr=0.1), (x, y), epochs=2, batch_size=64,
+            callbacks=[SetLR(0, math.inf), ModelCheckpoint(path)], verbose=False)  # fmt: skip
+    assert not path.exists()
+
+
+def test_nnumpy_train_refuses_non_finite_and_out_of_range_options(capsys):
+    from nnumpy import cli
+
+    for option, value in [("--lr", "inf"), ("--lr", "nan"), ("--lr", "0"), ("--lr", "-1"), ("--weight-decay", "inf"),
+                          ("--weight-decay", "-0.1"), ("--label-smoothing", "1"), ("--label-smoothing", "nan"),
+                          ("--val-size", "-5"), ("--seed", "-1")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit:
+            cli.main(["train", option, value])
+        assert exit.value.code == 2
+        err = capsys.readouterr().err
+        assert option in err and repr(value) in err and "expected" in err, err
+
+
+def _tiny_idx_dir(directory, n_train=200, n_test=50):
+    """Four IDX files of random 28x28 images with labels 0-9."""
+    rng = np.random.default_rng(0)
+    directory.mkdir()
+    for stem, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        (directory / f"{stem}-images-idx3-ubyte").write_bytes(
+            b"\0\0\x08\x03" + np.array([n, 28, 28], ">u4").tobytes() + images.tobytes()
+        )
+        (directory / f"{stem}-labels-idx1-ubyte").write_bytes(
+            b"\0\0\x08\x01" + np.array([n], ">u4").tobytes() + labels.tobytes()
+        )
+    return directory
+
+
+def test_nnumpy_train_that_diverges_exits_non_zero_and_writes_no_model(tmp_path, capsys):
+    from nnumpy import cli
+
+    data = _tiny_idx_dir(tmp_path / "idx")
+    out = tmp_path / "run"
+    argv = ["train", "--model", "mlp", "--dataset", str(data), "--epochs", "2", "--schedule", "constant", "--quiet"]
+    code = cli.main([*argv, "--lr", "1e30", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "training diverged" in err and "Lower the learning rate (lr=1e+30)" in err and "epoch 1, step" in err
+    assert not (out / "model.npz").exists() and not (out / "checkpoint.npz").exists()
+
+
+def test_evaluate_without_a_criterion_refuses_regression():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    one = Sequential(Linear(3, 1, rng=0))
+    with pytest.raises(ValueError, match="one output column.*MSECriterion"):
+        evaluate(one, (x, x[:, :1] * 2))
+    with pytest.raises(ValueError, match="one output column"):
+        fit(one, None, "sgd", (x, x[:, :1] * 2), epochs=1, verbose=False)
+    two = Sequential(Linear(3, 2, rng=0))
+    with pytest.raises(ValueError, match=r"neither class labels nor one-hot rows.*MSECriterion"):
+        evaluate(two, (x, x[:, :2] * 5))
+    # with a criterion it is measured, and no arg-max accuracy is reported for regression
+    result = evaluate(one, (x, x[:, :1] * 2), criterion=nnumpy.MSECriterion())
+    assert result["loss"] > 0.1 and result["accuracy"] is None
+    # classification targets still work without a criterion: labels and one-hot rows
+    labels = (x[:, 0] > 0).astype(np.int64)
+    assert evaluate(two, (x, labels))["accuracy"] is not None
+    assert evaluate(two, (x, nnumpy.one_hot(labels, 2)))["accuracy"] is not None
+
+
+def test_regression_with_several_outputs_reports_no_accuracy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    target = x[:, :2] * 3.0
+    model = Sequential(Linear(3, 2, rng=0))
+    history = fit(model, nnumpy.MSECriterion(), "adam", (x, target), val_data=(x, target), epochs=2, lr=0.01,
+                  verbose=False)  # fmt: skip
+    assert history.accuracy == [] and history.val_accuracy == [] and len(history.loss) == 2  # None is not recorded
+    # MSE on one-hot rows (the seeds' classification): the accuracy stays
+    labels = (x[:, 0] > 0).astype(np.int64)
+    history = fit(model, nnumpy.MSECriterion(), "adam", (x, nnumpy.one_hot(labels, 2)), epochs=1, verbose=False)
+    assert len(history.accuracy) == 1
+
+
+def test_a_generator_trains_one_epoch_and_an_exhausted_one_is_named():
+    x, y = blobs(256)
+    model = mlp()
+    batches = ((x[i : i + 64], y[i : i + 64]) for i in range(0, 256, 64))
+    history = fit(model, None, "adam", batches, epochs=1, verbose=False)
+    assert len(history.step_loss) == 4 and history.loss[0] > 0
+    batches = ((x[i : i + 64], y[i : i + 64]) for i in range(0, 256, 64))
+    with pytest.raises(ValueError, match="no samples in epoch 2 .a generator is used up after one pass"):
+        fit(model, None, "adam", batches, epochs=2, verbose=False)
+    with pytest.raises(ValueError, match="no samples in epoch 1"):
+        fit(model, None, "adam", (x[:0], y[:0]), epochs=1, verbose=False)
+    with pytest.raises(ValueError, match="evaluate: the data gave no samples"):
+        evaluate(model, (x[:0], y[:0]))

@@ -7,6 +7,7 @@ layers, the criteria, the functional optimizers ``sgd_momentum`` /
 """
 
 from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
+from ._version import __version__  # noqa: F401
 from .backend import get_array_module, manual_seed
 from .containers import (
     CAddTable,
@@ -26,32 +27,31 @@ from .criteria import __all__ as _criteria_all
 from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, load_mnist, load_sample, one_hot
 from .gradcheck import GradcheckError, gradcheck
 from .graph import Graph, Input, Node
+from .io import load_checkpoint, load_model, register_module, save_checkpoint, save_model
 from .kernels import tune_process  # noqa: F401  (an explicit call: importing nnumpy tunes nothing)
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
-from .lr_scheduler import CosineAnnealingLR, ExponentialLR, ReduceLROnPlateau, StepLR
-from .metrics import accuracy, confusion_matrix
+from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
+from .layers.sequence import pad_sequence
+from .lr_scheduler import *  # noqa: F403
+from .lr_scheduler import __all__ as _lr_scheduler_all
 from .module import Module
-from .optim import (
-    SGD,
-    AdaGrad,
-    Adagrad,
-    Adam,
-    AdamW,
-    Momentum,
-    NAdam,
-    Nadam,
-    Optimizer,
-    RMSProp,
-    RMSprop,
-    adam_optimizer,
-    sgd_momentum,
-)
+from .optim import *  # noqa: F403
+from .optim import __all__ as _optim_all
 from .parallel import get_num_threads, num_threads, set_num_threads
-from .serialization import load_checkpoint, load_model, register_module, save_checkpoint, save_model
-from .training import EarlyStopping, History, ModelCheckpoint, clip_grad_norm, evaluate, fit, get_optimizer, predict
-
-__version__ = "0.1.0"
+from .training import (
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    TrainingDivergedError,
+    accuracy,
+    clip_grad_norm,
+    confusion_matrix,
+    evaluate,
+    fit,
+    get_optimizer,
+    predict,
+)
 
 __all__ = [
     "Module",
@@ -70,20 +70,11 @@ __all__ = [
     "Input",
     "Node",
     *_layers_all,
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
+    "pad_sequence",
     *_criteria_all,
-    "sgd_momentum",
-    "adam_optimizer",
-    "Optimizer",
-    "SGD",
-    "Adam",
-    "AdamW",
-    "RMSprop",
-    "Adagrad",
-    "NAdam",
-    "RMSProp",
-    "AdaGrad",
-    "Nadam",
-    "Momentum",
+    *_optim_all,
     "gradcheck",
     "GradcheckError",
     "manual_seed",
@@ -110,10 +101,8 @@ __all__ = [
     "History",
     "EarlyStopping",
     "ModelCheckpoint",
-    "StepLR",
-    "ExponentialLR",
-    "CosineAnnealingLR",
-    "ReduceLROnPlateau",
+    "TrainingDivergedError",
+    *_lr_scheduler_all,
     "clip_grad_norm",
     "get_optimizer",
     "accuracy",

@@ -21,10 +21,12 @@ for its own backward, and the parameter gradients add up over the uses; the
 module counts once in ``parameters()`` and ``state_dict()``.
 """
 
+import numpy as np
+
 from ._checks import check_float_array
 from ._structure import add, all_none, describe, fill_none, is_seq
 from .backend import get_array_module
-from .module import Module, _unique
+from .module import Module, unique_modules
 
 __all__ = [
     "Sequential",
@@ -59,7 +61,7 @@ def _rethrow(error, where, child):
 def _child_backward(child, input, gradOutput, need_input_grad):
     """Back-propagate through one child, honouring a user's own ``backward``."""
     if type(child).backward is Module.backward:
-        return child._backward(input, gradOutput, need_input_grad)
+        return child.backward_pass(input, gradOutput, need_input_grad)
     if not child._accepts_none_grad:
         gradOutput = fill_none(gradOutput, child.output)
     return child.backward(input, gradOutput)
@@ -75,6 +77,36 @@ _SHARED_BY_ALL_USES = frozenset(
 )
 
 
+def _kept_names(module):
+    """What every use of ``module`` shares: its parameters, gradients, buffers and modes."""
+    cls = type(module)
+    return {n for pair in cls._parameters for n in pair} | set(cls._buffers) | _SHARED_BY_ALL_USES
+
+
+def _own_arrays(module):
+    """ids of the arrays a leaf reports as its parameters and gradients (a seed-dialect
+    module may keep them under names it does not declare)."""
+    if module.children():
+        return set()
+    try:
+        return {id(a) for a in [*module.getParameters(), *module.getGradParameters()]}
+    except Exception:  # a seed-003 module before its first backward has no gradients yet
+        return set()
+
+
+def _copy_state_arrays(module):
+    """Rebind every array that ``module``'s last forward left (its state, and any
+    buffer it would write again in place) to a copy; returns their names. The
+    use that ran before keeps the originals."""
+    keep, own = _kept_names(module) | {"gradInput"}, _own_arrays(module)
+    names = []
+    for name, value in list(module.__dict__.items()):
+        if name not in keep and hasattr(value, "shape") and hasattr(value, "copy") and id(value) not in own:
+            module.__dict__[name] = value.copy()
+            names.append(name)
+    return names
+
+
 class _Uses:
     """The state each use of a shared module leaves for its own backward.
 
@@ -82,48 +114,57 @@ class _Uses:
     a convolution) in its attributes, so when a container runs one module at
     several places each forward overwrites the state of the use before. For
     every module that more than one slot of the container holds (directly or
-    inside), this records the attributes that its forwards rebind, as each
-    use left them, and puts them back before that use's backward.
-    Parameters, gradients and buffers are shared by all uses and never put
-    back, so gradients accumulate over the uses (a module that updates
-    state in place rather than rebinding it cannot be shared this way; every
-    nnumpy module rebinds).
+    inside), this records the attributes each use's forward left and puts
+    them back before that use's backward. Before a further use runs, the
+    arrays the module holds are rebound to copies, so a module that reuses a
+    buffer of its previous forward in place (BatchNorm's centred input)
+    writes into the copy. Parameters, gradients and buffers are shared by all
+    uses and never touched, so gradients accumulate over the uses.
     """
 
     def __init__(self, slots):
+        self._records = {}
+        self._saved = {}
+        self._ran = set()  # modules an earlier slot of this forward ran
+        self._copied = {}  # module -> names of arrays rebound to copies
         counts, trees = {}, []
         for slot in slots:
-            tree = [m for _, m in slot.named_modules()]
+            tree = [m for _, m in slot.named_modules()] if slot.children() else [slot]
             trees.append(tree)
             for m in tree:
                 counts[id(m)] = counts.get(id(m), 0) + 1
-        self._tracked = [[m for m in tree if counts[id(m)] > 1] for tree in trees]
-        self._records = {}
-        self._saved = {}
+        shared = len(counts) < sum(map(len, trees))
+        self._tracked = [[m for m in tree if counts[id(m)] > 1] if shared else [] for tree in trees]
 
     def before(self, i):
-        if self._tracked[i]:
-            self._records[i] = [(m, dict(m.__dict__)) for m in self._tracked[i]]
+        if not self._tracked[i]:
+            return
+        for m in self._tracked[i]:
+            if id(m) in self._ran:
+                self._copied.setdefault(id(m), set()).update(_copy_state_arrays(m))
+        self._records[i] = [(m, dict(m.__dict__)) for m in self._tracked[i]]
 
     def after(self, i):
         if i in self._records:
             self._records[i] = [(m, old, dict(m.__dict__)) for m, old in self._records[i]]
+            self._ran.update(id(m) for m in self._tracked[i])
 
     def finish(self):
         """Called after the last slot's forward: keep, per use, the attributes
-        that any use rebound."""
+        that any use rebound or that were copied between uses."""
         rebound = {}
         for records in self._records.values():
             for m, old, new in records:
-                cls = type(m)
-                keep = {n for pair in cls._parameters for n in pair} | set(cls._buffers) | _SHARED_BY_ALL_USES
-                names = rebound.setdefault(id(m), set())
+                keep = _kept_names(m)
+                names = rebound.setdefault(id(m), set(self._copied.get(id(m), ())))
                 names.update(k for k, v in new.items() if k not in keep and (k not in old or old[k] is not v))
         self._saved = {
             i: [(m, {k: new[k] for k in rebound[id(m)] if k in new}) for m, _, new in records]
             for i, records in self._records.items()
         }
         self._records = {}
+        self._ran = set()
+        self._copied = {}
 
     def restore(self, i):
         for m, state in self._saved.get(i, ()):
@@ -138,7 +179,7 @@ class _Composite(Module):
 
     def leaves(self):
         # an empty container has no leaves (not itself: that recursed forever)
-        return _unique(leaf for _, child in self.children() for leaf in child.leaves())
+        return unique_modules(leaf for _, child in self.children() for leaf in child.leaves())
 
     def getParameters(self):
         return [leaf.getParameters() for leaf in self.leaves()]
@@ -471,7 +512,8 @@ class Concat(_Container):
 
     Args:
         dim: the axis to join along, batch axis included (1: channels of
-            ``(N, C, H, W)``); negative counts from the end.
+            ``(N, C, H, W)``); negative counts from the end. First, or as the
+            keyword ``Concat(*branches, dim=1)``.
         *modules: the branches.
 
     Shape:
@@ -488,11 +530,14 @@ class Concat(_Container):
         (5, 5)
     """
 
-    def __init__(self, dim, *modules):
-        if isinstance(dim, Module):
-            raise TypeError("Concat: the first argument is dim, the axis to join along: Concat(1, branch, ...)")
+    def __init__(self, *args, dim=None):
+        if dim is None:
+            if not args or isinstance(args[0], Module):
+                raise TypeError("Concat: the first argument is dim, the axis to join along: Concat(1, branch, ...)")
+            dim, args = args[0], args[1:]
         self.dim = _check_dim("Concat", dim)
-        super().__init__(*modules)
+        super().__init__(*args)
+        self._init_args = (tuple(args), {"dim": self.dim})  # model files rebuild it as Concat(*branches, dim=dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -543,9 +588,8 @@ def _check_table(owner, input, exactly=None, floats=True):
 
 
 def _broadcast_shape(owner, input):
-    xp = get_array_module(*input)
     try:
-        return xp.broadcast_shapes(*(x.shape for x in input))
+        return np.broadcast_shapes(*(x.shape for x in input))  # shapes only: any backend
     except ValueError:
         raise ValueError(
             f"{owner!r}: input shapes {', '.join(str(tuple(x.shape)) for x in input)} do not broadcast together"
@@ -821,3 +865,12 @@ class SelectTable(Module):
 
     def extra_repr(self):
         return f"{self.index}"
+
+
+# public names of what graph.py and the layers built of other modules (transformer.py, attention.py) use
+Composite = _Composite
+Container = _Container
+Uses = _Uses
+trainable = _trainable
+child_backward = _child_backward
+unbroadcast = _unbroadcast

@@ -69,16 +69,13 @@ def _wide(x):
 
 
 def _narrow(value, dtype):
-    """float64 ``value`` in ``dtype`` without a floating-point warning: beyond
-    the dtype's range it saturates to ``inf``, below its smallest normal number
-    it is 0."""
-    dtype = np.dtype(dtype)
+    """float64 ``value`` in ``dtype``: beyond the dtype's range it is ``inf``,
+    below it 0, as IEEE rounding gives, without a floating-point warning (that
+    rounding is the intended result here)."""
     value = np.asarray(value)
-    if dtype != value.dtype:
-        info = np.finfo(dtype)
-        size = np.abs(value)
-        value = np.where(size > info.max, np.copysign(np.inf, value), value)
-        value = np.where(size < info.tiny, 0.0, value).astype(dtype)
+    if value.dtype != dtype:
+        with np.errstate(over="ignore", under="ignore"):
+            value = value.astype(dtype)
     return value[()] if value.ndim == 0 else value
 
 
@@ -432,6 +429,11 @@ class HuberCriterion(_ElementwiseLoss):
 
 
 # ------------------------------------------------------------------ classification
+def _class_last(x):
+    """``(N, C, d1, ...)`` as ``(M, C)`` rows, ``M = N * d1 * ...``."""
+    return x if x.ndim == 2 else np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+
+
 class _ClassificationCriterion(Criterion):
     """Input ``(N, C)`` or ``(N, C, d1, ...)`` against integer labels
     ``(N, d1, ...)`` or class probabilities of the input's shape.
@@ -466,63 +468,113 @@ class _ClassificationCriterion(Criterion):
         """Check the input's values once its shapes are known to be right."""
 
     def _prepare(self, input, target):
-        """Validate; return ``(rows, q, count, loss_shape)``: the input as
-        float64 ``(M, C)`` rows, the class weights ``q``, the 'mean' divisor."""
+        """Validate; return ``(rows, q, shape)``: the input as ``(M, C)`` rows
+        (in its dtype), the class weights (``_ClassWeights``), the loss's shape."""
         self._check_input(input)
         n, c = input.shape[:2]
         spatial = tuple(input.shape[2:])
         target = target if hasattr(target, "shape") else np.asarray(target)
         labels_shape = (n, *spatial)
-        got = tuple(target.shape)
-        bad_shape = f"{self!r}: expected target of shape {labels_shape} or {tuple(input.shape)}, got {got}"
-        if target.ndim == input.ndim - 1:
-            if tuple(target.shape) != labels_shape:
-                raise ValueError(bad_shape)
+        if target.ndim == input.ndim - 1 and tuple(target.shape) == labels_shape:
             if target.dtype.kind not in "iu":
                 raise TypeError(f"{self!r}: label targets must be integers, got dtype {target.dtype}")
         elif tuple(target.shape) != tuple(input.shape):
-            raise ValueError(bad_shape)
+            got = tuple(target.shape)
+            raise ValueError(f"{self!r}: expected target of shape {labels_shape} or {tuple(input.shape)}, got {got}")
         elif target.dtype.kind not in "fiub":
             raise TypeError(f"{self!r}: expected class probabilities as numbers, got dtype {target.dtype}")
         if self.weight is not None and self.weight.shape != (c,):
             raise ValueError(f"{self!r}: weight has shape {tuple(self.weight.shape)}, expected ({c},) for C = {c}")
-        rows = np.moveaxis(_wide(input), 1, -1).reshape(-1, c)
         w = None if self.weight is None else _wide(self.weight)
         eps = self.label_smoothing
         if target.ndim == input.ndim - 1:
-            labels = target.reshape(-1)
-            keep = labels != self.ignore_index
-            kept = labels[keep]
-            if kept.size and (kept.min() < 0 or kept.max() >= c):
-                raise ValueError(
-                    f"{self!r}: label targets must be in [0, {c - 1}], got values in [{kept.min()}, {kept.max()}]"
-                )
-            picked = np.ones(kept.size) if w is None else w[kept]
-            q = np.zeros_like(rows)
-            q[np.flatnonzero(keep), kept] = (1.0 - eps) * picked
-            if eps:
-                q[keep] += eps / c * (1.0 if w is None else w)
-            count = float(picked.sum())
+            q = _ClassWeights.of_labels(self, target.reshape(-1), c, w, self.ignore_index, eps)
         else:
-            q = np.moveaxis(_wide(target), 1, -1).reshape(-1, c)
-            if eps:
-                q = q * (1.0 - eps) + eps / c
-            if w is not None:
-                q = q * w
-            count = float(rows.shape[0])
+            q = _ClassWeights.of_probabilities(_class_last(_wide(target)), w, eps)
         self._check_values(input)
-        return rows, q, count, labels_shape
+        return _class_last(input), q, labels_shape
 
     def _rows_to_input(self, grad_rows, input):
         """``(M, C)`` rows back to the input's layout ``(N, C, d1, ...)``, in its dtype."""
+        if input.ndim == 2:
+            return _narrow(grad_rows, input.dtype)
         n, c = input.shape[:2]
         grad = np.moveaxis(grad_rows.reshape(n, *input.shape[2:], c), -1, 1)
         return np.ascontiguousarray(_narrow(grad, input.dtype))
 
     @staticmethod
-    def _per_row(g, rows):
+    def _per_row(g):
         """The upstream gradient as a column for ``(M, C)`` rows."""
         return np.reshape(g, (-1, 1)) if np.ndim(g) else g
+
+
+class _ClassWeights:
+    """The per-row class weights ``q`` of the classification losses, the loss
+    of row ``m`` being ``-sum_c q[m, c] * v[m, c]`` (``v``: log-probabilities).
+
+    For labels ``q`` stays sparse: ``picked[m]`` at the label ``y[m]``, plus
+    the row ``smooth`` (``eps / C * w``) on every row kept (label smoothing);
+    no ``(M, C)`` array is made for it. For probabilities ``q`` is dense.
+    ``count`` is what ``'mean'`` divides by.
+    """
+
+    def __init__(self, m, dense=None, labels=None, keep=None, picked=None, smooth=None, count=0.0):
+        self.m, self.dense, self.labels, self.keep, self.picked, self.smooth = m, dense, labels, keep, picked, smooth
+        self.count = count
+
+    @classmethod
+    def of_labels(cls, owner, labels, c, w, ignore_index, eps):
+        keep = labels != ignore_index
+        every = bool(keep.all())  # the common case: nothing ignored, no masks to apply
+        kept = labels if every else labels[keep]
+        if kept.size:
+            low, high = kept.min(), kept.max()
+            if low < 0 or high >= c:
+                raise ValueError(f"{owner!r}: label targets must be in [0, {c - 1}], got values in [{low}, {high}]")
+        if every:
+            picked = np.full(labels.size, 1.0 - eps) if w is None else (1.0 - eps) * w[labels]
+            count = float(labels.size) if w is None else float(w[labels].sum())
+        else:
+            weights = np.ones(kept.size) if w is None else w[kept]
+            picked = np.zeros(labels.size)
+            picked[keep] = (1.0 - eps) * weights
+            count = float(weights.sum())
+            labels = np.where(keep, labels, 0)
+        smooth = (eps / c * (np.ones(c) if w is None else w)) if eps else None
+        return cls(labels.size, labels=labels, keep=keep, picked=picked, smooth=smooth, count=count)
+
+    @classmethod
+    def of_probabilities(cls, t, w, eps):
+        if eps:
+            t = t * (1.0 - eps) + eps / t.shape[1]
+        if w is not None:
+            t = t * w
+        return cls(t.shape[0], dense=t, count=float(t.shape[0]))
+
+    def row_sums(self):
+        """``sum_c q[m, c]`` per row."""
+        if self.dense is not None:
+            return self.dense.sum(axis=1)
+        return self.picked + (self.keep * self.smooth.sum() if self.smooth is not None else 0.0)
+
+    def dot(self, v):
+        """``sum_c q[m, c] * v[m, c]`` per row (0 where ``q`` is 0, even if ``v`` is infinite)."""
+        if self.dense is not None:
+            return _times(self.dense, v).sum(axis=1)
+        out = _times(self.picked, v[np.arange(self.m), self.labels])
+        if self.smooth is not None:
+            out += np.where(self.keep, _times(self.smooth[None, :], v).sum(axis=1), 0.0)
+        return out
+
+    def subtract_from(self, out):
+        """``out -= q`` in place; returns ``out``."""
+        if self.dense is not None:
+            out -= self.dense
+            return out
+        out[np.arange(self.m), self.labels] -= self.picked
+        if self.smooth is not None:
+            out[self.keep] -= self.smooth
+        return out
 
 
 class ClassNLLCriterion(_ClassificationCriterion):
@@ -570,13 +622,17 @@ class ClassNLLCriterion(_ClassificationCriterion):
                 )
 
     def updateOutput(self, input, target):
-        rows, q, count, shape = self._prepare(input, target)
-        return self._reduce(-_times(q, rows).sum(axis=1).reshape(shape), count, input.dtype)
+        rows, q, shape = self._prepare(input, target)  # q is float64: so are the products
+        return self._reduce(-q.dot(rows).reshape(shape), q.count, input.dtype)
 
     def updateGradInput(self, input, target, gradOutput=None):
-        rows, q, count, shape = self._prepare(input, target)
-        g = self._upstream(gradOutput, shape, count)
-        return self._rows_to_input(-q * self._per_row(g, rows), input)
+        rows, q, shape = self._prepare(input, target)
+        g = self._upstream(gradOutput, shape, q.count)
+        if q.dense is not None:
+            return self._rows_to_input(-q.dense * self._per_row(g), input)
+        grad = np.zeros(rows.shape, input.dtype)  # one value per row: no float64 (M, C) array needed
+        grad[np.arange(q.m), q.labels] = _narrow(-q.picked * (np.reshape(g, -1) if np.ndim(g) else g), input.dtype)
+        return self._rows_to_input(grad, input)
 
 
 class NLLLoss(ClassNLLCriterion):
@@ -627,16 +683,15 @@ class CrossEntropyCriterion(_ClassificationCriterion):
         self.label_smoothing = float(label_smoothing)
 
     def updateOutput(self, input, target):
-        rows, q, count, shape = self._prepare(input, target)
-        loss = -_times(q, _log_softmax_rows(rows)).sum(axis=1)
-        return self._reduce(loss.reshape(shape), count, input.dtype)
+        rows, q, shape = self._prepare(input, target)
+        return self._reduce(-q.dot(_log_softmax_rows(_wide(rows))).reshape(shape), q.count, input.dtype)
 
     def updateGradInput(self, input, target, gradOutput=None):
-        rows, q, count, shape = self._prepare(input, target)
-        g = self._upstream(gradOutput, shape, count)
-        probs = _exp(_log_softmax_rows(rows))
-        grad = probs * q.sum(axis=1, keepdims=True) - q
-        return self._rows_to_input(grad * self._per_row(g, rows), input)
+        rows, q, shape = self._prepare(input, target)
+        g = self._upstream(gradOutput, shape, q.count)
+        grad = _exp(_log_softmax_rows(_wide(rows)))
+        grad *= q.row_sums()[:, None]
+        return self._rows_to_input(q.subtract_from(grad) * self._per_row(g), input)
 
 
 class ClassNLLCriterionUnstable(_ClassificationCriterion):
@@ -665,17 +720,18 @@ class ClassNLLCriterionUnstable(_ClassificationCriterion):
     EPS = 1e-15
 
     def _clipped(self, rows):
-        return np.clip(rows, self.EPS, 1 - self.EPS)
+        return np.clip(_wide(rows), self.EPS, 1 - self.EPS)
 
     def updateOutput(self, input, target):
-        rows, q, count, shape = self._prepare(input, target)
-        loss = -_times(q, np.log(self._clipped(rows))).sum(axis=1)
-        return self._reduce(loss.reshape(shape), count, input.dtype)
+        rows, q, shape = self._prepare(input, target)
+        return self._reduce(-q.dot(np.log(self._clipped(rows))).reshape(shape), q.count, input.dtype)
 
     def updateGradInput(self, input, target, gradOutput=None):
-        rows, q, count, shape = self._prepare(input, target)
-        g = self._upstream(gradOutput, shape, count)
-        return self._rows_to_input(-q / self._clipped(rows) * self._per_row(g, rows), input)
+        rows, q, shape = self._prepare(input, target)
+        g = self._upstream(gradOutput, shape, q.count)
+        grad = q.subtract_from(np.zeros(rows.shape))
+        grad /= self._clipped(rows)
+        return self._rows_to_input(grad * self._per_row(g), input)
 
 
 class MultiMarginCriterion(Criterion):
@@ -1075,7 +1131,7 @@ class CrossEntropy(ClassNLLCriterionUnstable):
     def _prepare(self, input, target):
         prepared = super()._prepare(input, target)
         if not self._warned:
-            rows = prepared[0]
+            rows = _wide(prepared[0])
             if np.abs(rows.sum(axis=1) - 1).max() > 1e-3 * rows.shape[1] or (rows < 0).any():
                 self._warned = True
                 warnings.warn(

@@ -95,7 +95,9 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
     For a module, the checked scalar is ``sum(forward(x) * G)`` with a fixed
     random ``G``: its gradient is ``backward(x, G)`` for the input and the
     accumulated parameter gradients for every parameter. For a criterion, the
-    scalar is ``forward(x, target)`` and its gradient ``backward(x, target)``.
+    scalar is ``forward(x, target)`` and its gradient ``backward(x, target)``;
+    a criterion that returns an array of losses (``reduction='none'``) is
+    checked on ``sum(loss * G)``, whose gradient is ``backward(x, target, G)``.
     The module is deep-copied and converted to float64; each evaluation starts
     from the same copy, so random layers (Dropout) reuse one mask and running
     statistics do not drift. The caller's module is left untouched.
@@ -127,10 +129,14 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
     inputs = _float_leaves(x, "input")
 
     if is_criterion:
-        grad_input = copy.deepcopy(base).backward(_copy(x), target)
+        loss = copy.deepcopy(base).forward(_copy(x), target)
+        # a loss array (reduction='none'): check sum(loss * G), whose gradient is backward(x, target, G)
+        g = np.random.default_rng(seed).normal(size=np.shape(loss)) if np.ndim(loss) else None
+        grad_input = copy.deepcopy(base).backward(_copy(x), target, *([] if g is None else [g]))
 
         def run(m):
-            return float(m.forward(x, target))
+            loss = m.forward(x, target)
+            return float(loss if g is None else np.sum(loss * g))
 
     else:
         probe = copy.deepcopy(base)
@@ -195,5 +201,5 @@ def _named_grads(module):
     for prefix, m in module.named_modules():
         if m.children():
             continue
-        for p, g in m._own_parameter_pairs():
+        for p, g in m.own_parameter_pairs():
             yield (f"{prefix}.{p}" if prefix else p), getattr(m, g)

@@ -18,7 +18,7 @@ parameter gradients over the uses.
 import itertools
 
 from ._structure import add, all_none, describe, is_seq
-from .containers import SelectTable, _Composite, _trainable, _Uses
+from .containers import Composite, SelectTable, Uses, trainable
 
 __all__ = ["Graph", "Input", "Node"]
 
@@ -66,6 +66,8 @@ class Node:
             )
         return Node(module, args, name, packed)
 
+    grow = _grow  # the public name, for Module.__call__
+
     def __getitem__(self, index):
         return SelectTable(index)(self)
 
@@ -89,7 +91,7 @@ class Input(Node):
         super().__init__(None, (), name, False)
 
 
-class Graph(_Composite):
+class Graph(Composite):
     """A module made of a DAG of modules (nngraph's ``gModule``).
 
     Args:
@@ -192,7 +194,7 @@ class Graph(_Composite):
             values = list(input)
         else:
             values = [input]
-        self._uses = _Uses([step[0] for step in self._steps])
+        self._uses = Uses([step[0] for step in self._steps])
         for i, (module, parents, packed, name) in enumerate(self._steps):
             x = tuple(values[p] for p in parents) if packed else values[parents[0]]
             values.append(self._run(i, module, x, f"Graph node {name!r}"))
@@ -216,7 +218,7 @@ class Graph(_Composite):
         for module, parents, _, _ in self._steps:
             need = any(wants[p] for p in parents)
             needs.append(need)
-            wants.append(need or _trainable(module))
+            wants.append(need or trainable(module))
         for i in range(len(self._steps) - 1, -1, -1):
             module, parents, packed, name = self._steps[i]
             g, grads[n + i] = grads[n + i], None

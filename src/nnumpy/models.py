@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from . import lr_scheduler as sched
 from .backend import resolve_rng
 from .containers import Sequential
-from .layers import Dropout, Flatten, Linear, LogSoftMax, ReLU
+from .layers import BatchNorm2d, Conv2d, Dropout, Flatten, Linear, LogSoftMax, MaxPool2d, ReLU
 
 __all__ = ["mlp_f", "cnn_f", "MODELS", "Recipe", "RECIPES", "make_schedule", "SCHEDULES"]
 
@@ -38,8 +39,6 @@ def cnn_f(dtype=np.float32, rng=None):
     BatchNorm2d ReLU MaxPool2d(2) Flatten Linear(3136,128) ReLU Dropout(0.25)
     Linear(128,10) LogSoftMax. Input ``(N, 1, 28, 28)``; the Dropout masks
     come from ``rng`` too."""
-    from .layers import BatchNorm2d, Conv2d, MaxPool2d
-
     rng = resolve_rng(rng)
     return Sequential(
         Conv2d(1, 32, 3, padding=1, dtype=dtype, rng=rng),
@@ -113,8 +112,6 @@ SCHEDULES = ("constant", "onecycle", "cosine", "step", "plateau")
 def make_schedule(recipe, optimizer, steps_per_epoch, epochs=None):
     """The LR-schedule callback of ``recipe`` for ``epochs`` epochs of
     ``steps_per_epoch`` optimizer steps (None for ``constant``)."""
-    from . import lr_scheduler as sched
-
     epochs = recipe.epochs if epochs is None else epochs
     total = max(1, steps_per_epoch * epochs)
     if recipe.schedule == "constant":

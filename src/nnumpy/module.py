@@ -10,15 +10,18 @@ freezing, dtype conversion, and what optimizers, MPI and ONNX see.
 """
 
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 
 from ._structure import describe, fill_none, is_seq, same_structure
+from .compat import SeedModuleDialect
+from .summary import summary
 
 __all__ = ["Module"]
 
 
-class Module:
+class Module(SeedModuleDialect):
     """Base class of every layer and container.
 
     Attributes:
@@ -96,9 +99,17 @@ class Module:
         """
         return self._backward(input, gradOutput, need_input_grad=True)
 
+    def backward_pass(self, input, gradOutput, need_input_grad=True):
+        """``backward``, optionally skipping ``updateGradInput``
+        (``need_input_grad=False``: ``gradInput`` is None). Containers call it
+        on their children when nothing upstream needs the input gradient.
+
+        It runs ``_backward``, which a module made of modules (a container)
+        overrides to back-propagate through its children; a layer overrides
+        only ``updateGradInput`` and ``accGradParameters``."""
+        return self._backward(input, gradOutput, need_input_grad)
+
     def _backward(self, input, gradOutput, need_input_grad):
-        """``backward``, optionally skipping ``updateGradInput`` (containers use
-        this when nothing upstream needs the input gradient)."""
         self._check_backward(gradOutput)
         if not self._accepts_none_grad:
             gradOutput = fill_none(gradOutput, self.output)
@@ -128,14 +139,14 @@ class Module:
         if out_shape is not None and getattr(gradOutput, "shape", None) != out_shape:
             got = getattr(gradOutput, "shape", type(gradOutput).__name__)
             raise ValueError(
-                f"{self!r}: expected gradOutput of shape {tuple(out_shape)} (the output's shape), got {got}"
+                f"{_who(self)}: expected gradOutput of shape {tuple(out_shape)} (the output's shape), got {got}"
             )
 
     def updateOutput(self, input):
         """Compute ``self.output`` from ``input``; store it and return it.
 
-        The default calls the seed-000 hook ``_compute_output(input)`` and
-        stores its result.
+        The default calls the seed-000 hook ``_compute_output(input)``
+        (``nnumpy.compat``) and stores its result.
         """
         self.output = self._compute_output(input)
         return self.output
@@ -148,16 +159,6 @@ class Module:
     def accGradParameters(self, input, gradOutput):
         """Accumulate parameter gradients; nothing to do for parameter-free modules."""
         self._update_parameters_grad(input, gradOutput)
-
-    # Seed 000 spells the three hooks in snake_case; a subclass may implement those.
-    def _compute_output(self, input):
-        raise NotImplementedError(f"{type(self).__name__} must implement updateOutput")
-
-    def _compute_input_grad(self, input, gradOutput):
-        raise NotImplementedError(f"{type(self).__name__} must implement updateGradInput")
-
-    def _update_parameters_grad(self, input, gradOutput):
-        pass
 
     # ------------------------------------------------------------ structure
     def children(self):
@@ -183,9 +184,13 @@ class Module:
         for name, child in self.children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else str(name), seen)
 
-    def _own_parameter_pairs(self):
+    def own_parameter_pairs(self):
         """This module's ``(param_attr, grad_attr)`` pairs whose parameter is set."""
         return [(p, g) for p, g in type(self)._parameters if getattr(self, p, None) is not None]
+
+    def own_buffer_names(self):
+        """The names of this module's declared buffers (``_buffers``), set or not."""
+        return list(type(self)._buffers)
 
     # ------------------------------------------------------------ parameters
     def getParameters(self):
@@ -199,7 +204,7 @@ class Module:
         own = _dialect_override(self, ("get_parameters", "parameters"))
         if own is not None:
             return list(own())
-        return [getattr(self, p) for p, _ in self._own_parameter_pairs()]
+        return [getattr(self, p) for p, _ in self.own_parameter_pairs()]
 
     def getGradParameters(self):
         """The gradients, in the same structure as ``getParameters()``."""
@@ -207,7 +212,7 @@ class Module:
         if own is not None:
             return list(own())
         grads = []
-        for p, g in self._own_parameter_pairs():
+        for p, g in self.own_parameter_pairs():
             if getattr(self, g, None) is None:
                 setattr(self, g, np.zeros_like(getattr(self, p)))
             grads.append(getattr(self, g))
@@ -283,7 +288,7 @@ class Module:
         for prefix, module in self.named_modules():
             if module.children():
                 continue
-            for p, _ in module._own_parameter_pairs():
+            for p, _ in module.own_parameter_pairs():
                 yield (f"{prefix}.{p}" if prefix else p), getattr(module, p)
 
     def named_buffers(self):
@@ -298,28 +303,6 @@ class Module:
     def num_parameters(self):
         """Total number of scalar parameters."""
         return int(sum(p.size for p in self.parameters()))
-
-    def grad_parameters(self):
-        """The gradients as one flat list, in the order of ``parameters()`` (seed 003)."""
-        return [g for _, g in self.parameter_pairs(trainable_only=False)]
-
-    def zero_grad(self):
-        """Alias of ``zeroGradParameters`` (PyTorch and seed 000)."""
-        self.zeroGradParameters()
-
-    def get_parameters(self):
-        """Alias of ``getParameters`` (seed 000)."""
-        return self.getParameters()
-
-    def get_parameters_grad(self):
-        """Alias of ``getGradParameters`` (seed 000)."""
-        return self.getGradParameters()
-
-    # seed 000 keeps the protocol's state as ``_output`` / ``_input_grad``,
-    # seed 003 keeps the mode as ``_train``: the same attributes under those names
-    _output = property(lambda self: self.output, lambda self, v: setattr(self, "output", v))
-    _input_grad = property(lambda self: self.gradInput, lambda self, v: setattr(self, "gradInput", v))
-    _train = property(lambda self: self.training, lambda self, v: setattr(self, "training", v))
 
     # ------------------------------------------------------------ modes
     def train(self, mode=True):
@@ -347,6 +330,26 @@ class Module:
         own = _dialect_override(self, ("evaluate",))
         return own() if own is not None else self.evaluate()
 
+    @contextmanager
+    def preserved_modes(self):
+        """Context manager: on exit, this module and every descendant are back
+        in the mode (training or evaluate) each had on entry, even after an error.
+
+        Example:
+            >>> from nnumpy import Sequential, Dropout
+            >>> net = Sequential(Dropout())
+            >>> with net.preserved_modes():
+            ...     _ = net.evaluate()
+            >>> net[0].training
+            True
+        """
+        modes = [(module, module.training) for _, module in self.named_modules()]
+        try:
+            yield self
+        finally:
+            for module, training in modes:
+                module.training = training
+
     def freeze(self):
         """Stop training this module's parameters: ``backward`` accumulates no
         gradient for them and optimizers skip them. Returns self."""
@@ -362,7 +365,13 @@ class Module:
 
     @property
     def frozen(self):
+        """True after ``freeze()``: no gradient accumulates, optimizers skip the parameters."""
         return self._frozen
+
+    @property
+    def init_args(self):
+        """``(args, kwargs)`` of the constructor call (model files rebuild architectures from them)."""
+        return self._init_args
 
     def to(self, dtype):
         """Convert parameters, gradients and buffers to ``dtype`` (e.g.
@@ -393,7 +402,7 @@ class Module:
         """
         targets = {}
         for prefix, module in self.named_modules():
-            names = [p for p, _ in module._own_parameter_pairs()] if not module.children() else []
+            names = [p for p, _ in module.own_parameter_pairs()] if not module.children() else []
             names += list(type(module)._buffers)
             for name in names:
                 targets[f"{prefix}.{name}" if prefix else name] = (module, name)
@@ -431,9 +440,7 @@ class Module:
     def summary(self, input_shape, print_fn=print):
         """Print (and return) a torchinfo-like table: each layer's output shape and
         parameter count, then the totals; ``input_shape`` is one sample's shape, without
-        the batch axis. See ``nnumpy.training.summary``."""
-        from .training import summary
-
+        the batch axis. See ``nnumpy.summary.summary``."""
         return summary(self, input_shape, print_fn=print_fn)
 
     def __call__(self, *inputs, name=None):
@@ -446,7 +453,7 @@ class Module:
         args = inputs[0] if len(inputs) == 1 and is_seq(inputs[0]) else inputs
         node = next((a for a in args if getattr(a, "_is_graph_node", False)), None)
         if node is not None:  # duck-typed: the core does not import the graph module
-            return node._grow(self, inputs, name)
+            return node.grow(self, inputs, name)
         if name is not None:
             raise TypeError(f"{self!r}: name= is only for building a graph (call the module on nodes)")
         if not inputs:
@@ -485,3 +492,7 @@ def _dialect_override(module, names):
         if getattr(cls, name) is not getattr(Module, name):
             return getattr(module, name)
     return None
+
+
+# public names of what other core modules use (containers)
+unique_modules = _unique

@@ -3,11 +3,17 @@
 Two families:
 
 * the seeds' functional optimizers ``sgd_momentum`` and ``adam_optimizer``
-  with seed 001's exact formulas and state layout; they take the nested
+  with seed 001's exact formulas and state layout (they live in
+  ``nnumpy.compat`` with the other seed dialects); they take the nested
   per-module lists that ``Sequential.getParameters()`` returns;
-* optimizer classes with ``torch.optim``'s update rules and defaults:
-  ``SGD``, ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad``, ``NAdam`` (also under
-  the seeds' spellings ``RMSProp``, ``AdaGrad``, ``Nadam``).
+* optimizer classes with ``torch.optim``'s signatures, update rules,
+  defaults and parameter groups: ``SGD``, ``Adam`` (``amsgrad``), ``AdamW``,
+  ``Adamax``, ``Adadelta``, ``RMSprop``, ``Adagrad``, ``NAdam``, ``RAdam``,
+  and ``Lion`` (also under the seeds' spellings ``RMSProp``, ``AdaGrad``,
+  ``Nadam``, and ``Momentum``);
+* seed 003's optimizers, which ``SGD()``, ``Momentum(lr=...)``,
+  ``RMSProp(1e-3, 1e-8, 0.9)``, ``Adam(lr=...)`` and ``Nadam(...)`` build
+  when given no model or parameters: called as ``opt(params, grads)``.
 
 Every update is in place: parameter arrays are never rebound, so layers,
 optimizers and checkpoints keep sharing them. Class optimizers re-read the
@@ -15,10 +21,12 @@ model's parameter and gradient arrays at every ``step()`` and skip frozen
 modules.
 """
 
+import inspect
 import math
 
 import numpy as np
 
+from .compat import adam_optimizer, sgd_momentum  # noqa: F401  (the seeds' functional optimizers, re-exported)
 from .module import Module
 
 __all__ = [
@@ -26,76 +34,29 @@ __all__ = [
     "adam_optimizer",
     "Optimizer",
     "SGD",
+    "Momentum",
     "Adam",
     "AdamW",
+    "Adamax",
+    "Adadelta",
     "RMSprop",
     "Adagrad",
     "NAdam",
+    "RAdam",
+    "Lion",
     "RMSProp",
     "AdaGrad",
     "Nadam",
-    "Momentum",
+    "Seed003Optimizer",
+    "Seed003SGD",
+    "Seed003Momentum",
+    "Seed003RMSProp",
+    "Seed003Adam",
+    "Seed003Nadam",
 ]
 
 
-# --------------------------------------------------------------------- seed 001
-def _iterate_nested(variables, gradients):
-    # the seed's zip: silently stops at the shorter list
-    for layer_vars, layer_grads in zip(variables, gradients, strict=False):
-        yield from zip(layer_vars, layer_grads, strict=False)
-
-
-def sgd_momentum(variables, gradients, config, state):
-    """Seed 001's SGD with momentum, in place.
-
-    ``accumulated = momentum * accumulated + learning_rate * grad``;
-    ``var -= accumulated``.
-
-    Args:
-        variables: list of lists of arrays, one list per layer
-            (``net.getParameters()``).
-        gradients: the same structure (``net.getGradParameters()``).
-        config: dict with ``learning_rate`` and ``momentum``.
-        state: dict the optimizer keeps its state in (``accumulated_grads``,
-            indexed by a flat variable counter).
-    """
-    accumulated = state.setdefault("accumulated_grads", {})
-    for index, (var, grad) in enumerate(_iterate_nested(variables, gradients)):
-        old = accumulated.setdefault(index, np.zeros_like(grad))
-        old *= config["momentum"]
-        old += config["learning_rate"] * grad
-        var -= old
-
-
-def adam_optimizer(variables, gradients, config, state):
-    """Seed 001's Adam, in place.
-
-    ``lr_t = learning_rate * sqrt(1 - beta2**t) / (1 - beta1**t)``;
-    ``m = beta1 * m + (1 - beta1) * g``; ``v = beta2 * v + (1 - beta2) * g * g``;
-    ``var -= lr_t * m / (sqrt(v) + epsilon)``.
-
-    Args:
-        variables, gradients: nested lists as for ``sgd_momentum``.
-        config: dict with ``learning_rate``, ``beta1``, ``beta2``, ``epsilon``.
-        state: dict with ``m``, ``v`` (indexed by a flat variable counter) and ``t``.
-    """
-    first = state.setdefault("m", {})
-    second = state.setdefault("v", {})
-    state["t"] = state.setdefault("t", 0) + 1
-    t = state["t"]
-    beta1, beta2 = config["beta1"], config["beta2"]
-    lr_t = config["learning_rate"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-    for index, (var, grad) in enumerate(_iterate_nested(variables, gradients)):
-        m = first.setdefault(index, np.zeros_like(grad))
-        v = second.setdefault(index, np.zeros_like(grad))
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
-        var -= lr_t * m / (np.sqrt(v) + config["epsilon"])
-
-
-# --------------------------------------------------------------------- classes
+# --------------------------------------------------------------------- parameter groups
 def _flatten(arrays):
     """Flatten nested lists of arrays (``getParameters()`` of a container)."""
     flat = []
@@ -107,75 +68,294 @@ def _flatten(arrays):
     return flat
 
 
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _leaf_names(root):
+    """``{dotted name: (leaf, position)}`` for every parameter of ``root``
+    (the names of ``root.named_parameters()``)."""
+    names = {}
+    for prefix, module in root.named_modules():
+        if module.children():
+            continue
+        for position, (attr, _) in enumerate(module.own_parameter_pairs()):
+            names[f"{prefix}.{attr}" if prefix else attr] = (module, position)
+    return names
+
+
+class _ModuleSet(Module):
+    """The leaves an optimizer's groups name when no model was given: what
+    ``opt.model`` is then (``DistributedOptimizer`` reduces its gradients)."""
+
+    def __init__(self, leaves):
+        super().__init__()
+        self._members = list(leaves)
+
+    def children(self):
+        return list(enumerate(self._members))
+
+    def leaves(self):
+        return list(self._members)
+
+
 class Optimizer:
-    """Base class: holds hyper-parameters and per-parameter state.
+    """Base class of ``torch.optim``-style optimizers: parameter groups,
+    per-parameter state, ``step()`` / ``zero_grad()`` / ``state_dict()``.
 
-    Two ways to use one:
+    ``params`` (the first argument) says what to train:
 
-    * ``opt = Adam(model, lr=1e-3)``; then ``opt.zero_grad()``, forward,
-      backward, ``opt.step()``;
-    * seed 003's way: ``opt = Adam(lr=1e-3)``; then ``opt(params, grads)``
-      with flat (or nested) lists of arrays, stateful across calls.
+    * a ``Module`` (the model): all its parameters, one group;
+    * a list of group dicts, each with ``"params"`` and any hyper-parameters
+      of its own (the others come from the constructor's arguments), e.g.
+      ``SGD([{"params": model[0], "lr": 1e-2}, {"params": model[2:]}], lr=1e-3)``.
+      A group's ``"params"`` is a Module, a list of Modules, a list of
+      parameter arrays, or a list of parameter names from
+      ``model.named_parameters()`` (``"0.W"``; ``(name, array)`` pairs too);
+      arrays and names are looked up in ``model=`` (the module that holds
+      them, where their gradients live), which they require;
+    * a list of Modules, arrays or names: one group.
 
-    Hyper-parameters are attributes (``opt.lr``), so schedules can change them.
+    A parameter may belong to one group only. ``param_groups`` is a list of
+    dicts as in PyTorch (``opt.param_groups[1]["lr"] = 0.1`` changes one
+    group; learning-rate schedules scale each group's rate); a group's
+    ``"params"`` lists its parameter arrays as of the last ``step()``.
+    ``opt.lr`` (any hyper-parameter) reads the first group's value and
+    setting it sets every group's.
+
+    Every step re-reads each module's parameter and gradient arrays (a
+    rebound ``layer.W`` or ``self.gradW`` is honoured), skips frozen modules,
+    and updates parameters in place. State is keyed by the parameter's
+    position among all the optimizer's parameters (group after group), as in
+    ``torch.optim``'s ``state_dict``.
+
+    Built without parameters (``Adagrad(lr=0.1)``), an optimizer is called as
+    ``opt(params, grads)`` on flat or nested lists of arrays. ``SGD``,
+    ``Momentum``, ``RMSprop``, ``Adam`` and ``NAdam`` built so are seed 003's
+    optimizers instead (its signatures, defaults and update rules; see
+    ``Seed003Optimizer``).
     """
 
     hyperparameters = ()
+    _extra_group_keys = ("initial_lr",)  # what schedules keep in a group
 
-    def __init__(self, model=None, **hyper):
+    def __new__(cls, *args, **kwargs):
+        seed = cls.__dict__.get("_seed003")
+        if seed is not None and "params" not in kwargs and "model" not in kwargs and (not args or _is_number(args[0])):
+            return seed._build(cls.__name__, *args, **kwargs)
+        return super().__new__(cls)
+
+    def __getnewargs_ex__(self):
+        return (), {"params": None}  # copies and pickles are rebuilt as this class, not as seed 003's
+
+    def __init__(self, params, defaults, *, model=None):
         name = type(self).__name__
-        if model is not None and not isinstance(model, Module):
-            got = type(model).__name__
-            if isinstance(model, (int, float)):
-                hint = f"{got} {model!r}; did you mean {name}(model, lr={model!r})?"
-            else:  # e.g. a list of arrays: printing it all helps nobody
-                hint = f"{got}; for lists of arrays build {name}(lr=...) and call it as opt(params, grads)"
-            raise TypeError(f"{name}: expected the model (a Module) as first argument, got {hint}")
-        self.model = model
-        for key, value in hyper.items():
-            setattr(self, key, value)
-        self._validate()
+        object.__setattr__(self, "defaults", dict(defaults))
         self.state = {}
+        self.param_groups = []
+        self._entries = []  # per group: [(leaf, positions or None for all)]
+        if model is not None and not isinstance(model, Module):
+            raise TypeError(f"{name}: model= must be a Module, got {type(model).__name__}")
+        if params is None:
+            params = model
+        self._root = model if model is not None else (params if isinstance(params, Module) else None)
+        self._validate(self.defaults, "")
+        for group in self._groups_from(params):
+            self.add_param_group(group)
+        if params is None:
+            self.param_groups.append({"params": [], **self.defaults})  # opt(params, grads) uses these
+            self._entries.append([])
+        self.model = self._root
+        if self.model is None and params is not None:
+            self.model = _ModuleSet(dict.fromkeys(leaf for entries in self._entries for leaf, _ in entries))
 
-    def _validate(self):
+    def _groups_from(self, params):
         name = type(self).__name__
-        if not float(self.lr) >= 0:
-            raise ValueError(f"{name}: lr must be >= 0, got {self.lr!r}")
-        if getattr(self, "eps", 1.0) < 0:
-            raise ValueError(f"{name}: eps must be >= 0, got {self.eps!r}")
-        if getattr(self, "weight_decay", 0.0) < 0:
-            raise ValueError(f"{name}: weight_decay must be >= 0, got {self.weight_decay!r}")
-        for i, beta in enumerate(getattr(self, "betas", ())):
+        if params is None:
+            return []
+        if isinstance(params, Module):
+            return [{"params": params}]
+        if _is_number(params):
+            raise TypeError(
+                f"{name}: expected the model (a Module) or parameter groups as first argument, got "
+                f"{type(params).__name__} {params!r}; did you mean {name}(model, lr={params!r})?"
+            )
+        if isinstance(params, (np.ndarray, str, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(
+                f"{name}: expected the model (a Module), a list of parameter groups (dicts) or a list of "
+                f"Modules, arrays or names as first argument, got {type(params).__name__}"
+            )
+        items = list(params)
+        if not items:
+            raise ValueError(f"{name}: got an empty parameter list")
+        if all(isinstance(item, dict) for item in items):
+            return items
+        if any(isinstance(item, dict) for item in items):
+            raise TypeError(
+                f"{name}: give either a list of parameter groups (dicts) or one list of parameters, not both"
+            )
+        return [{"params": items}]
+
+    def add_param_group(self, param_group):
+        """Add a group (a dict with ``"params"`` and optional hyper-parameters), as ``torch.optim``."""
+        name = type(self).__name__
+        where = f" (param_groups[{len(self.param_groups)}])"
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError(f"{name}: a parameter group is a dict with a 'params' entry, got {param_group!r}"[:300])
+        unknown = set(param_group) - {"params", *self.hyperparameters, *self._extra_group_keys}
+        if unknown:
+            raise ValueError(
+                f"{name}: unknown key(s) {sorted(unknown)} in a parameter group{where}; "
+                f"a group takes 'params' and {', '.join(repr(h) for h in self.hyperparameters)}"
+            )
+        group = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
+        self._validate(group, where)
+        entries = self._resolve(param_group["params"], where)
+        seen = {id(p): i for i, group_entries in enumerate(self._entries) for p in self._arrays(group_entries)}
+        for p in self._arrays(entries):
+            if id(p) in seen:
+                raise ValueError(
+                    f"{name}: a parameter appears in more than one group{where} (also in group {seen[id(p)]})"
+                )
+            seen[id(p)] = len(self.param_groups)
+        group["params"] = self._arrays(entries)
+        self.param_groups.append(group)
+        self._entries.append(entries)
+        if isinstance(getattr(self, "model", None), _ModuleSet):
+            self.model._members.extend(leaf for leaf, _ in entries if leaf not in self.model._members)
+
+    def _resolve(self, params, where):
+        """A group's ``"params"`` as ``[(leaf, positions or None)]``."""
+        name = type(self).__name__
+        if isinstance(params, Module):
+            return [(leaf, None) for leaf in params.leaves()]
+        if isinstance(params, (str, np.ndarray)) or not hasattr(params, "__iter__"):
+            params = [params] if isinstance(params, str) else params
+            if not isinstance(params, list):
+                raise TypeError(
+                    f"{name}: a group's 'params' is a Module or a list of Modules, arrays or names, "
+                    f"got {type(params).__name__}{where}"
+                )
+        entries, by_leaf = [], {}
+        names = ids = None
+        for item in params:
+            if isinstance(item, Module):
+                entries.extend((leaf, None) for leaf in item.leaves())
+                continue
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                item = item[0]  # a (name, array) pair from named_parameters()
+            if not isinstance(item, (str, np.ndarray)) and not hasattr(item, "__array_namespace__"):
+                raise TypeError(
+                    f"{name}: cannot train a {type(item).__name__}{where}: expected a Module, array or name"
+                )
+            if self._root is None:
+                raise TypeError(
+                    f"{name}: parameters given as arrays or names{where} need the module that holds them "
+                    f"(their gradients live there): pass model=..., e.g. {name}(groups, lr=..., model=model), "
+                    f"or give the modules themselves"
+                )
+            if isinstance(item, str):
+                names = _leaf_names(self._root) if names is None else names
+                if item not in names:
+                    raise ValueError(f"{name}: {type(self._root).__name__} has no parameter named {item!r}{where}")
+                leaf, position = names[item]
+            else:
+                if ids is None:
+                    ids = {
+                        id(p): (leaf, pos) for leaf in self._root.leaves() for pos, p in enumerate(leaf.getParameters())
+                    }
+                if id(item) not in ids:
+                    raise ValueError(
+                        f"{name}: an array of shape {tuple(item.shape)}{where} is not a parameter of the model"
+                    )
+                leaf, position = ids[id(item)]
+            if id(leaf) in by_leaf:
+                by_leaf[id(leaf)].append(position)
+            else:
+                by_leaf[id(leaf)] = [position]
+                entries.append((leaf, by_leaf[id(leaf)]))
+        return entries
+
+    @staticmethod
+    def _arrays(entries):
+        """The parameter arrays of a group's entries, read now."""
+        out = []
+        for leaf, positions in entries:
+            params = leaf.getParameters()
+            out.extend(params if positions is None else [params[i] for i in positions])
+        return out
+
+    def _validate(self, group, where):
+        name = type(self).__name__
+        if not _is_number(group.get("lr", 0.0)) or not math.isfinite(group.get("lr", 0.0)) or group.get("lr", 0.0) < 0:
+            raise ValueError(f"{name}: lr must be a finite number >= 0, got {group.get('lr')!r}{where}")
+        for key in ("eps", "weight_decay", "momentum", "lr_decay"):
+            if key in group and not float(group[key]) >= 0:
+                raise ValueError(f"{name}: {key} must be >= 0, got {group[key]!r}{where}")
+        for i, beta in enumerate(group.get("betas", ())):
             if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name}: betas[{i}] must be in [0, 1), got {beta!r}")
+                raise ValueError(f"{name}: betas[{i}] must be in [0, 1), got {beta!r}{where}")
+        if "betas" in group and len(group["betas"]) != 2:
+            raise ValueError(f"{name}: betas must be a pair, got {group['betas']!r}{where}")
+        self._check_group(group, where)
+
+    def _check_group(self, group, where):
+        """Class-specific hyper-parameter checks."""
+
+    # ---- hyper-parameters as attributes: the first group's value; setting one sets every group's
+    def __getattr__(self, key):
+        if key in type(self).hyperparameters:
+            groups = self.__dict__.get("param_groups")
+            return groups[0][key] if groups else self.__dict__["defaults"][key]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
+    def __setattr__(self, key, value):
+        if key in type(self).hyperparameters and "param_groups" in self.__dict__:
+            self.defaults[key] = value
+            for group in self.param_groups:
+                group[key] = value
+        else:
+            object.__setattr__(self, key, value)
+
+    # ---- the step
+    def _each(self):
+        """``(group, index, leaf, param, grad)`` for every parameter, read afresh, group after group."""
+        index = 0
+        for group, entries in zip(self.param_groups, self._entries, strict=True):
+            arrays = []
+            for leaf, positions in entries:
+                params, grads = leaf.getParameters(), leaf.getGradParameters()
+                if len(params) != len(grads):
+                    raise ValueError(f"{leaf!r}: {len(params)} parameters but {len(grads)} gradients")
+                for i in range(len(params)) if positions is None else positions:
+                    arrays.append(params[i])
+                    yield group, index, leaf, params[i], grads[i]
+                    index += 1
+            group["params"] = arrays
 
     def step(self):
-        """Update every trainable parameter of the model in place."""
+        """Update every trainable parameter in place."""
         if self.model is None:
             raise RuntimeError(
                 f"{type(self).__name__} was built without a model: call it as opt(params, grads), "
                 f"or build it as {type(self).__name__}(model, ...)"
             )
-        # State is keyed by the position among *all* parameters, so freezing a
-        # module mid-training does not hand its state to the next parameters.
-        index = 0
-        for leaf in self.model.leaves():
-            for param, grad in zip(leaf.getParameters(), leaf.getGradParameters(), strict=True):
-                if not leaf.frozen:
-                    self._update(self.state.setdefault(index, {}), param, grad)
-                index += 1
+        for group, index, leaf, param, grad in self._each():
+            if not leaf.frozen:
+                self._update(self.state.setdefault(index, {}), param, grad, group)
 
     def __call__(self, params, gradients):
-        """Update ``params`` in place from ``gradients`` (lists, flat or nested)."""
+        """Update ``params`` in place from ``gradients`` (lists, flat or nested),
+        with the first group's hyper-parameters."""
         params, gradients = _flatten(params), _flatten(gradients)
         if len(params) != len(gradients):
             raise ValueError(f"{type(self).__name__}: got {len(params)} parameters but {len(gradients)} gradients")
         for index, (param, grad) in enumerate(zip(params, gradients, strict=True)):
-            self._update(self.state.setdefault(index, {}), param, grad)
+            self._update(self.state.setdefault(index, {}), param, grad, self.param_groups[0])
 
     def reset_t(self):
         """Restart the bias-correction step count of every parameter, keeping
-        the moments (seed 003's ``reset_t``)."""
+        the moments."""
         for entry in self.state.values():
             if "step" in entry:
                 entry["step"] = 0
@@ -183,93 +363,210 @@ class Optimizer:
                 entry["mu_product"] = 1.0
 
     def zero_grad(self):
-        """Zero the model's parameter gradients."""
-        if self.model is not None:
-            self.model.zeroGradParameters()
+        """Zero the gradients of the modules this optimizer trains."""
+        if self._root is not None and all(p is None for entries in self._entries for _, p in entries):
+            self._root.zeroGradParameters()
+            return
+        for leaf in dict.fromkeys(leaf for entries in self._entries for leaf, _ in entries):
+            leaf.zeroGradParameters()
 
-    def _update(self, state, param, grad):
+    def _update(self, state, param, grad, h):
         raise NotImplementedError
 
-    def _decayed(self, param, grad):
+    @staticmethod
+    def _decayed(param, grad, h):
         """``grad + weight_decay * param`` (L2 penalty, PyTorch's ``weight_decay``)."""
-        return grad + self.weight_decay * param if self.weight_decay else grad
+        return grad + h["weight_decay"] * param if h["weight_decay"] else grad
 
+    # ---- state
     def state_dict(self):
-        """``{"hyper": {...}, "state": {index: {name: array or number}}}`` (copies)."""
+        """``{"state": {index: {name: array or number}}, "param_groups": [...],
+        "hyper": {...}}`` (copies). As ``torch.optim``: each group holds its
+        hyper-parameters and ``"params"``, the indices of its parameters (with
+        ``"param_names"`` when the optimizer knows the model); ``"hyper"`` is
+        the first group's hyper-parameters."""
+        names = {}
+        if self._root is not None:
+            names = {id(p): n for n, p in self._root.named_parameters()}
+        groups, index = [], 0
+        for group, entries in zip(self.param_groups, self._entries, strict=True):
+            arrays = self._arrays(entries)
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = list(range(index, index + len(arrays)))
+            if names and all(id(p) in names for p in arrays):
+                packed["param_names"] = [names[id(p)] for p in arrays]
+            groups.append(packed)
+            index += len(arrays)
         state = {
             index: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
             for index, entry in self.state.items()
         }
-        return {"hyper": {k: getattr(self, k) for k in self.hyperparameters}, "state": state}
+        return {"state": state, "param_groups": groups, "hyper": {k: getattr(self, k) for k in self.hyperparameters}}
 
     def load_state_dict(self, state_dict):
-        """Restore what ``state_dict`` returned (hyper-parameters and state)."""
-        for key, value in state_dict.get("hyper", {}).items():
-            setattr(self, key, tuple(value) if isinstance(value, list) else value)
-        self.state = {
-            int(index): {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in entry.items()}
-            for index, entry in state_dict.get("state", {}).items()
-        }
+        """Restore what ``state_dict`` returned: every group's hyper-parameters
+        and the per-parameter state. The groups must match this optimizer's
+        (their number and sizes), as in ``torch.optim``. A state of nnumpy
+        0.1 (``{"hyper", "state"}``, one group) loads too."""
+        name = type(self).__name__
+        allowed = {*self.hyperparameters, *self._extra_group_keys}
+        sizes = [len(self._arrays(entries)) for entries in self._entries]
+        saved_groups = state_dict.get("param_groups")
+        if saved_groups is None:
+            saved_groups = [dict(state_dict.get("hyper", {}))] * len(self.param_groups)
+        else:
+            saved_sizes = [len(g.get("params", ())) for g in saved_groups]
+            if saved_sizes != sizes:
+                raise ValueError(
+                    f"{name}.load_state_dict: the saved state has parameter groups of sizes {saved_sizes}, "
+                    f"this optimizer {sizes}; build it with the same groups first"
+                )
+        updates = []
+        for i, saved in enumerate(saved_groups):
+            values = {k: v for k, v in saved.items() if k not in ("params", "param_names")}
+            unknown = set(values) - allowed
+            if unknown:
+                raise ValueError(f"{name}.load_state_dict: unknown hyper-parameter(s) {sorted(unknown)} in group {i}")
+            values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+            self._validate({**self.param_groups[i], **values}, f" (saved group {i})")
+            updates.append(values)
+        shapes = [p.shape for entries in self._entries for p in self._arrays(entries)]
+        state = {}
+        for index, entry in state_dict.get("state", {}).items():
+            index = int(index)
+            if not 0 <= index < len(shapes):
+                raise ValueError(f"{name}.load_state_dict: state for parameter {index}, but there are {len(shapes)}")
+            restored = {}
+            for key, value in entry.items():
+                if isinstance(value, np.ndarray):
+                    if value.shape != shapes[index] and value.ndim:
+                        raise ValueError(
+                            f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
+                            f"{tuple(value.shape)}, the parameter {tuple(shapes[index])}"
+                        )
+                    value = np.array(value)
+                elif not _is_number(value) and not isinstance(value, bool):
+                    raise ValueError(
+                        f"{name}.load_state_dict: state {key!r} of parameter {index} must be an array or a number, "
+                        f"got {type(value).__name__}"
+                    )
+                restored[str(key)] = value
+            state[index] = restored
+        for group, values in zip(self.param_groups, updates, strict=True):
+            group.update(values)
+        if saved_groups and updates:
+            self.defaults.update({k: v for k, v in updates[0].items() if k in self.hyperparameters})
+        self.state = state
 
     def __repr__(self):
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.hyperparameters)
-        return f"{type(self).__name__}({args})"
+        groups = f", groups={len(self.param_groups)}" if len(self.param_groups) > 1 else ""
+        return f"{type(self).__name__}({args}{groups})"
 
 
+# --------------------------------------------------------------------- torch.optim's rules
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum (``torch.optim.SGD``).
 
     ``g = grad + weight_decay * p``; with momentum ``buf = momentum * buf +
     (1 - dampening) * g`` (``buf = g`` at the first step), then ``g = g +
     momentum * buf`` (Nesterov) or ``g = buf``; ``p -= lr * g``.
+
+    Args:
+        params: the model, parameter groups, ... (see ``Optimizer``).
+        lr: learning rate (0.01; torch 2's default is 1e-3).
+        momentum, dampening, weight_decay, nesterov: as ``torch.optim.SGD``.
+        model: the module that holds parameters given as arrays or names.
+
+    ``SGD()`` / ``SGD(0.1)`` without parameters is seed 003's ``SGD(lr=1e-3)``.
+
+    Example:
+        >>> import nnumpy
+        >>> net = nnumpy.Sequential(nnumpy.Linear(4, 8), nnumpy.ReLU(), nnumpy.Linear(8, 2))
+        >>> SGD([{"params": net[0], "lr": 1e-2}, {"params": net[2:]}], lr=1e-3, momentum=0.9)
+        SGD(lr=0.01, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, groups=2)
     """
 
-    hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
 
-    def __init__(self, model=None, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(
-            model, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay
-        )
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
+    def __init__(
+        self, params=None, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *, model=None
+    ):
+        hyper = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, hyper, model=model)
 
-    def _update(self, state, param, grad):
-        grad = self._decayed(param, grad)
-        if self.momentum:
+    def _check_group(self, group, where):
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{type(self).__name__}: Nesterov momentum requires momentum > 0 and dampening = 0{where}")
+
+    def _update(self, state, param, grad, h):
+        grad = self._decayed(param, grad, h)
+        momentum = h["momentum"]
+        if momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = np.array(grad, copy=True)
             else:
-                buf *= self.momentum
-                buf += (1 - self.dampening) * grad
-            grad = grad + self.momentum * buf if self.nesterov else buf
-        param -= self.lr * grad
+                buf *= momentum
+                buf += (1 - h["dampening"]) * grad
+            grad = grad + momentum * buf if h["nesterov"] else buf
+        param -= h["lr"] * grad
+
+
+class Momentum(SGD):
+    """``SGD`` with ``momentum=0.9`` by default.
+
+    ``Momentum(lr=...)`` without parameters is seed 003's ``Momentum(lr=1e-3,
+    momentum=0.9)`` (``u = momentum * u + lr * g; p -= u``).
+    """
+
+    def __init__(
+        self, params=None, lr=0.01, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, *, model=None
+    ):
+        super().__init__(
+            params,
+            lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            model=model,
+        )
 
 
 class Adam(Optimizer):
     """Adam (``torch.optim.Adam``): bias-corrected first and second moments.
 
-    ``m = b1*m + (1-b1)*g``; ``v = b2*v + (1-b2)*g*g``;
+    ``m = b1*m + (1-b1)*g``; ``v = b2*v + (1-b2)*g*g`` (with ``amsgrad``,
+    ``v_max = max(v_max, v)`` replaces ``v`` below);
     ``p -= lr / (1 - b1**t) * m / (sqrt(v) / sqrt(1 - b2**t) + eps)``;
     ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2).
+
+    ``Adam(lr=...)`` without parameters is seed 003's ``Adam(lr=1e-3,
+    beta1=0.9, beta2=0.999, eps=1e-8)``.
     """
 
-    hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    hyperparameters = ("lr", "betas", "eps", "weight_decay", "amsgrad")
     _decoupled = False
 
-    def __init__(self, model=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, beta1=None, beta2=None):
-        betas = _seed_betas(betas, beta1, beta2)
-        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(
+        self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *, model=None
+    ):
+        hyper = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=bool(amsgrad))
+        super().__init__(params, hyper, model=model)
 
-    def _update(self, state, param, grad):
-        beta1, beta2 = self.betas
+    def _update(self, state, param, grad, h):
+        beta1, beta2 = h["betas"]
+        lr = h["lr"]
         if self._decoupled:
-            if self.weight_decay:
-                param *= 1 - self.lr * self.weight_decay
+            if h["weight_decay"]:
+                param *= 1 - lr * h["weight_decay"]
         else:
-            grad = self._decayed(param, grad)
+            grad = self._decayed(param, grad, h)
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+            if h["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(param)
         state["step"] += 1
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -285,10 +582,12 @@ class Adam(Optimizer):
         scratch *= grad
         v *= beta2
         v += scratch
+        if h["amsgrad"]:
+            v = np.maximum(state.setdefault("max_exp_avg_sq", np.zeros_like(param)), v, out=state["max_exp_avg_sq"])
         denom = np.sqrt(v, out=scratch)
-        denom += self.eps * c2
+        denom += h["eps"] * c2
         update = np.divide(m, denom, out=scratch)
-        update *= self.lr * c2 / (1 - beta1**t)
+        update *= lr * c2 / (1 - beta1**t)
         param -= update
 
 
@@ -299,8 +598,63 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, model=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *, beta1=None, beta2=None):
-        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, beta1=beta1, beta2=beta2)
+    def __init__(
+        self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False, *, model=None
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, model=model)
+
+
+class Adamax(Optimizer):
+    """Adamax (``torch.optim.Adamax``), Adam with the infinity norm:
+    ``m = b1*m + (1-b1)*g``; ``u = max(b2*u, |g| + eps)``;
+    ``p -= lr / (1 - b1**t) * m / u``."""
+
+    hyperparameters = ("lr", "betas", "eps", "weight_decay")
+
+    def __init__(self, params=None, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, model=None):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), model=model)
+
+    def _update(self, state, param, grad, h):
+        beta1, beta2 = h["betas"]
+        grad = self._decayed(param, grad, h)
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(param), exp_inf=np.zeros_like(param))
+        state["step"] += 1
+        m, u = state["exp_avg"], state["exp_inf"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        u *= beta2
+        np.maximum(u, np.abs(grad) + h["eps"], out=u)
+        param -= (h["lr"] / (1 - beta1 ** state["step"])) * (m / u)
+
+
+class Adadelta(Optimizer):
+    """Adadelta (``torch.optim.Adadelta``): ``s = rho*s + (1-rho)*g*g``;
+    ``d = sqrt(a + eps) / sqrt(s + eps) * g``; ``a = rho*a + (1-rho)*d*d``;
+    ``p -= lr * d``."""
+
+    hyperparameters = ("lr", "rho", "eps", "weight_decay")
+
+    def __init__(self, params=None, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, model=None):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay), model=model)
+
+    def _check_group(self, group, where):
+        if not 0.0 <= group["rho"] <= 1.0:
+            raise ValueError(f"{type(self).__name__}: rho must be in [0, 1], got {group['rho']!r}{where}")
+
+    def _update(self, state, param, grad, h):
+        rho, eps = h["rho"], h["eps"]
+        grad = self._decayed(param, grad, h)
+        if not state:
+            state.update(step=0, square_avg=np.zeros_like(param), acc_delta=np.zeros_like(param))
+        state["step"] += 1
+        s, a = state["square_avg"], state["acc_delta"]
+        s *= rho
+        s += (1 - rho) * grad * grad
+        delta = np.sqrt(a + eps) / np.sqrt(s + eps) * grad
+        a *= rho
+        a += (1 - rho) * delta * delta
+        param -= h["lr"] * delta
 
 
 class RMSprop(Optimizer):
@@ -308,117 +662,139 @@ class RMSprop(Optimizer):
 
     ``sq = alpha*sq + (1-alpha)*g*g``; ``avg = sqrt(sq) + eps`` (centered:
     ``sqrt(sq - mean_g**2) + eps``); with momentum ``buf = momentum*buf +
-    g/avg``, ``p -= lr*buf``, else ``p -= lr * g / avg``. Note: seed 003's
-    RMSProp puts ``eps`` inside the square root; this follows PyTorch.
+    g/avg``, ``p -= lr*buf``, else ``p -= lr * g / avg``.
+
+    ``RMSprop(lr=...)`` (or ``RMSProp``) without parameters is seed 003's
+    ``RMSProp(lr=1e-3, eps=1e-8, beta=0.9)``, whose ``eps`` is inside the root.
     """
 
     hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
 
     def __init__(
-        self,
-        model=None,
-        lr=0.01,
-        alpha=0.99,
-        eps=1e-8,
-        weight_decay=0.0,
-        momentum=0.0,
-        centered=False,
-        *,
-        beta=None,
+        self, params=None, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *, model=None
     ):
-        alpha = alpha if beta is None else beta  # seed 003 calls the decay ``beta``
-        super().__init__(
-            model, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
-        )
+        hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+        super().__init__(params, hyper, model=model)
 
-    def _update(self, state, param, grad):
-        grad = self._decayed(param, grad)
+    def _update(self, state, param, grad, h):
+        alpha = h["alpha"]
+        grad = self._decayed(param, grad, h)
         if not state:
             state.update(step=0, square_avg=np.zeros_like(param))
-            if self.momentum > 0:
+            if h["momentum"] > 0:
                 state["momentum_buffer"] = np.zeros_like(param)
-            if self.centered:
+            if h["centered"]:
                 state["grad_avg"] = np.zeros_like(param)
         state["step"] += 1
         sq = state["square_avg"]
-        sq *= self.alpha
-        sq += (1 - self.alpha) * grad * grad
-        if self.centered:
-            ga = state["grad_avg"]
-            ga *= self.alpha
-            ga += (1 - self.alpha) * grad
+        sq *= alpha
+        sq += (1 - alpha) * grad * grad
+        if h["centered"]:
+            ga = state.setdefault("grad_avg", np.zeros_like(param))
+            ga *= alpha
+            ga += (1 - alpha) * grad
             avg = np.sqrt(sq - ga * ga)
         else:
             avg = np.sqrt(sq)
-        avg += self.eps
-        if self.momentum > 0:
-            buf = state["momentum_buffer"]
-            buf *= self.momentum
+        avg += h["eps"]
+        if h["momentum"] > 0:
+            buf = state.setdefault("momentum_buffer", np.zeros_like(param))
+            buf *= h["momentum"]
             buf += grad / avg
-            param -= self.lr * buf
+            param -= h["lr"] * buf
         else:
-            param -= self.lr * (grad / avg)
+            param -= h["lr"] * (grad / avg)
 
 
 class Adagrad(Optimizer):
     """Adagrad (``torch.optim.Adagrad``): ``sum += g*g``;
-    ``p -= lr / (1 + (t-1)*lr_decay) * g / (sqrt(sum) + eps)``."""
+    ``p -= lr / (1 + (t-1)*lr_decay) * g / (sqrt(sum) + eps)``.
+
+    A group's own ``initial_accumulator_value`` starts its sums (PyTorch
+    starts every group's at the constructor's value)."""
 
     hyperparameters = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
-    def __init__(self, model=None, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
-        super().__init__(
-            model,
+    def __init__(
+        self,
+        params=None,
+        lr=0.01,
+        lr_decay=0.0,
+        weight_decay=0.0,
+        initial_accumulator_value=0.0,
+        eps=1e-10,
+        *,
+        model=None,
+    ):
+        hyper = dict(
             lr=lr,
             lr_decay=lr_decay,
             weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
         )
+        super().__init__(params, hyper, model=model)
 
-    def _update(self, state, param, grad):
-        grad = self._decayed(param, grad)
+    def _update(self, state, param, grad, h):
+        grad = self._decayed(param, grad, h)
         if not state:
-            state.update(step=0, sum=np.full_like(param, self.initial_accumulator_value))
+            state.update(step=0, sum=np.full_like(param, h["initial_accumulator_value"]))
         state["step"] += 1
-        clr = self.lr / (1 + (state["step"] - 1) * self.lr_decay)
+        clr = h["lr"] / (1 + (state["step"] - 1) * h["lr_decay"])
         total = state["sum"]
         total += grad * grad
         std = np.sqrt(total)
-        std += self.eps
+        std += h["eps"]
         param -= clr * (grad / std)
 
 
 class NAdam(Optimizer):
     """Adam with Nesterov momentum (``torch.optim.NAdam``), with the momentum
-    schedule ``mu_t = b1 * (1 - 0.5 * 0.96**(t * momentum_decay))``."""
+    schedule ``mu_t = b1 * (1 - 0.5 * 0.96**(t * momentum_decay))``;
+    ``decoupled_weight_decay`` decays the weights as AdamW (NAdamW).
 
-    hyperparameters = ("lr", "betas", "eps", "weight_decay", "momentum_decay")
+    ``NAdam(lr=...)`` (or ``Nadam``) without parameters is seed 003's
+    ``Nadam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)``.
+    """
+
+    hyperparameters = ("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay")
 
     def __init__(
         self,
-        model=None,
+        params=None,
         lr=2e-3,
         betas=(0.9, 0.999),
         eps=1e-8,
         weight_decay=0.0,
         momentum_decay=4e-3,
+        decoupled_weight_decay=False,
         *,
-        beta1=None,
-        beta2=None,
+        model=None,
     ):
-        betas = _seed_betas(betas, beta1, beta2)
-        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay)
+        hyper = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=bool(decoupled_weight_decay),
+        )
+        super().__init__(params, hyper, model=model)
 
-    def _update(self, state, param, grad):
-        beta1, beta2 = self.betas
-        grad = self._decayed(param, grad)
+    def _update(self, state, param, grad, h):
+        beta1, beta2 = h["betas"]
+        lr, decay = h["lr"], h["momentum_decay"]
+        if h["decoupled_weight_decay"]:
+            if h["weight_decay"]:
+                param *= 1 - lr * h["weight_decay"]
+        else:
+            grad = self._decayed(param, grad, h)
         if not state:
             state.update(step=0, mu_product=1.0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
         state["step"] += 1
         t = state["step"]
-        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
-        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
         state["mu_product"] *= mu
         mu_product = state["mu_product"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
@@ -427,27 +803,261 @@ class NAdam(Optimizer):
         v *= beta2
         v += (1 - beta2) * grad * grad
         denom = np.sqrt(v / (1 - beta2**t))
-        denom += self.eps
-        param -= (self.lr * (1 - mu) / (1 - mu_product)) * (grad / denom)
-        param -= (self.lr * mu_next / (1 - mu_product * mu_next)) * (m / denom)
+        denom += h["eps"]
+        param -= (lr * (1 - mu) / (1 - mu_product)) * (grad / denom)
+        param -= (lr * mu_next / (1 - mu_product * mu_next)) * (m / denom)
 
 
-class Momentum(SGD):
-    """Seed 003's ``Momentum(lr, momentum=0.9)``: ``SGD`` with momentum
-    (PyTorch's rule ``buf = momentum * buf + g; p -= lr * buf``, which equals
-    the seed's ``u = momentum * u + lr * g; p -= u`` at a constant ``lr``)."""
+class RAdam(Optimizer):
+    """Rectified Adam (``torch.optim.RAdam``): Adam whose adaptive term is
+    switched on, and scaled by the rectification ``r_t``, once the variance
+    of the adaptive rate is tractable (``rho_t > 5``); before that, SGD with
+    bias-corrected momentum. ``decoupled_weight_decay`` decays the weights as
+    AdamW."""
 
-    def __init__(self, model=None, lr=0.01, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(
-            model, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay
+    hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+
+    def __init__(
+        self,
+        params=None,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        decoupled_weight_decay=False,
+        *,
+        model=None,
+    ):
+        hyper = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=bool(decoupled_weight_decay),
+        )
+        super().__init__(params, hyper, model=model)
+
+    def _update(self, state, param, grad, h):
+        beta1, beta2 = h["betas"]
+        lr = h["lr"]
+        if h["decoupled_weight_decay"]:
+            if h["weight_decay"]:
+                param *= 1 - lr * h["weight_decay"]
+        else:
+            grad = self._decayed(param, grad, h)
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        c1, c2 = 1 - beta1**t, 1 - beta2**t
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * t * beta2**t / c2
+        if rho_t > 5.0:
+            rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            param -= (m / c1) * lr * (math.sqrt(c2) / (np.sqrt(v) + h["eps"])) * rect
+        else:
+            param -= (m / c1) * lr
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization
+    Algorithms"; not in ``torch.optim``): the sign of an interpolated momentum.
+
+    ``p *= 1 - lr * weight_decay``; ``p -= lr * sign(b1*m + (1-b1)*g)``;
+    ``m = b2*m + (1-b2)*g``. Use a learning rate 3-10x smaller than AdamW's
+    and a weight decay 3-10x larger.
+    """
+
+    hyperparameters = ("lr", "betas", "weight_decay")
+
+    def __init__(self, params=None, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, model=None):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay), model=model)
+
+    def _update(self, state, param, grad, h):
+        beta1, beta2 = h["betas"]
+        lr = h["lr"]
+        if not state:
+            state["exp_avg"] = np.zeros_like(param)
+        m = state["exp_avg"]
+        if h["weight_decay"]:
+            param *= 1 - lr * h["weight_decay"]
+        param -= lr * np.sign(beta1 * m + (1 - beta1) * grad)
+        m *= beta2
+        m += (1 - beta2) * grad
+
+
+# --------------------------------------------------------------------- seed 003
+class Seed003Optimizer:
+    """Seed 003's optimizers, what ``SGD()``, ``Momentum(lr=...)``,
+    ``RMSProp(1e-3, 1e-8, 0.9)``, ``Adam(lr=...)`` or ``Nadam(...)`` build
+    when given no model or parameters: the seed's signatures, positional
+    order, defaults and update rules, called as ``opt(params, gradients)``
+    on lists of arrays (flat, or nested as ``getParameters()``), updated in
+    place, with state kept across calls by list position.
+
+    Differences from the seed: mismatched list lengths raise a ValueError
+    (the seed's ``zip`` stopped silently), and the state grows if a later call
+    passes more arrays. ``lr`` and the other arguments are attributes
+    (schedules change ``lr``). ``step()`` raises: there is no model.
+    """
+
+    model = None
+    signature = ""
+
+    @classmethod
+    def _build(cls, name, *args, **kwargs):
+        try:
+            inspect.signature(cls).bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(
+                f"{name}: built without a model or parameters this is seed 003's {cls.signature}, called as "
+                f"opt(params, grads) ({error}); for torch.optim's {name} pass the model or parameters first: "
+                f"{name}(model, ...)"
+            ) from None
+        return cls(*args, **kwargs)
+
+    def __init__(self, **hyper):
+        for key, value in hyper.items():
+            setattr(self, key, value)
+        self._hyper = tuple(hyper)
+        self.state = {}
+
+    def __call__(self, params, gradients):
+        params, gradients = _flatten(params), _flatten(gradients)
+        if len(params) != len(gradients):
+            raise ValueError(f"{self._name}: got {len(params)} parameters but {len(gradients)} gradients")
+        for index, (weights, gradient) in enumerate(zip(params, gradients, strict=True)):
+            self._update(self.state.setdefault(index, {}), weights, gradient)
+        self._after_call()
+
+    def _after_call(self):
+        pass
+
+    @property
+    def _name(self):
+        return self.signature.split("(")[0]
+
+    def step(self):
+        raise RuntimeError(
+            f"{self._name} was built without a model (seed 003's way): call it as opt(params, grads), "
+            f"or build it as {self._name}(model, ...)"
         )
 
+    def zero_grad(self):
+        """Nothing to zero: seed 003's optimizers hold no model."""
 
-def _seed_betas(betas, beta1, beta2):
-    """PyTorch's ``betas`` pair, overridden by seed 003's ``beta1`` / ``beta2``."""
-    b1, b2 = betas
-    return (b1 if beta1 is None else beta1, b2 if beta2 is None else beta2)
+    def state_dict(self):
+        state = {
+            i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in e.items()} for i, e in self.state.items()
+        }
+        return {"hyper": {k: getattr(self, k) for k in self._hyper}, "state": state, "t": getattr(self, "t", None)}
 
+    def load_state_dict(self, state_dict):
+        for key, value in state_dict.get("hyper", {}).items():
+            if key not in self._hyper:
+                raise ValueError(f"{self._name}.load_state_dict: unknown hyper-parameter {key!r}")
+            setattr(self, key, value)
+        if state_dict.get("t") is not None:
+            self.t = int(state_dict["t"])
+        self.state = {
+            int(i): {str(k): (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in e.items()}
+            for i, e in state_dict.get("state", {}).items()
+        }
+
+    def __repr__(self):
+        return f"{self._name}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._hyper)})"
+
+
+class Seed003SGD(Seed003Optimizer):
+    """Seed 003's ``SGD(lr=1e-3)``: ``w -= lr * g``."""
+
+    signature = "SGD(lr=1e-3)"
+
+    def __init__(self, lr=1e-3):
+        super().__init__(lr=lr)
+
+    def _update(self, state, weights, gradient):
+        weights -= self.lr * gradient
+
+
+class Seed003Momentum(Seed003Optimizer):
+    """Seed 003's ``Momentum(lr=1e-3, momentum=0.9)``: ``u = momentum * u + lr * g; w -= u``."""
+
+    signature = "Momentum(lr=1e-3, momentum=0.9)"
+
+    def __init__(self, lr=1e-3, momentum=0.9):
+        super().__init__(lr=lr, momentum=momentum)
+
+    def _update(self, state, weights, gradient):
+        state["u"] = state.get("u", 0) * self.momentum + self.lr * gradient
+        weights -= state["u"]
+
+
+class Seed003RMSProp(Seed003Optimizer):
+    """Seed 003's ``RMSProp(lr=1e-3, eps=1e-8, beta=0.9)``:
+    ``g2 = beta * g2 + (1 - beta) * g*g; w -= lr * g / sqrt(g2 + eps)`` (the
+    ``eps`` inside the root, unlike PyTorch's ``RMSprop``)."""
+
+    signature = "RMSProp(lr=1e-3, eps=1e-8, beta=0.9)"
+
+    def __init__(self, lr=1e-3, eps=1e-8, beta=0.9):
+        super().__init__(lr=lr, eps=eps, beta=beta)
+
+    def _update(self, state, weights, gradient):
+        state["g"] = state.get("g", 0) * self.beta + gradient * gradient * (1 - self.beta)
+        weights -= (self.lr * gradient) / np.sqrt(state["g"] + self.eps)
+
+
+class Seed003Adam(Seed003Optimizer):
+    """Seed 003's ``Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)``:
+    ``m_hat = m / (1 - beta1**t)``, ``u_hat = u / (1 - beta2**t)``,
+    ``w -= lr * m_hat / (sqrt(u_hat) + eps)``; ``t`` (from 1) counts the
+    calls, ``reset_t()`` sets it back to 1."""
+
+    signature = "Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)"
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+        self.t = 1
+
+    def _moments(self, state, gradient):
+        state["m"] = self.beta1 * state.get("m", 0) + (1 - self.beta1) * gradient
+        state["u"] = self.beta2 * state.get("u", 0) + (1 - self.beta2) * gradient * gradient
+        return state["m"] / (1 - self.beta1**self.t), state["u"] / (1 - self.beta2**self.t)
+
+    def _update(self, state, weights, gradient):
+        hat_m, hat_u = self._moments(state, gradient)
+        weights -= (self.lr * hat_m) / (np.sqrt(hat_u) + self.eps)
+
+    def _after_call(self):
+        self.t += 1
+
+    def reset_t(self):
+        self.t = 1
+
+
+class Seed003Nadam(Seed003Adam):
+    """Seed 003's ``Nadam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)``:
+    ``w -= lr * (beta1 * m_hat + (1 - beta1) * g / (1 - beta1**t)) / (sqrt(u_hat) + eps)``."""
+
+    signature = "Nadam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)"
+
+    def _update(self, state, weights, gradient):
+        hat_m, hat_u = self._moments(state, gradient)
+        b1 = self.beta1
+        weights -= (self.lr * (b1 * hat_m + ((1 - b1) * gradient) / (1 - b1**self.t))) / (np.sqrt(hat_u) + self.eps)
+
+
+SGD._seed003 = Seed003SGD
+Momentum._seed003 = Seed003Momentum
+RMSprop._seed003 = Seed003RMSProp
+Adam._seed003 = Seed003Adam
+NAdam._seed003 = Seed003Nadam
 
 # the seeds' spellings
 RMSProp = RMSprop

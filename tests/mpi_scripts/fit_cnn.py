@@ -1,4 +1,4 @@
-"""CNN-F trained by ``fit(..., distributed=True)`` on a slice of the bundled
+"""CNN-F trained by ``nnumpy.distributed.fit`` on a slice of the bundled
 Fashion-MNIST sample, with a checkpoint every epoch (rank 0 writes it).
 
     python fit_cnn.py OUT_DIR --epochs E [--resume CHECKPOINT] [--stop-after STEPS] [--n 320]
@@ -19,7 +19,7 @@ import nnumpy as nn
 import nnumpy.distributed as dist
 from nnumpy.data import load_sample
 from nnumpy.models import cnn_f
-from nnumpy.training import Callback, ModelCheckpoint, fit
+from nnumpy.training import Callback, ModelCheckpoint
 
 
 class StopAfter(Callback):
@@ -28,7 +28,7 @@ class StopAfter(Callback):
 
     def on_batch_end(self, trainer, step, logs):
         if step == self.steps:
-            trainer._sigint = True  # what the Ctrl-C handler does
+            trainer.stop_requested = True  # what the Ctrl-C handler does
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
     out = Path(args.out)
     if dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
-    history = fit(
+    history = dist.fit(
         model,
         nn.ClassNLLCriterion(),
         nn.Adam(model, lr=1e-3),
@@ -59,7 +59,6 @@ def main():
         verbose=False,
         callbacks=[ModelCheckpoint(out / "checkpoint.npz")] + ([StopAfter(args.stop_after)] if args.stop_after else []),
         resume=args.resume,
-        distributed=True,
     )
     if dist.is_main():
         (out / "history.json").write_text(json.dumps(history.to_dict()))

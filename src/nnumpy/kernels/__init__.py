@@ -11,14 +11,15 @@ over nnumpy's threads; ``tests/test_kernels.py`` compares the two in float64.
 - ``elementwise``: threaded ReLU;
 - ``matmul``: the layers' matrix products, on nnumpy's threads while its kernels use them;
 - ``parallel``: nnumpy's thread pool (``parallel_for``, ``map_batches``) and ``set_num_threads``;
-- ``blas``: the scoped one-thread BLAS limit, and ``tune_process``, the explicit process tuning;
+- ``blas``: the scoped one-thread BLAS limit;
+- ``process``: ``tune_process``, the explicit tuning of the host process;
 - ``config``: the knob for the kernels' sizes and thresholds (``tuning``, ``set_tuning``, ``get_tuning``).
 """
 
-from .blas import tune_process
 from .config import DEFAULTS, get_tuning, set_tuning, tuning
 from .matmul import matmul
 from .parallel import get_num_threads, map_batches, num_threads, parallel_for, set_num_threads, threads_in_use
+from .process import tune_process
 
 __all__ = [
     "tuning",

@@ -14,7 +14,7 @@ to walk every chunking and threading path on tiny arrays.
 
 from contextlib import contextmanager
 
-__all__ = ["DEFAULTS", "get_tuning", "set_tuning", "tuning"]
+__all__ = ["DEFAULTS", "get_tuning", "set_tuning", "tuning", "version"]
 
 DEFAULTS = {
     # Conv2d/Conv1d: im2col columns are made for ~this many bytes of samples at
@@ -45,7 +45,7 @@ settings = dict(DEFAULTS)
 """The values in use; kernels read them, users change them through ``set_tuning`` / ``tuning``."""
 
 _MINIMUM = {"keep_columns_bytes": 0, "split_window_calls": 0}  # the rest: at least 1
-_listeners = []  # called after every change (the thread pool forgets its recent splits)
+_changes = [0]  # how many times the settings changed (see ``version``)
 
 
 def _checked(name, value):
@@ -67,6 +67,12 @@ def get_tuning():
     return dict(settings)
 
 
+def version():
+    """A number that changes whenever the settings do (the thread pool forgets
+    the splits it saw under other settings)."""
+    return _changes[0]
+
+
 def set_tuning(**changes):
     """Change settings for the rest of the process (``tuning`` is the scoped
     form); returns the previous values of those settings. Unknown names raise
@@ -82,8 +88,7 @@ def set_tuning(**changes):
     checked = {name: _checked(name, value) for name, value in changes.items()}
     previous = {name: settings[name] for name in checked}
     settings.update(checked)
-    for listener in _listeners:
-        listener()
+    _changes[0] += 1
     return previous
 
 

@@ -44,7 +44,8 @@ __all__ = [
 
 _pool = {"executor": None, "pid": None}
 _default = {"text": None, "threads": None}  # $NNUMPY_NUM_THREADS as last read, and the count it gives
-_history = {"calls": 0, "last_split": None}  # kernel calls so far; the call that last split over threads
+# kernel calls so far; the call that last split over threads, and the settings' version it split under
+_history = {"calls": 0, "last_split": None, "version": None}
 _local = threading.local()  # .busy: this thread is running a piece (no nested splitting)
 
 
@@ -152,14 +153,9 @@ def threads_in_use():
     within the last ``split_window_calls`` kernel calls (``nnumpy.kernels.tuning``).
     Counted in calls, not seconds, so a run repeats bit for bit."""
     last, window = _history["last_split"], settings["split_window_calls"]
-    return last is not None and _history["calls"] - last < window
-
-
-def _forget_splits():
-    _history["last_split"] = None
-
-
-config._listeners.append(_forget_splits)  # other settings split differently: start afresh
+    if last is None or _history["version"] != config.version():  # other settings split differently
+        return False
+    return _history["calls"] - last < window
 
 
 def parallel_for(fn, n, like, calls_blas=False):
@@ -184,7 +180,7 @@ def run_pieces(fn, n, pieces, calls_blas=False, counts_as_split=True):
         return [fn(0, n)]
     _history["calls"] += 1
     if pieces > 1 and counts_as_split:
-        _history["last_split"] = _history["calls"]
+        _history.update(last_split=_history["calls"], version=config.version())
     with one_thread() if calls_blas and (pieces > 1 or threads_in_use()) else nullcontext():
         if pieces <= 1:
             return [fn(0, n)]

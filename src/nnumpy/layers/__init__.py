@@ -23,13 +23,29 @@ from .activation import (
     Tanh,
     Tanhshrink,
 )
+from .adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d
+from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d
-from .dropout import Dropout
-from .layer_norm import LayerNorm
+from .dropout import Dropout, Dropout2d
+from .embedding import Embedding
+from .layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from .linear import Linear
 from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
+from .padding import ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from .pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
-from .reshape import Flatten
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .reshape import Flatten, Unflatten
+from .sequence import LastStep, Mean
+from .transformer import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
+from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "Linear",
@@ -56,6 +72,15 @@ __all__ = [
     "MaxPool1d",
     "AvgPool1d",
     "GlobalAvgPool2d",
+    "Embedding",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
+    "LastStep",
+    "Mean",
     "LayerNorm",
     "GELU",
     "SiLU",
@@ -69,4 +94,25 @@ __all__ = [
     "CELU",
     "Softsign",
     "Tanhshrink",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "Upsample",
+    "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Dropout2d",
+    "ZeroPad2d",
+    "ReflectionPad2d",
+    "ReplicationPad2d",
+    "Unflatten",
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
+    "TransformerDecoderLayer",
+    "TransformerDecoder",
+    "Transformer",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEncoding",
 ]

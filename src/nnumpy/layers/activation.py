@@ -256,6 +256,11 @@ class LogSoftMax(_SoftMaxFamily):
         default); output the same.
 
     Backward: ``gradInput = g - exp(y) * sum(g, axis=dim)``.
+
+    Example:
+        >>> import numpy as np
+        >>> LogSoftMax(dim=-1).forward(np.array([[0.0, 0.0]])).round(4).tolist()
+        [[-0.6931, -0.6931]]
     """
 
     def updateOutput(self, input):
@@ -270,40 +275,29 @@ class LogSoftMax(_SoftMaxFamily):
 
 
 # ---------------------------------------------------------------- GELU and erf
-# ``erfc(u) = exp(-u^2) * R(1/u) / (u * sqrt(pi))`` for ``u >= 1``, with ``R``
-# a polynomial in ``y in [-1, 1]`` (``1/u`` mapped from ``[1/2, 1]`` or
-# ``[0, 1/2]``), highest power first. Fitted for this file with
-# ``mpmath.chebyfit(R, [-1, 1], degree + 1)`` at 50 digits: max error 2.6e-17
-# (float64 tables) and 9e-9 (float32 tables) relative to R ~ 1; checked
-# against ``math.erf`` / ``math.erfc`` in tests/test_layers_extra.py.
+# ``erfc(a) = t * exp(Q(t) - a^2)`` for ``a >= 0`` with ``t = 2 / (2 + a)``, one
+# form for every ``a``; ``Q`` is a polynomial in ``y = 2t - 1`` (highest power
+# first), fitted for this file with ``mpmath.chebyfit(Q, [-1, 1], degree + 1)``
+# at 50 digits: max error 3.3e-17 (float64 table) and 6.6e-9 (float32 table),
+# which is the relative error it gives erfc. Checked against ``math.erfc`` in
+# tests/test_layers_extra.py.
 # fmt: off
-_ERFC_R = {
+_ERFC_Q = {
     np.dtype(np.float64): (
-        (-4.324488796949769e-12, 1.715468311344936e-11, -3.3411891984311794e-11, 3.3550777779037778e-12,
-         5.949234407422129e-10, -4.890967455642324e-09, 2.666014520031822e-08, -1.0972311082295767e-07,
-         3.009869254191227e-07, 6.067061884485346e-08, -7.839706097239083e-06, 6.523585621422615e-05,
-         -0.000349406979636191, 0.0011159037039008414, 0.002143325709221992, -0.07492205754768394,
-         0.8298267208240844),
-        (-3.831697847686298e-10, 6.329401710486917e-10, 1.971270935609563e-09, -5.468258001655557e-09,
-         1.5942894111601675e-09, 1.1768471614509403e-08, -3.210685452042756e-08, 4.9252135278814033e-08,
-         5.001752330583119e-10, -2.510393731702765e-07, 7.344291636591132e-07, -8.127289621141055e-07,
-         -1.7247603828266096e-06, 9.998888715362993e-06, -1.9152023589021526e-05, -1.0590800162345842e-05,
-         0.00017789487721161558, -0.0004721298399647093, -0.00019445918586124126, 0.006079322930571968,
-         -0.01858707988910738, -0.05292854361493948, 0.9713008649580285),
+        4.059203416871319e-09, -1.6257634004200004e-09, -3.9153823681150644e-08, 3.996584549064402e-08,
+        1.532694522477242e-07, -3.175036568175422e-07, -1.6833321758830403e-07, 1.3278447814608566e-06,
+        -1.2725384918465064e-06, -3.0087258428155394e-06, 8.562827807038024e-06, 1.7065643682608049e-07,
+        -3.0188008635174027e-05, 3.1732769210255435e-05, 7.140106496969276e-05, -0.00017429974539128116,
+        -9.373504499208804e-05, 0.0006736782487619259, -0.00014624686098279685, -0.002345812442194841,
+        0.0017589335575530585, 0.008824938553557172, -0.009872689366376865, -0.04689561023107716,
+        0.04734330684190415, 0.6726432239776559, -0.6717940840566923,
     ),
     np.dtype(np.float32): (
-        (-7.253322274329711e-06, 6.509029263589252e-05, -0.0003497092048074845, 0.0011160150160167378,
-         0.002143363864955056, -0.07492207307817457, 0.8298267208240844),
-        (7.2585608194458745e-06, -2.0665761480473786e-05, -8.038113707659899e-06, 0.00017847609344080187,
-         -0.0004730626742872275, -0.00019455143914558941, 0.006079440634364947, -0.01858707477334613,
-         -0.052928545973148125, 0.9713008648800943),
+        1.5401817283772113e-05, -8.70509883316567e-05, -3.825410526006034e-05, 0.0005731254989469202,
+        -0.0001758054723287054, -0.0022881236566899177, 0.0017670032525904623, 0.008808544323316852,
+        -0.009873662468445727, -0.046893590304725064, 0.04734334109347023, 0.6726431522588268,
+        -0.6717940840566923,
     ),
-}
-# erf(u) / u = 2/sqrt(pi) * sum_n (-1)^n u^(2n) / (n! (2n + 1)) for |u| < 1, highest power first
-_ERF_TAYLOR = {
-    np.dtype(d): tuple(2 / np.sqrt(np.pi) * (-1) ** n / (np.prod(np.arange(1.0, n + 1)) * (2 * n + 1))
-                       for n in reversed(range(terms)))
-    for d, terms in ((np.float64, 18), (np.float32, 10))
 }
 # fmt: on
 
@@ -321,19 +315,19 @@ def erfc(u):
     others are computed in float64), to a few ulp and with no cancellation
     for large ``u`` (``erfc(10) = 2.1e-45``). No floating-point warning for
     any input: values that underflow are the exact 0."""
-    dtype = u.dtype if u.dtype in _ERF_TAYLOR else np.dtype(np.float64)
+    dtype = u.dtype if u.dtype in _ERFC_Q else np.dtype(np.float64)
     u = u.astype(dtype, copy=False)
-    a = np.minimum(np.abs(u), 30.0)
-    small = np.clip(u, -1.0, 1.0)
-    near = 1.0 - small * _horner(_ERF_TAYLOR[dtype], small * small)
-    big = np.maximum(a, 1.0)
-    s = 1.0 / big
-    r_mid, r_far = _ERFC_R[dtype]
-    r = np.where(big < 2.0, _horner(r_mid, 4.0 * s - 3.0), _horner(r_far, 4.0 * s - 1.0))
+    a = np.minimum(np.abs(u), 30.0)  # erfc(27) is already below float64's range
+    t = 2.0 / (2.0 + a)
+    q = _horner(_ERFC_Q[dtype], 2.0 * t - 1.0)
+    q -= a * a
     with np.errstate(under="ignore"):
-        tail = np.exp(-big * big) * r * (s / dtype.type(np.sqrt(np.pi)))
-    far = np.where(u > 0, tail, 2.0 - tail)
-    return np.where(a < 1.0, near, far).astype(dtype, copy=False)
+        e = np.exp(q, out=q)
+    e *= t
+    # erfc(-a) = 2 - erfc(a); arithmetic on the sign mask is 4x faster than np.where on random signs
+    negative = (u < 0).astype(dtype)
+    e += negative * (2.0 - 2.0 * e)
+    return e
 
 
 def gelu_exact(x):
@@ -490,6 +484,11 @@ class ReLU6(Hardtanh):
     """``y = min(max(x, 0), 6)`` (PyTorch's ``ReLU6``): ``Hardtanh(0, 6)``. Shape: any.
 
     Backward: ``g`` where ``0 < x < 6``, else 0.
+
+    Example:
+        >>> import numpy as np
+        >>> ReLU6().forward(np.array([-1.0, 3.0, 8.0])).tolist()
+        [0.0, 3.0, 6.0]
     """
 
     def __init__(self):

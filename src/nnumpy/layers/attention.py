@@ -18,6 +18,7 @@ import numpy as np
 
 from .._checks import check_float_array, check_positive_int, check_real
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
+from ..containers import unbroadcast  # the gradient of broadcasting: sum over the broadcast axes
 from ..init import xavier_normal_, xavier_uniform_
 from ..module import Module
 from .linear import Linear
@@ -84,15 +85,6 @@ def masked_softmax(scores, allowed=None, additive=None):
     total[dead] = 1
     scores /= total
     return scores
-
-
-def _unbroadcast(grad, shape):
-    """Sum ``grad`` over the leading axes that were broadcast to reach its shape."""
-    if grad.shape == tuple(shape):
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
@@ -192,7 +184,7 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn, att
     xp = get_array_module(grad_out, query, key, value)
     attn_used = attn if attn_used is None else attn_used
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    dv = _unbroadcast(xp.swapaxes(attn_used, -1, -2) @ grad_out, value.shape)
+    dv = unbroadcast(xp.swapaxes(attn_used, -1, -2) @ grad_out, value.shape)
     d_used = grad_out @ xp.swapaxes(value, -1, -2)
     if grad_attn is not None:
         d_used += grad_attn
@@ -200,16 +192,12 @@ def scaled_dot_product_attention_backward(grad_out, query, key, value, attn, att
     d_scores = d_used
     d_scores -= attn * d_used.sum(axis=-1, keepdims=True)
     d_scores *= d_scores.dtype.type(scale)
-    dq = _unbroadcast(d_scores @ key, query.shape)
-    dk = _unbroadcast(xp.swapaxes(d_scores, -1, -2) @ query, key.shape)
+    dq = unbroadcast(d_scores @ key, query.shape)
+    dk = unbroadcast(xp.swapaxes(d_scores, -1, -2) @ query, key.shape)
     return dq, dk, dv
 
 
 # ---------------------------------------------------------------- the module
-def _is_data(a):
-    return hasattr(a, "shape") or isinstance(a, (tuple, list))
-
-
 class MultiheadAttention(Module):
     """``y = concat(head_1, ..., head_h) @ W_o^T + b_o`` with
     ``head_i = attention(q W_qi^T, k W_ki^T, v W_vi^T)`` (PyTorch's
@@ -297,6 +285,7 @@ class MultiheadAttention(Module):
         ("bias_k", "grad_bias_k"),
         ("bias_v", "grad_bias_v"),
     )
+    _accepts_none_grad = True  # a None gradient of the weights is skipped, not filled with zeros
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
                  kdim=None, vdim=None, batch_first=False, dtype=DEFAULT_DTYPE, rng=None):
@@ -334,7 +323,7 @@ class MultiheadAttention(Module):
             self.bias_v = xavier_normal_(np.empty((1, 1, E), dtype), rng=rng)
         else:
             self.bias_k = self.bias_v = None
-        for p, g in self._own_parameter_pairs():
+        for p, g in self.own_parameter_pairs():
             setattr(self, g, np.zeros_like(getattr(self, p)))
         self._ctx = None
 
@@ -342,9 +331,22 @@ class MultiheadAttention(Module):
     # out_proj holds parameters only: this module is one leaf of the protocol
     # (its backward computes everything), but names and state_dict keys list
     # out_proj as PyTorch does.
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix="", _seen=None):
+        seen = set() if _seen is None else _seen
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
-        yield (f"{prefix}.out_proj" if prefix else "out_proj"), self.out_proj
+        if id(self.out_proj) not in seen:
+            seen.add(id(self.out_proj))
+            yield (f"{prefix}.out_proj" if prefix else "out_proj"), self.out_proj
+
+    def train(self, mode=True):
+        self.out_proj.training = bool(mode)
+        return Module.train(self, mode)
+
+    def evaluate(self):
+        return self.train(False)
 
     def getParameters(self):
         return Module.getParameters(self) + self.out_proj.getParameters()
@@ -363,9 +365,9 @@ class MultiheadAttention(Module):
 
     # ------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
-        if args and all(_is_data(a) for a in args):
-            return self.forward(*args, **kwargs)
-        return Module.__call__(self, *args, **kwargs)  # e.g. a graph node: the graph machinery handles it
+        if not kwargs or "name" in kwargs:  # m(x), m(q, k, v), or a graph node: the protocol's call
+            return Module.__call__(self, *args, **kwargs)
+        return self.forward(*args, **kwargs)
 
     def forward(self, query, key=None, value=None, key_padding_mask=None, need_weights=False, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
@@ -559,30 +561,16 @@ class MultiheadAttention(Module):
         return self.output
 
     # ------------------------------------------------------------ backward
-    def _check_backward(self, gradOutput):
-        if self._ctx is None:
-            raise RuntimeError(f"{self!r}: backward called before forward")
-        if self._ctx["need_weights"]:
-            ok = isinstance(gradOutput, (tuple, list)) and len(gradOutput) == 2
-            shapes = [getattr(o, "shape", None) for o in self.output]
-            if ok:
-                got = [None if g is None else getattr(g, "shape", type(g).__name__) for g in gradOutput]
-                ok = gradOutput[0] is not None and all(g is None or g == s for g, s in zip(got, shapes, strict=True))
-            if not ok:
-                raise ValueError(
-                    f"{self!r}: expected gradOutput (grad_attn_output {tuple(shapes[0])}, grad_attn_weights "
-                    f"{tuple(shapes[1])} or None), got {_structure(gradOutput)}"
-                )
-        else:
-            Module._check_backward(self, gradOutput)
-
     def _grads(self, gradOutput):
         """``(g2, dys)``: the output gradient as tokens ``(T, E)`` and, per projection group,
         the gradient of its projected tokens ``(T, n * E)``."""
         c = self._ctx
-        g_out, g_w = (gradOutput if c["need_weights"] else (gradOutput, None))
-        xp = get_array_module(g_out)
+        g_out, g_w = (gradOutput if c["need_weights"] and gradOutput is not None else (gradOutput, None))
+        out = self.output[0] if c["need_weights"] else self.output
+        xp = get_array_module(out)
         dtype = c["ctx2"].dtype
+        if g_out is None:  # None means zeros
+            g_out = xp.zeros_like(out)
         if c["unbatched"]:
             g_out = xp.expand_dims(g_out, 0 if self.batch_first else 1)
         g2 = g_out.reshape(-1, self.embed_dim)
@@ -637,10 +625,13 @@ class MultiheadAttention(Module):
         g2, dys, extra = kept if kept is not None else self._grads(gradOutput)
         E = self.embed_dim
         for (x2, js, _), dy in zip(c["saved"], dys, strict=True):
-            for i, j in enumerate(js):
-                self._proj_weight(j, grad=True)[...] += dy[:, i * E:(i + 1) * E].T @ x2
+            rows = slice(js[0] * E, (js[-1] + 1) * E)
+            if len(js) > 1:  # projections sharing an input: one product for their rows of in_proj_weight
+                self.grad_in_proj_weight[rows] += dy.T @ x2
+            else:
+                self._proj_weight(js[0], grad=True)[...] += dy.T @ x2
             if self.in_proj_bias is not None:
-                self.grad_in_proj_bias[js[0] * E:(js[-1] + 1) * E] += dy.sum(axis=0)
+                self.grad_in_proj_bias[rows] += dy.sum(axis=0)
         if self.bias_k is not None:
             self.grad_bias_k += extra["bias_k"]
             self.grad_bias_v += extra["bias_v"]
@@ -663,12 +654,3 @@ class MultiheadAttention(Module):
         if self.batch_first:
             text += ", batch_first=True"
         return text
-
-
-def _structure(value):
-    """``value``'s structure for messages: shapes, tuples of them, None."""
-    if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(_structure(v) for v in value) + ")"
-    if value is None:
-        return "None"
-    return str(tuple(value.shape)) if hasattr(value, "shape") else type(value).__name__

@@ -1,10 +1,12 @@
-"""Dropout."""
+"""Dropout: element-wise (`Dropout`) and per channel (`Dropout2d`)."""
+
+import numpy as np
 
 from .._checks import check_float_array, check_real
 from ..backend import resolve_rng
 from ..module import Module
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout2d"]
 
 
 class Dropout(Module):
@@ -51,3 +53,48 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class Dropout2d(Dropout):
+    """Zero each whole channel of each sample with probability ``p`` and scale
+    the kept ones by ``1 / (1 - p)`` (PyTorch's ``Dropout2d``: feature-map dropout).
+
+    One draw per ``(sample, channel)`` at every training forward; in evaluate
+    mode, and for ``p = 0``, it is the identity.
+
+    Args:
+        p: probability of zeroing a channel, in ``[0, 1]`` (default 0.5).
+        rng: seed or ``numpy.random.Generator`` for the masks (default: the
+            generator ``nnumpy.manual_seed`` controls).
+
+    Shape:
+        Input ``(N, C, H, W)``; output the same.
+
+    Backward: ``gradInput = g * mask`` (the scaled ``(N, C, 1, 1)`` mask of the last forward).
+
+    Example:
+        >>> import numpy as np
+        >>> y = Dropout2d(0.5, rng=0).forward(np.ones((2, 3, 4, 4), np.float32))
+        >>> bool(np.all((y == y[:, :, :1, :1]) & ((y == 0) | (y == 2))))  # whole channels, kept ones * 2
+        True
+    """
+
+    def updateOutput(self, input):
+        check_float_array(self, input)
+        if input.ndim != 4:
+            raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), got {tuple(input.shape)}")
+        if not self.training or self.p == 0.0:
+            self._channel_mask = None
+            self.output = input
+            return input
+        draw = input.dtype if input.dtype in (np.float32, np.float64) else np.float32  # no float16 generator
+        keep = self.rng.random((*input.shape[:2], 1, 1), dtype=draw) >= self.p
+        scale = 1.0 / (1.0 - self.p) if self.p < 1.0 else 0.0
+        self._channel_mask = keep * input.dtype.type(scale)
+        self.output = input * self._channel_mask
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        mask = self._channel_mask
+        self.gradInput = gradOutput if mask is None else gradOutput * mask
+        return self.gradInput

@@ -353,3 +353,8 @@ class BatchNorm(BatchNorm1d):
     """Seed 003's ``BatchNorm(num_features, eps)``: the affine 1-D batch norm,
     i.e. ``BatchNorm1d`` (same arguments, defaults and numbers). Seed 003's
     own default ``eps`` was 1e-8; pass it explicitly to reproduce that."""
+
+
+# the public name of the base class every BatchNorm-family module shares:
+# nnumpy.distributed's sync_batchnorm finds the modules whose statistics it synchronises by it
+BatchStatistics = _BatchStatistics

@@ -32,14 +32,35 @@ __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _sigmoid_(a):
-    """Logistic sigmoid in place as ``(1 + tanh(a / 2)) / 2``: no overflow for any ``a``."""
+def _mm(a, b, out=None):
+    """``a[d] @ b[d]`` for each direction ``d``, as 2-D BLAS products."""
     xp = get_array_module(a)
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a += 1
-    a *= 0.5
-    return a
+    if out is None:
+        out = xp.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
+    for d in range(a.shape[0]):
+        xp.matmul(a[d], b[d], out=out[d])
+    return out
+
+
+def _sigmoid_rows(mode, H, like):
+    """``(G*H, 1)`` factors: 0.5 on the rows of sigmoid gates, 1 on tanh gates.
+    The forward scales those rows of the weights and biases by 0.5, so one
+    ``tanh`` over all gates gives ``tanh(a / 2)``, and ``sigmoid(a) =
+    (1 + tanh(a / 2)) / 2`` needs two cheap passes (and never overflows)."""
+    xp = get_array_module(like)
+    if mode == "LSTM":
+        rows = [0.5] * (2 * H) + [1.0] * H + [0.5] * H
+    elif mode == "GRU":
+        rows = [0.5] * (2 * H) + [1.0] * H
+    else:
+        return None
+    return xp.asarray(rows, dtype=like.dtype)[:, None]
+
+
+def _half_to_sigmoid_(t):
+    """``t = tanh(a / 2)`` in place to ``sigmoid(a)``."""
+    t *= 0.5
+    t += 0.5
 
 
 # ---------------------------------------------------------------- kernels
@@ -48,10 +69,10 @@ def recurrent_forward(mode, x, w_ih, bias, h0, c0, w_hh, b_hh, w_hr, mask):
 
     Args:
         x: ``(D, T, N, I)`` the layer input in step order (direction 1 time-flipped).
-        w_ih: ``(D, G*H, I)``; bias: ``(D, 1, G*H)`` added to the input projection
+        w_ih: ``(D, G*H, I)``; bias: ``(D, G*H)`` added to the input projection
             (``b_ih + b_hh`` for RNN/LSTM, ``b_ih`` for GRU) or None.
         h0: ``(D, N, P)`` (``P = proj_size or H``); c0: ``(D, N, H)`` for LSTM, else None.
-        w_hh: ``(D, G*H, P)``; b_hh: ``(D, 1, G*H)`` for GRU (inside ``r * (...)``) or None.
+        w_hh: ``(D, G*H, P)``; b_hh: ``(D, G*H)`` for GRU (inside ``r * (...)``) or None.
         w_hr: ``(D, P, H)`` (LSTM with projections) or None.
         mask: ``(D, T, N, 1)`` bool in step order (False: a padded step) or None.
 
@@ -60,19 +81,22 @@ def recurrent_forward(mode, x, w_ih, bias, h0, c0, w_hh, b_hh, w_hr, mask):
         ``cs`` likewise for LSTM (else None), ``cache`` what the backward needs.
     """
     xp = get_array_module(x)
-    D, T, N, _ = x.shape
+    D, T, N, I = x.shape
     GH, P = w_hh.shape[1], w_hh.shape[2]
     H = GH // _GATES[mode]
-    xproj = xp.matmul(x.reshape(D, T * N, -1), w_ih.transpose(0, 2, 1))
+    scale = _sigmoid_rows(mode, H, x)
+    w_ih_s, w_hh_s = (w_ih, w_hh) if scale is None else (w_ih * scale, w_hh * scale)
+    acts = _mm(x.reshape(D, T * N, I), w_ih_s.transpose(0, 2, 1)).reshape(D, T, N, GH)
     if bias is not None:
-        xproj += bias
-    xproj = xproj.reshape(D, T, N, GH)
-    w_hh_t = w_hh.transpose(0, 2, 1)
+        acts += (bias if scale is None else bias * scale[:, 0])[:, None, None]
+    # acts holds the input projections; each step turns its slice into the activated gates
+    w_hh_t = w_hh_s.transpose(0, 2, 1)
     hs = xp.empty((D, T + 1, N, P), x.dtype)
     hs[:, 0] = h0
-    acts = xproj  # activated gates overwrite the projections step by step
+    pad = None if mask is None else ~mask
     cache = {"mode": mode, "x": x, "w_ih": w_ih, "w_hh": w_hh, "w_hr": w_hr, "mask": mask, "hs": hs, "acts": acts}
     cs = None
+    tmp = xp.empty((D, N, GH), x.dtype)
     if mode == "LSTM":
         cs = xp.empty((D, T + 1, N, H), x.dtype)
         cs[:, 0] = c0
@@ -83,41 +107,52 @@ def recurrent_forward(mode, x, w_ih, bias, h0, c0, w_hh, b_hh, w_hr, mask):
             w_hr_t = w_hr.transpose(0, 2, 1)
     elif mode == "GRU":
         cache["hn"] = hn_all = xp.empty((D, T, N, H), x.dtype)
+        b_hh_s = None if b_hh is None else (b_hh * scale[:, 0])[:, None]
     for s in range(T):
-        h = hs[:, s]
-        a = acts[:, s]
+        h, a, h_new = hs[:, s], acts[:, s], hs[:, s + 1]
+        hw = _mm(h, w_hh_t, out=tmp)
         if mode == "GRU":
-            hw = xp.matmul(h, w_hh_t)
-            if b_hh is not None:
-                hw += b_hh
+            if b_hh_s is not None:
+                hw += b_hh_s
             hn_all[:, s] = hw[..., 2 * H :]
-            a[..., : 2 * H] += hw[..., : 2 * H]
-            _sigmoid_(a[..., : 2 * H])
-            r, z, n = a[..., :H], a[..., H : 2 * H], a[..., 2 * H :]
-            n += r * hw[..., 2 * H :]
+            rz, n = a[..., : 2 * H], a[..., 2 * H :]
+            rz += hw[..., : 2 * H]
+            xp.tanh(rz, out=rz)
+            _half_to_sigmoid_(rz)
+            r, z = a[..., :H], a[..., H : 2 * H]
+            hn = hw[..., 2 * H :]
+            hn *= r
+            n += hn
             xp.tanh(n, out=n)
-            h_new = n + z * (h - n)
+            xp.subtract(h, n, out=h_new)
+            h_new *= z
+            h_new += n  # n + z * (h - n)
         else:
-            a += xp.matmul(h, w_hh_t)
+            a += hw
             if mode == "RNN_TANH":
-                h_new = xp.tanh(a, out=a)
+                xp.tanh(a, out=a)
+                h_new[...] = a
             elif mode == "RNN_RELU":
-                h_new = xp.maximum(a, 0, out=a)
+                xp.maximum(a, 0, out=a)
+                h_new[...] = a
             else:
-                _sigmoid_(a[..., : 2 * H])
-                xp.tanh(a[..., 2 * H : 3 * H], out=a[..., 2 * H : 3 * H])
-                _sigmoid_(a[..., 3 * H :])
+                xp.tanh(a, out=a)
+                _half_to_sigmoid_(a[..., : 2 * H])
+                _half_to_sigmoid_(a[..., 3 * H :])
                 i, f, g, o = a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
-                c_new = f * cs[:, s] + i * g
+                c_prev, c_new = cs[:, s], cs[:, s + 1]
+                xp.multiply(f, c_prev, out=c_new)
+                c_new += i * g
                 tc = xp.tanh(c_new, out=tanh_c[:, s])
-                h_new = o * tc
-                if w_hr is not None:
-                    m_all[:, s] = h_new
-                    h_new = xp.matmul(h_new, w_hr_t)
-                if mask is not None:
-                    c_new = xp.where(mask[:, s], c_new, cs[:, s])
-                cs[:, s + 1] = c_new
-        hs[:, s + 1] = h_new if mask is None else xp.where(mask[:, s], h_new, h)
+                if w_hr is None:
+                    xp.multiply(o, tc, out=h_new)
+                else:
+                    xp.multiply(o, tc, out=m_all[:, s])
+                    _mm(m_all[:, s], w_hr_t, out=h_new)
+                if pad is not None:
+                    xp.copyto(c_new, c_prev, where=pad[:, s])
+        if pad is not None:  # a padded step keeps the state it got
+            xp.copyto(h_new, h, where=pad[:, s])
     return hs, cs, cache
 
 
@@ -134,15 +169,19 @@ def recurrent_backward(cache, grad_out, grad_hn, grad_cn, need_input_grad=True, 
         ``(grad_x (D, T, N, I) or None, grad_h0, grad_c0, grads)`` with ``grads`` a dict
         of stacked parameter gradients (``w_ih, w_hh, b_ih, b_hh, w_hr``), or None.
 
-    Per step (pre-activations ``a``, ``dh`` the incoming state gradient):
+    Per step, from ``dh`` (the state's gradient: the step output's plus the
+    next step's), gradients of the pre-activations ``da`` (through ``σ' = σ(1 - σ)``
+    and ``tanh' = 1 - tanh^2``):
         RNN: ``da = dh * (1 - h'^2)`` (tanh) or ``dh * (h' > 0)`` (relu).
-        LSTM: ``do = dh * tanh(c')``, ``dc = dc' + dh * o * (1 - tanh^2(c'))``,
-        ``di = dc * g``, ``df = dc * c``, ``dg = dc * i``, ``dc_prev = dc * f``,
-        each gate through its activation's derivative.
-        GRU: ``dn = dh * (1 - z)``, ``dz = dh * (h - n)``, ``dr = dn_a * (W_hn h + b_hn)``,
-        the ``n`` gate's hidden part scaled by ``r``.
-        Then ``dh_prev = da_hh @ W_hh (+ dh * z for GRU)``; after the loop
-        ``dW_ih = sum_t da_t^T x_t``, ``dW_hh = sum_t da_hh_t^T h_{t-1}``, ``dx = da @ W_ih``.
+        LSTM (``m = o * tanh(c')``, ``h' = m`` or ``m @ W_hr.T``, ``dm = dh`` or ``dh @ W_hr``):
+        ``dc = dc' + dm * o * (1 - tanh^2(c'))``; ``di = dc * g``, ``df = dc * c``,
+        ``dg = dc * i``, ``do = dm * tanh(c')``; ``dc_prev = dc * f``.
+        GRU (``h' = n + z * (h - n)``, ``hn = W_hn h + b_hn``): ``dn = dh * (1 - z)``,
+        ``dz = dh * (h - n)``, ``dr = dn_a * hn``; the hidden side's ``n`` part is ``dn_a * r``.
+        Then ``dh_prev = da_hh @ W_hh`` (``+ dh * z`` for GRU). A padded step passes
+        ``dh`` and ``dc`` through unchanged. After the loop, over all steps at once:
+        ``dW_ih = da^T x``, ``dW_hh = da_hh^T h_prev``, ``db = sum(da)``,
+        ``dW_hr = dh^T m``, ``dx = da @ W_ih``.
     """
     mode, hs, acts, mask = cache["mode"], cache["hs"], cache["acts"], cache["mask"]
     w_hh = cache["w_hh"]
@@ -151,8 +190,10 @@ def recurrent_backward(cache, grad_out, grad_hn, grad_cn, need_input_grad=True, 
     T = T1 - 1
     GH = w_hh.shape[1]
     H = GH // _GATES[mode]
+    pad = None if mask is None else ~mask
     d_ih = xp.empty_like(acts)  # gradients of the pre-activations, step order
     d_hh = xp.empty_like(acts) if mode == "GRU" else d_ih
+    deriv = xp.empty((D, N, GH), hs.dtype)
     dh_carry = xp.zeros((D, N, P), hs.dtype) if grad_hn is None else grad_hn.astype(hs.dtype, copy=True)
     if mode == "LSTM":
         cs, tanh_c, w_hr = cache["cs"], cache["tanh_c"], cache["w_hr"]
@@ -163,11 +204,12 @@ def recurrent_backward(cache, grad_out, grad_hn, grad_cn, need_input_grad=True, 
         hn_all = cache["hn"]
     for s in range(T - 1, -1, -1):
         dh = dh_carry if grad_out is None else dh_carry + grad_out[:, s]
-        keep = None if mask is None else mask[:, s]
-        dh_in = dh if keep is None else dh * keep
+        dh_in = dh if mask is None else dh * mask[:, s]
         a, da = acts[:, s], d_ih[:, s]
         if mode == "RNN_TANH":
-            xp.multiply(dh_in, 1 - a * a, out=da)
+            xp.multiply(a, a, out=da)
+            xp.subtract(1, da, out=da)
+            da *= dh_in
         elif mode == "RNN_RELU":
             xp.multiply(dh_in, a > 0, out=da)
         elif mode == "LSTM":
@@ -175,47 +217,67 @@ def recurrent_backward(cache, grad_out, grad_hn, grad_cn, need_input_grad=True, 
             tc = tanh_c[:, s]
             if w_hr is not None:
                 dh_proj[:, s] = dh_in
-                dh_in = xp.matmul(dh_in, w_hr)
-            dc = dc_carry if keep is None else dc_carry * keep
-            dc = dc + dh_in * o * (1 - tc * tc)
-            da[..., 3 * H :] = dh_in * tc * o * (1 - o)
-            da[..., :H] = dc * g * i * (1 - i)
-            da[..., H : 2 * H] = dc * cs[:, s] * f * (1 - f)
-            da[..., 2 * H : 3 * H] = dc * i * (1 - g * g)
-            dc_prev = dc * f
-            dc_carry = dc_prev if keep is None else xp.where(keep, dc_prev, dc_carry)
+                dh_in = _mm(dh_in, w_hr)
+            dc = tc * tc
+            xp.subtract(1, dc, out=dc)
+            dc *= o
+            dc *= dh_in
+            dc += dc_carry if mask is None else dc_carry * mask[:, s]
+            xp.multiply(dc, g, out=da[..., :H])
+            xp.multiply(dc, cs[:, s], out=da[..., H : 2 * H])
+            xp.multiply(dc, i, out=da[..., 2 * H : 3 * H])
+            xp.multiply(dh_in, tc, out=da[..., 3 * H :])
+            xp.multiply(a, a, out=deriv)
+            xp.subtract(a, deriv, out=deriv)  # σ(1 - σ) on the sigmoid gates
+            dg = deriv[..., 2 * H : 3 * H]
+            xp.multiply(g, g, out=dg)
+            xp.subtract(1, dg, out=dg)  # 1 - g^2 on the tanh gate
+            da *= deriv
+            dc *= f
+            if pad is not None:
+                xp.copyto(dc, dc_carry, where=pad[:, s])
+            dc_carry = dc
         else:  # GRU
             r, z, n = a[..., :H], a[..., H : 2 * H], a[..., 2 * H :]
-            h = hs[:, s]
-            dn = dh_in * (1 - z) * (1 - n * n)
-            da[..., 2 * H :] = dn
-            da[..., H : 2 * H] = dh_in * (h - n) * z * (1 - z)
-            da[..., :H] = dn * hn_all[:, s] * r * (1 - r)
+            dn = da[..., 2 * H :]
+            xp.multiply(n, n, out=dn)
+            xp.subtract(1, dn, out=dn)
+            dn *= dh_in
+            dn -= dn * z  # dh * (1 - z) * (1 - n^2)
+            xp.multiply(dn, hn_all[:, s], out=da[..., :H])
+            xp.subtract(hs[:, s], n, out=da[..., H : 2 * H])
+            da[..., H : 2 * H] *= dh_in
+            rz, drz = a[..., : 2 * H], deriv[..., : 2 * H]
+            xp.multiply(rz, rz, out=drz)
+            xp.subtract(rz, drz, out=drz)
+            da[..., : 2 * H] *= drz
             dah = d_hh[:, s]
             dah[..., : 2 * H] = da[..., : 2 * H]
             xp.multiply(dn, r, out=dah[..., 2 * H :])
-        dh_prev = xp.matmul(d_hh[:, s], w_hh)
+        dh_prev = _mm(d_hh[:, s], w_hh)
         if mode == "GRU":
             dh_prev += dh_in * z
-        dh_carry = dh_prev if keep is None else xp.where(keep, dh_prev, dh)
+        if pad is not None:
+            xp.copyto(dh_prev, dh, where=pad[:, s])
+        dh_carry = dh_prev
     grad_c0 = dc_carry if mode == "LSTM" else None
     grad_x = None
     x, w_ih = cache["x"], cache["w_ih"]
     flat_ih = d_ih.reshape(D, T * N, GH)
     if need_input_grad:
-        grad_x = xp.matmul(flat_ih, w_ih).reshape(D, T, N, -1)
+        grad_x = _mm(flat_ih, w_ih).reshape(D, T, N, w_ih.shape[2])
     grads = None
     if need_param_grads:
         flat_hh = d_hh.reshape(D, T * N, GH)
         grads = {
-            "w_ih": xp.matmul(flat_ih.transpose(0, 2, 1), x.reshape(D, T * N, -1)),
-            "w_hh": xp.matmul(flat_hh.transpose(0, 2, 1), hs[:, :T].reshape(D, T * N, P)),
+            "w_ih": _mm(flat_ih.transpose(0, 2, 1), x.reshape(D, T * N, w_ih.shape[2])),
+            "w_hh": _mm(flat_hh.transpose(0, 2, 1), hs[:, :T].reshape(D, T * N, P)),
             "b_ih": flat_ih.sum(axis=1),
             "b_hh": flat_hh.sum(axis=1),
         }
         if mode == "LSTM" and w_hr is not None:
             m_all = cache["m"].reshape(D, T * N, H)
-            grads["w_hr"] = xp.matmul(dh_proj.reshape(D, T * N, P).transpose(0, 2, 1), m_all)
+            grads["w_hr"] = _mm(dh_proj.reshape(D, T * N, P).transpose(0, 2, 1), m_all)
     return grad_x, dh_carry, grad_c0, grads
 
 
@@ -278,13 +340,13 @@ def _check_lengths(owner, lengths, batch, steps):
 
 def _biases(mode, b_ih, b_hh):
     """``(D, GH)`` biases as the kernel takes them: ``(input_bias, hidden_bias)``,
-    each ``(D, 1, GH)`` or None. RNN and LSTM add both biases to the input
-    projection; GRU keeps ``b_hh`` apart (its ``n`` gate scales it by ``r``)."""
+    or None. RNN and LSTM add both biases to the input projection; GRU keeps
+    ``b_hh`` apart (its ``n`` gate scales it by ``r``)."""
     if b_ih is None:
         return None, None
     if mode == "GRU":
-        return b_ih[:, None], b_hh[:, None]
-    return (b_ih + b_hh)[:, None], None
+        return b_ih, b_hh
+    return b_ih + b_hh, None
 
 
 def _parameter_names(num_layers):
@@ -304,6 +366,7 @@ class _RNNBase(Module):
     """What RNN, LSTM and GRU share: parameters, input forms, the layer loop, BPTT."""
 
     mode = None
+    _accepts_none_grad = True  # None parts of gradOutput are zeros: _parse_grad skips them
     # The base class reads the parameter declaration from the class; a network
     # deeper than this declares more on its class when built (see __init__).
     _parameters = _parameter_names(4)
@@ -432,7 +495,7 @@ class _RNNBase(Module):
         T, N = x.shape[:2]
         D, P, H = self.num_directions, self._out_size, self.hidden_size
         mask = None
-        if lengths is not None and lengths.min() < T:
+        if lengths is not None and lengths.size and lengths.min() < T:
             valid = xp.asarray(np.arange(T)[:, None] < lengths[None, :])[..., None]  # (T, N, 1)
             mask = valid[None] if D == 1 else xp.stack([valid, valid[::-1]])
         h_n = xp.empty((self.num_layers * D, N, P), x.dtype)
@@ -442,7 +505,8 @@ class _RNNBase(Module):
         for layer in range(self.num_layers):
             drop = None
             if layer > 0 and self.training and self.dropout > 0:
-                keep = self.rng.random(inp.shape, dtype=inp.dtype) >= self.dropout
+                draw = np.float64 if inp.dtype == np.float64 else np.float32  # Generator has no float16
+                keep = self.rng.random(inp.shape, dtype=draw) >= self.dropout
                 drop = keep * inp.dtype.type(1.0 / (1.0 - self.dropout) if self.dropout < 1 else 0.0)
                 inp = inp * drop
             drop_masks.append(drop)
@@ -620,56 +684,70 @@ class _RNNBase(Module):
         return text
 
 
-_LAYER_ARGS = """
+def _layer_doc(summary, extra_args, shape, attributes, example):
+    """The docstring of RNN / LSTM / GRU: their own lines around the arguments,
+    input forms and backward they share."""
+    return f"""{summary}
+
     Args:
         input_size: features of each step's input ``x_t``.
-        hidden_size: features of the hidden state ``h_t``.
+        hidden_size: features of the hidden state ``h_t`` (``H``).
         num_layers: stacked layers; layer ``l > 0`` takes layer ``l - 1``'s output.
         bias: learn ``bias_ih`` and ``bias_hh`` (default True).
         batch_first: input and output ``(N, T, F)`` instead of ``(T, N, F)``
             (states stay ``(num_layers * D, N, H)``, as in PyTorch).
         dropout: dropout probability on the outputs of every layer but the last,
             in training mode only (masks drawn from ``rng``).
-        bidirectional: a second, reverse-time pass per layer; outputs are
-            ``[forward, reverse]`` concatenated (``D = 2``).
-        return_state: return PyTorch's ``(output, h_n)`` instead of ``output``.
+        bidirectional: a second, reverse-time pass per layer; outputs are the
+            ``[forward, reverse]`` features concatenated (``D = 2``).{extra_args}
+        return_state: return PyTorch's ``(output, h_n)`` instead of ``output``
+            (``backward`` then takes the gradients of both; None parts are zeros).
         dtype: parameter dtype (float32 by default).
-        rng: seed or ``numpy.random.Generator`` for initialisation and dropout.
+        rng: seed or ``numpy.random.Generator`` for initialisation and dropout masks.
 
     Input:
-        ``x``, ``(x, hx)``, ``(x, lengths)`` or ``(x, hx, lengths)`` (or keywords
-        ``forward(x, hx=None, lengths=None)``): ``x (T, N, input_size)`` (``(N, T, ...)``
-        with ``batch_first``; unbatched ``(T, input_size)`` too), ``hx`` the initial
-        states (zeros when omitted), ``lengths (N,)`` integers in ``[1, T]``: steps
-        ``t >= lengths[n]`` are padding; they change neither the valid outputs nor
-        the final states (as PyTorch's packed sequences) and their outputs are 0.
+        ``x``, ``(x, hx)``, ``(x, lengths)`` or ``(x, hx, lengths)``, or with
+        PyTorch's keywords ``forward(x, hx=None, lengths=None)`` (the same as the
+        tuple). ``x (T, N, input_size)`` (``(N, T, input_size)`` with
+        ``batch_first``; unbatched ``(T, input_size)`` too); ``hx`` the initial
+        states (zeros when omitted or None); ``lengths (N,)`` integers in
+        ``[1, T]``: steps ``t >= lengths[n]`` are padding, which changes neither
+        the valid outputs nor the final states, in both directions, exactly as
+        PyTorch's packed sequences; their outputs are 0.
+
+    Shape:
+{shape}
+
+    Attributes:
+{attributes}
+        All uniform in ``±1/sqrt(hidden_size)`` (PyTorch's init); the gradients
+        are ``grad_<name>`` (``grad_weight_ih_l0``), accumulated.
 
     Backward:
-        ``gradOutput`` has the output's structure (``None`` parts mean zeros);
-        ``gradInput`` the input's (``None`` for ``lengths``, and for ``hx`` when
-        it was None). Gradients are backpropagated through time over all steps
-        (see ``recurrent_backward`` for the per-step formulas).
-"""
+        Backpropagation through time over all steps (per-step formulas in
+        ``recurrent_backward``); gradients w.r.t. the input, the initial states
+        and every parameter. ``gradOutput`` has the output's structure, None
+        parts meaning zeros; ``gradInput`` has the input's structure, with None
+        for ``lengths`` and for an ``hx`` that was not given.
+
+    Example:
+{example}
+    """
 
 
 class RNN(_RNNBase):
-    """Elman RNN: ``h_t = act(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh)``, act tanh or relu.
-    """ + _LAYER_ARGS + """
-    Shape:
-        ``output (T, N, D * hidden_size)``; ``h_n (num_layers * D, N, hidden_size)``.
-
-    Attributes:
-        weight_ih_l{k}[_reverse]: ``(hidden_size, input_size)`` for ``k = 0``, else
-            ``(hidden_size, D * hidden_size)``; weight_hh_l{k}: ``(hidden_size, hidden_size)``;
-            bias_ih_l{k}, bias_hh_l{k}: ``(hidden_size,)``. All uniform in ``±1/sqrt(hidden_size)``.
-            Gradients ``grad_<name>``.
-
-    Example:
-        >>> import numpy as np
+    __doc__ = _layer_doc(
+        "Elman RNN: ``h_t = act(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh)``, act tanh or relu.",
+        """
+        nonlinearity: ``'tanh'`` (default) or ``'relu'``.""",
+        """        ``output (T, N, D * H)``; ``h_n (num_layers * D, N, H)``.""",
+        """        weight_ih_l{k}[_reverse]: ``(H, input_size)`` for ``k = 0``, else ``(H, D * H)``;
+        weight_hh_l{k}: ``(H, H)``; bias_ih_l{k}, bias_hh_l{k}: ``(H,)``.""",
+        """        >>> import numpy as np
         >>> rnn = RNN(3, 5, num_layers=2)
         >>> rnn.forward(np.zeros((7, 4, 3), np.float32)).shape
-        (7, 4, 5)
-    """
+        (7, 4, 5)""",
+    )
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, *, return_state=False, dtype=DEFAULT_DTYPE, rng=None):
@@ -682,30 +760,24 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """Long short-term memory, PyTorch's gate order ``i, f, g, o``:
-    ``[i, f, g, o] = x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh`` (then sigmoid,
-    sigmoid, tanh, sigmoid), ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``
-    (``h_t = (o * tanh(c_t)) @ W_hr.T`` with ``proj_size > 0``).
-    """ + _LAYER_ARGS + """        proj_size: size of the projected hidden state (0: none), ``P``.
-        ``hx`` is a pair ``(h0, c0)``; with ``return_state`` the output is ``(output, (h_n, c_n))``.
-
-    Shape:
-        ``output (T, N, D * P)``; ``h_n (num_layers * D, N, P)``;
-        ``c_n (num_layers * D, N, hidden_size)`` with ``P = proj_size or hidden_size``.
-
-    Attributes:
-        weight_ih_l{k}[_reverse]: ``(4 * hidden_size, input_size or D * P)``;
-        weight_hh_l{k}: ``(4 * hidden_size, P)``; bias_ih_l{k}, bias_hh_l{k}:
-        ``(4 * hidden_size,)``; weight_hr_l{k}: ``(proj_size, hidden_size)``.
-        All uniform in ``±1/sqrt(hidden_size)``. Gradients ``grad_<name>``.
-
-    Example:
-        >>> import numpy as np
+    __doc__ = _layer_doc(
+        """Long short-term memory, PyTorch's gate order ``i, f, g, o``:
+    ``[i, f, g, o] = x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh`` (through sigmoid,
+    sigmoid, tanh, sigmoid), ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``, or
+    ``h_t = (o * tanh(c_t)) @ W_hr.T`` with ``proj_size > 0``. ``hx`` is the pair
+    ``(h0, c0)``; with ``return_state`` the output is ``(output, (h_n, c_n))``.""",
+        """
+        proj_size: size ``P`` of the projected hidden state (0, the default: none, ``P = H``).""",
+        """        ``output (T, N, D * P)``; ``h_n (num_layers * D, N, P)``; ``c_n (num_layers * D, N, H)``.""",
+        """        weight_ih_l{k}[_reverse]: ``(4H, input_size)`` for ``k = 0``, else ``(4H, D * P)``;
+        weight_hh_l{k}: ``(4H, P)``; bias_ih_l{k}, bias_hh_l{k}: ``(4H,)``;
+        weight_hr_l{k}: ``(P, H)`` when ``proj_size > 0``.""",
+        """        >>> import numpy as np
         >>> lstm = LSTM(3, 5, batch_first=True, return_state=True)
         >>> out, (h, c) = lstm.forward(np.zeros((4, 7, 3), np.float32))
         >>> out.shape, h.shape, c.shape
-        ((4, 7, 5), (1, 4, 5), (1, 4, 5))
-    """
+        ((4, 7, 5), (1, 4, 5), (1, 4, 5))""",
+    )
 
     mode = "LSTM"
 
@@ -716,24 +788,19 @@ class LSTM(_RNNBase):
 
 
 class GRU(_RNNBase):
-    """Gated recurrent unit, PyTorch's gate order ``r, z, n``:
+    __doc__ = _layer_doc(
+        """Gated recurrent unit, PyTorch's gate order ``r, z, n``:
     ``r = σ(x W_ir^T + b_ir + h W_hr^T + b_hr)``, ``z = σ(x W_iz^T + b_iz + h W_hz^T + b_hz)``,
-    ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.
-    """ + _LAYER_ARGS + """
-    Shape:
-        ``output (T, N, D * hidden_size)``; ``h_n (num_layers * D, N, hidden_size)``.
-
-    Attributes:
-        weight_ih_l{k}[_reverse]: ``(3 * hidden_size, input_size or D * hidden_size)``;
-        weight_hh_l{k}: ``(3 * hidden_size, hidden_size)``; bias_ih_l{k}, bias_hh_l{k}:
-        ``(3 * hidden_size,)``. All uniform in ``±1/sqrt(hidden_size)``. Gradients ``grad_<name>``.
-
-    Example:
-        >>> import numpy as np
+    ``n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``.""",
+        "",
+        """        ``output (T, N, D * H)``; ``h_n (num_layers * D, N, H)``.""",
+        """        weight_ih_l{k}[_reverse]: ``(3H, input_size)`` for ``k = 0``, else ``(3H, D * H)``;
+        weight_hh_l{k}: ``(3H, H)``; bias_ih_l{k}, bias_hh_l{k}: ``(3H,)``.""",
+        """        >>> import numpy as np
         >>> gru = GRU(3, 5, bidirectional=True)
         >>> gru.forward(np.zeros((7, 4, 3), np.float32)).shape
-        (7, 4, 10)
-    """
+        (7, 4, 10)""",
+    )
 
     mode = "GRU"
 
@@ -748,6 +815,7 @@ class _CellBase(Module):
     """One step of RNN/LSTM/GRU: the layer kernels with ``T = 1``, one direction."""
 
     mode = None
+    _accepts_none_grad = True  # a None gradient of h' or c' is zeros, skipped
     _parameters = (
         ("weight_ih", "grad_weight_ih"),
         ("weight_hh", "grad_weight_hh"),
@@ -862,15 +930,13 @@ class _CellBase(Module):
         )
         if not need_input_grad:
             return None, grads
-        shape = (-1,) if cache["unbatched"] else (N, -1)
-        gx = gx.reshape(shape)
+        gx = gx[0, 0, 0] if cache["unbatched"] else gx[0, 0]  # (1, 1, N, I) -> (N, I) or (I,)
         if not cache["given"]:
             return gx, grads
         ghx = None
         if cache["given_h0"]:
-            ghx = gh.reshape(shape)
-            if self.mode == "LSTM":
-                ghx = (ghx, gc.reshape(shape))
+            ghx = tuple(g[0, 0] if cache["unbatched"] else g[0] for g in (gh, gc) if g is not None)
+            ghx = ghx if self.mode == "LSTM" else ghx[0]
         return (gx, ghx), grads
 
     def updateGradInput(self, input, gradOutput):

@@ -1,4 +1,4 @@
-"""Loading data: IDX files, (Fashion-)MNIST, the bundled sample, batching.
+"""(Fashion-)MNIST: where the files are looked for, the download, the bundled sample.
 
 ``load_fashion_mnist()`` / ``load_mnist()`` look for the four IDX files
 (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
@@ -13,21 +13,18 @@
    (atomically; checksums verified against the constants below).
 
 ``load_sample()`` needs nothing: it reads a small, class-balanced subset of
-Fashion-MNIST shipped inside the package.
+Fashion-MNIST shipped inside the package (``fashion_mnist_sample.npz``, made
+by ``make_sample``).
 
 Example:
     >>> (x, y), (xt, yt) = load_sample()
     >>> x.shape, x.dtype.name, y.dtype.name
     ((5000, 28, 28), 'uint8', 'int64')
-    >>> xb, yb = next(iter(DataLoader(normalize(x), y, batch_size=32, shuffle=True, rng=0)))
-    >>> xb.shape, yb.shape
-    ((32, 1, 28, 28), (32,))
 """
 
 import gzip
 import hashlib
 import os
-import struct
 import urllib.error
 import urllib.request
 import zlib
@@ -35,22 +32,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
+from .idx import DatasetError, parse_idx, read_idx
+
 __all__ = [
-    "DatasetError",
     "DataSource",
-    "read_idx",
     "load_fashion_mnist",
     "load_mnist",
     "load_sample",
     "load_dataset",
     "find_dataset",
     "dataset_locations",
-    "DataLoader",
-    "one_hot",
-    "to_labels",
-    "normalize",
-    "train_val_split",
+    "read_split",
+    "make_sample",
     "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_MEAN",
+    "FASHION_MNIST_STD",
+    "SAMPLE_PATH",
 ]
 
 FASHION_MNIST_CLASSES = (
@@ -117,16 +115,11 @@ CHECKSUMS = {
 
 DOWNLOAD_TIMEOUT = 60  # seconds without data before a download gives up
 
-SAMPLE_PATH = Path(__file__).parent / "datasets" / "fashion_mnist_sample.npz"
+SAMPLE_PATH = Path(__file__).parent / "fashion_mnist_sample.npz"
 
 # Fashion-MNIST training-set statistics of pixel/255.
 FASHION_MNIST_MEAN = 0.2860
 FASHION_MNIST_STD = 0.3530
-
-
-class DatasetError(Exception):
-    """A dataset cannot be found, downloaded or read; the message says which
-    file, what is wrong and what to do."""
 
 
 class DataSource(str):
@@ -140,71 +133,6 @@ class DataSource(str):
         self.name, self.path, self.n_train, self.n_test = name, path, n_train, n_test
         self.is_sample = name == "sample"
         return self
-
-
-# ------------------------------------------------------------------ IDX files
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def _read_bytes(path):
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except OSError as error:
-        raise DatasetError(f"{path}: cannot read ({error.strerror or error})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as error:
-            raise DatasetError(
-                f"{path}: corrupt or truncated gzip data ({error}); delete it and fetch it again"
-            ) from None
-    if path.suffix == ".gz":
-        raise DatasetError(f"{path}: named .gz but is not gzip-compressed (corrupt download?)")
-    return raw
-
-
-def _parse_idx(data, path):
-    if len(data) < 4:
-        raise DatasetError(f"{path}: too short for an IDX file ({len(data)} bytes)")
-    zero, code, ndim = struct.unpack(">HBB", data[:4])
-    if zero != 0 or code not in _IDX_DTYPES:
-        raise DatasetError(
-            f"{path}: not an IDX file (magic number 0x{data[:4].hex()}; expected 0x0000 then a type code "
-            f"in {sorted(hex(c) for c in _IDX_DTYPES)} and the number of dimensions)"
-        )
-    if not 1 <= ndim <= 8:
-        raise DatasetError(f"{path}: IDX header declares {ndim} dimensions (expected 1 to 8)")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"{path}: truncated IDX header (expected {header} bytes, file has {len(data)})")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    found = len(data) - header
-    if found < expected:
-        raise DatasetError(
-            f"{path}: truncated: the header declares shape {dims} ({expected} bytes of data), "
-            f"but only {found} bytes follow; delete it and fetch it again"
-        )
-    if found > expected:
-        raise DatasetError(f"{path}: {found - expected} unexpected bytes after the {dims} array (corrupt file)")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def read_idx(path):
-    """Read an IDX file (``.gz`` or raw) into a NumPy array.
-
-    The header is checked (magic number, dtype code, number of dimensions) and
-    the data size must match the declared shape exactly.
-
-    Raises:
-        DatasetError: missing, truncated or corrupt file, naming the file and
-            what is wrong.
-    """
-    return _parse_idx(_read_bytes(path), Path(path))
 
 
 # ------------------------------------------------------------------ locating
@@ -273,8 +201,6 @@ def _verify(name, stem, gz_bytes, payload):
 
 def _download(name, base_url, directory):
     """Download the missing files of ``name`` into ``directory``, atomically."""
-    from .serialization import atomic_write
-
     directory.mkdir(parents=True, exist_ok=True)
     present = _files_in(directory)
     for key, stem in FILES.items():
@@ -296,14 +222,16 @@ def _download(name, base_url, directory):
         problem = _verify(name, stem, gz_bytes, payload)
         if problem:
             raise DatasetError(f"downloaded {url} failed its checksum: {problem}; nothing was saved")
-        _parse_idx(payload, url)  # header and size sanity before it lands in the cache
+        parse_idx(payload, url)  # header and size sanity before it lands in the cache
         with atomic_write(target) as f:
             f.write(gz_bytes)
     return directory
 
 
 # ------------------------------------------------------------------ loading
-def _read_split(directory, name):
+def read_split(directory, name="idx"):
+    """The four IDX files in ``directory`` as ``((x_train, y_train), (x_test, y_test))``,
+    checked for shapes and dtypes (``DatasetError`` names the file otherwise)."""
     files = _files_in(Path(directory))
     missing = [FILES[k] for k in FILES if k not in files]
     if missing:
@@ -334,7 +262,7 @@ def _load(name, root, download, base_url):
             directory = _download(name, base_url, _cache_dir() / name)
         except DatasetError as error:
             raise _not_found(name, root, str(error)) from None
-    data = _read_split(directory, name)
+    data = read_split(directory, name)
     return data, directory
 
 
@@ -395,7 +323,7 @@ def load_dataset(name_or_dir="fashion-mnist", root=None, *, download=True, base_
         data, directory = _load(key, root, download, base_url)
         text, name, path = f"full {titles[key]} from {directory}", key, str(directory)
     elif Path(name_or_dir).is_dir():
-        data = _read_split(Path(name_or_dir), "idx")
+        data = read_split(Path(name_or_dir), "idx")
         text, name, path = f"IDX files from {name_or_dir}", "idx", str(name_or_dir)
     else:
         raise DatasetError(
@@ -407,160 +335,20 @@ def load_dataset(name_or_dir="fashion-mnist", root=None, *, download=True, base_
     return data, source
 
 
-# ------------------------------------------------------------------ helpers
-def one_hot(labels, n_classes=None, dtype=np.float32):
-    """``(N,)`` integer labels -> ``(N, n_classes)`` one-hot rows
-    (``n_classes`` defaults to ``max(labels) + 1``).
+def _first_per_class(labels, per_class):
+    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)])
+    return np.sort(keep)
 
-    Example:
-        >>> one_hot([0, 2], 3).tolist()
-        [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+
+def make_sample(source_dir, out=SAMPLE_PATH, train_per_class=500, test_per_class=100):
+    """Write the bundled sample from the full Fashion-MNIST IDX files in
+    ``source_dir``: the first 500 training and the first 100 test images of
+    each class, in file order::
+
+        python -c "from nnumpy.data import make_sample; make_sample('/usr/share/datasets/fashion-mnist')"
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
-        raise ValueError(f"one_hot: expected a 1-D array of integer labels, got {labels.dtype} {labels.shape}")
-    if n_classes is None:
-        n_classes = int(labels.max()) + 1 if labels.size else 0
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"one_hot: labels must be in [0, {n_classes}), got {labels.min()}..{labels.max()}")
-    out = np.zeros((labels.shape[0], n_classes), dtype=dtype)
-    out[np.arange(labels.shape[0]), labels] = 1
-    return out
-
-
-def to_labels(y):
-    """Class labels ``(N,)`` int64 from one-hot / probability rows ``(N, C)``
-    (argmax) or from labels already."""
-    y = np.asarray(y)
-    if y.ndim == 2:
-        return y.argmax(axis=1).astype(np.int64)
-    if y.ndim == 1:
-        return y.astype(np.int64)
-    raise ValueError(f"to_labels: expected (N,) labels or (N, C) rows, got shape {y.shape}")
-
-
-def normalize(images, mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD, *, flatten=False, dtype=np.float32):
-    """Images -> standardised floats ``(x / 255 - mean) / std``.
-
-    uint8 input is scaled to [0, 1] first; float input is taken as already in
-    [0, 1]. ``(N, H, W)`` becomes ``(N, 1, H, W)`` (for convolutions), or
-    ``(N, H*W)`` with ``flatten=True`` (for an MLP).
-    """
-    x = np.asarray(images)
-    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
-    x = x.astype(dtype) * dtype(scale / std) - dtype(mean / std)
-    if flatten:
-        return x.reshape(x.shape[0], -1)
-    return x[:, None] if x.ndim == 3 else x
-
-
-def train_val_split(x, y, val_size=5000, seed=0, *, rng=None):
-    """Split off a random validation set: returns ``((x_train, y_train), (x_val, y_val))``.
-
-    ``val_size`` is a count or a fraction in (0, 1); the split is a seeded
-    permutation (``seed``, or the Generator ``rng``), so it is reproducible.
-    """
-    n = len(x)
-    if len(y) != n:
-        raise ValueError(f"train_val_split: {n} examples but {len(y)} labels")
-    count = int(round(val_size * n)) if isinstance(val_size, float) and 0 < val_size < 1 else int(val_size)
-    if not 0 <= count < n:
-        raise ValueError(f"train_val_split: val_size must leave training data: got {val_size!r} for {n} examples")
-    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(seed if rng is None else rng)
-    order = generator.permutation(n)
-    val, train = np.sort(order[:count]), np.sort(order[count:])
-    return (x[train], y[train]), (x[val], y[val])
-
-
-# ------------------------------------------------------------------ batching
-class DataLoader:
-    """Mini-batches ``(xb, yb)`` over arrays ``x``, ``y`` (first axis = examples).
-
-    The shuffle order of an epoch is a pure function of ``(seed, epoch)``:
-    ``np.random.default_rng([seed, epoch]).permutation(n)``, so a run is
-    reproducible and resumable, and a distributed sampler can shard
-    ``indices()`` by overriding it. The epoch advances by one after every
-    complete pass; ``set_epoch(e)`` sets it (as PyTorch's samplers do).
-    ``state_dict()`` records ``(seed, epoch, position)``: loading it in the
-    middle of an epoch makes the next pass resume at the following batch.
-
-    Args:
-        x, y: arrays of equal length (``y`` may be None: batches are ``(xb, None)``).
-        batch_size: examples per batch (the last one may be smaller).
-        shuffle: reshuffle every epoch.
-        drop_last: drop the last, incomplete batch.
-        rng: an int seed, a ``numpy.random.Generator`` (one seed is drawn
-            from it) or None (drawn from nnumpy's default generator, which
-            ``nnumpy.manual_seed`` controls).
-    """
-
-    def __init__(self, x, y=None, batch_size=128, shuffle=False, drop_last=False, rng=None):
-        from .backend import default_rng
-
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"DataLoader: {len(x)} examples but {len(y)} labels")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
-        self.x, self.y = x, y
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        if isinstance(rng, (int, np.integer)):
-            self.seed = int(rng)
-        else:
-            generator = rng if isinstance(rng, np.random.Generator) else default_rng()
-            self.seed = int(generator.integers(2**63))
-        self.epoch = 0
-        self._position = 0  # batches handed out in the current pass
-        self._resume_at = 0  # first batch of the next pass (set by load_state_dict)
-
-    @property
-    def num_samples(self):
-        """Examples per epoch (a distributed subclass returns its shard's size)."""
-        return len(self.x)
-
-    def indices(self, epoch=None):
-        """The order of examples for ``epoch`` (default: the current one)."""
-        epoch = self.epoch if epoch is None else epoch
-        if not self.shuffle:
-            return np.arange(len(self.x))
-        return np.random.default_rng([self.seed, int(epoch)]).permutation(len(self.x))
-
-    def set_epoch(self, epoch):
-        """Use the shuffle order of ``epoch`` for the next pass, from its start."""
-        self.epoch = int(epoch)
-        self._position = self._resume_at = 0
-
-    def __len__(self):
-        n = self.num_samples
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self):
-        order = None if not self.shuffle and type(self).indices is DataLoader.indices else self.indices()
-        start, self._resume_at = self._resume_at, 0
-        for b in range(start, len(self)):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.num_samples)
-            self._position = b + 1
-            if order is None:  # contiguous slices: views, no copy
-                xb, yb = self.x[lo:hi], None if self.y is None else self.y[lo:hi]
-            else:
-                idx = order[lo:hi]
-                xb, yb = self.x[idx], None if self.y is None else self.y[idx]
-            yield xb, yb
-        self.epoch += 1
-        self._position = 0
-
-    def state_dict(self):
-        """``{"seed", "epoch", "position"}`` (JSON-able)."""
-        return {"seed": self.seed, "epoch": self.epoch, "position": self._position}
-
-    def load_state_dict(self, state):
-        self.seed = int(state["seed"])
-        self.epoch = int(state["epoch"])
-        self._position = self._resume_at = int(state.get("position", 0))
-
-    def __repr__(self):
-        return (
-            f"DataLoader({self.num_samples} examples, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch})"
-        )
+    (x, y), (xt, yt) = read_split(Path(source_dir), "fashion-mnist")
+    train, test = _first_per_class(y, train_per_class), _first_per_class(yt, test_per_class)
+    np.savez_compressed(
+        out, x_train=x[train], y_train=y[train].astype(np.uint8), x_test=xt[test], y_test=yt[test].astype(np.uint8)
+    )
