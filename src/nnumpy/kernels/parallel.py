@@ -176,7 +176,7 @@ def run_pieces(fn, n, pieces, calls_blas=False, counts_as_split=True):
     """``parallel_for`` with the number of pieces given. ``counts_as_split``:
     a split here makes ``threads_in_use()`` True (``kernels.matmul``'s own
     splits do not, so products alone never keep BLAS off its threads)."""
-    if in_piece():  # nested: run here; the outer call holds the BLAS limit
+    if in_piece():  # nested: run here (an outer calls_blas=True holds BLAS to one thread)
         return [fn(0, n)]
     _history["calls"] += 1
     if pieces > 1 and counts_as_split:
