@@ -5,8 +5,10 @@ download tests talk to an HTTP server on 127.0.0.1 that the tests start."""
 import gzip
 import hashlib
 import http.server
+import os
 import struct
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -367,3 +369,126 @@ def test_train_val_split_is_seeded_and_disjoint():
     assert len(data.train_val_split(x, y, val_size=0.25)[1][1]) == 25
     with pytest.raises(ValueError, match="val_size"):
         data.train_val_split(x, y, val_size=100)
+
+
+# ------------------------------------------------------------------ hostile and broken IDX files (issue 14)
+_BOUNDED_READ = r"""
+import resource, sys, time
+from nnumpy.data import DatasetError, read_idx
+
+pages = int(open("/proc/self/statm").read().split()[0])
+limit = pages * resource.getpagesize() + 128 * 2**20  # what is mapped now, plus 128 MiB
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+start = time.perf_counter()
+try:
+    read_idx(sys.argv[1])
+except DatasetError as error:
+    print("DatasetError", time.perf_counter() - start, error)
+except MemoryError:
+    print("MemoryError")
+"""
+
+
+def _read_in_a_small_child(path):
+    """read_idx(path) in a child process whose address space is capped at its
+    current size + 128 MiB: (outcome, seconds, message)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # few threads: little mapped memory
+    proc = subprocess.run([sys.executable, "-c", _BOUNDED_READ, str(path)], capture_output=True, text=True,
+                          timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    outcome, _, rest = proc.stdout.strip().partition(" ")
+    seconds, _, message = rest.partition(" ")
+    return outcome, float(seconds or "nan"), message
+
+
+def _gzip_bomb(path, header, zeros):
+    """A gzip file of ``header`` followed by ``zeros`` zero bytes, written in chunks (a few hundred KB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 24)
+    with open(path, "wb") as f:
+        f.write(packer.compress(header))
+        for _ in range(zeros // len(chunk)):
+            f.write(packer.compress(chunk))
+        f.write(packer.flush())
+    return path
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    # a header declaring 10 images, then 512 MiB of zeros: once inflated whole, now read to 10 images + 64 KiB
+    header = struct.pack(">HBB3I", 0, 0x08, 3, 10, 28, 28)
+    path = _gzip_bomb(tmp_path / "bomb-idx3-ubyte.gz", header, 512 << 20)
+    assert path.stat().st_size < 2_000_000
+    outcome, seconds, message = _read_in_a_small_child(path)
+    assert outcome == "DatasetError", outcome
+    assert str(path) in message and "unexpected bytes after the (10, 28, 28) array" in message
+    assert seconds < 5.0  # it stops after 64 KiB of inflated data, whatever the machine's load
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_declared_sizes_above_the_maximum_are_refused_before_reading(tmp_path, gz):
+    # 4294967295 ** 3 elements: int64 products overflow; the maximum refuses it from the header alone
+    huge = struct.pack(">HBB3I", 0, 0x0E, 3, 2**32 - 1, 2**32 - 1, 2**32 - 1) + bytes(1000)
+    path = write(tmp_path / "huge-idx3-ubyte", huge, gz)
+    outcome, seconds, message = _read_in_a_small_child(path)
+    assert outcome == "DatasetError" and seconds < 5.0
+    assert str(path) in message and "above the maximum of 1,073,741,824 bytes" in message
+    assert "(4294967295, 4294967295, 4294967295)" in message
+    # 65536 ** 4 = 2 ** 64 elements: an int64 product wraps to 0, which an empty body once "matched"
+    wrap = struct.pack(">HBB4I", 0, 0x08, 4, 65536, 65536, 65536, 65536)
+    with pytest.raises(DatasetError, match="above the maximum"):
+        read_idx(write(tmp_path / "wrap-idx3-ubyte", wrap, gz))
+    # a genuinely larger file: max_bytes raises the limit, and a small one lowers it
+    small = write(tmp_path / "small-idx1-ubyte", idx_bytes(np.zeros(100, np.uint8)), gz)
+    with pytest.raises(DatasetError, match="above the maximum of 99 bytes"):
+        read_idx(small, max_bytes=99)
+    assert read_idx(small, max_bytes=100).shape == (100,)
+
+
+def test_a_directory_named_like_an_idx_file_is_a_dataset_error(tmp_path):
+    (tmp_path / "x-idx1-ubyte").mkdir()
+    with pytest.raises(DatasetError, match="x-idx1-ubyte"):
+        read_idx(tmp_path / "x-idx1-ubyte")
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (np.array([0, 1, 12, 3] * 5, np.uint8), r"label 12 at index 2 is outside the class range 0\.\.9"),
+        (np.array([0, 1, -1, 3] * 5, np.int8), r"label -1 at index 2 is outside the class range 0\.\.9"),
+    ],
+)
+def test_labels_outside_the_class_range_are_refused_naming_the_file(tmp_path, labels, match):
+    make_dataset(tmp_path, n_train=20)
+    write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(labels))
+    with pytest.raises(DatasetError, match=match) as info:
+        data.load_dataset(str(tmp_path))
+    assert "train-labels-idx1-ubyte.gz" in str(info.value)
+
+
+def test_a_set_with_no_images_is_refused_naming_the_file(tmp_path):
+    make_dataset(tmp_path, n_train=20)
+    write(tmp_path / "t10k-images-idx3-ubyte.gz", idx_bytes(np.zeros((0, 28, 28), np.uint8)))
+    write(tmp_path / "t10k-labels-idx1-ubyte.gz", idx_bytes(np.zeros(0, np.uint8)))
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte.gz: the test set has no images") as info:
+        data.load_dataset(str(tmp_path))
+    assert "(0, 28, 28)" in str(info.value)
+
+
+def test_nnumpy_train_on_bad_labels_or_no_images_exits_non_zero(tmp_path, capsys):
+    from nnumpy import cli
+
+    make_dataset(tmp_path / "bad", n_train=20)
+    write(tmp_path / "bad" / "t10k-labels-idx1-ubyte.gz", idx_bytes(np.full(10, 10, np.uint8)))
+    make_dataset(tmp_path / "empty", n_train=20)
+    write(tmp_path / "empty" / "train-images-idx3-ubyte.gz", idx_bytes(np.zeros((0, 28, 28), np.uint8)))
+    write(tmp_path / "empty" / "train-labels-idx1-ubyte.gz", idx_bytes(np.zeros(0, np.uint8)))
+    for name, message in (("bad", "t10k-labels-idx1-ubyte.gz: label 10"), ("empty", "the train set has no images")):
+        out = tmp_path / f"run-{name}"
+        code = cli.main(["train", "--model", "mlp", "--dataset", str(tmp_path / name), "--epochs", "1",
+                         "--out", str(out), "--quiet"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 1 and message in err, err
+        assert not (out / "model.npz").exists()

@@ -218,6 +218,8 @@ class _Composite(Module):
 class _Container(_Composite):
     """A container holding a list of modules: ``add``, indexing, ``len``, iteration."""
 
+    _children_from_config = True  # its children are the modules it was given (model files)
+
     def __init__(self, *modules):
         super().__init__()
         self.modules = []
@@ -362,6 +364,8 @@ class Residual(_Composite):
         >>> block.forward(np.ones((2, 4), np.float32)).shape
         (2, 4)
     """
+
+    _children_from_config = True
 
     def __init__(self, body, shortcut=None):
         super().__init__()

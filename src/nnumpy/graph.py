@@ -181,6 +181,15 @@ class Graph(Composite):
     def children(self):
         return list(self._children)
 
+    def plan(self):
+        """The graph as data (what exporters walk): a dict with ``inputs`` (the
+        input names), ``steps`` (``(module, parents, packed, name)`` in
+        topological order; ``parents`` are positions in inputs + steps,
+        ``packed``: the module takes the tuple of its parents' values),
+        ``outputs`` (positions) and ``multi_in`` / ``multi_out`` (tuples in / out)."""
+        return {"inputs": list(self._input_names), "steps": list(self._steps), "outputs": list(self._outputs),
+                "multi_in": self._multi_in, "multi_out": self._multi_out}
+
     # ------------------------------------------------------------ forward
     def updateOutput(self, input):
         n = self._n_inputs
@@ -262,6 +271,40 @@ class Graph(Composite):
 
     def _owner(self, module):
         return next(name for name, m in self._children if m is module)
+
+    # ------------------------------------------------------------ configuration
+    _children_from_config = True
+
+    def get_config(self):
+        """The graph as data (model files store it): ``inputs`` (their
+        names), ``nodes`` (each ``{"module", "parents", "packed", "name"}`` in
+        topological order; ``parents`` are positions in inputs + nodes,
+        ``packed``: the module takes the tuple of its parents' values),
+        ``outputs`` (positions) and ``multi_in`` / ``multi_out``. A module used
+        at several nodes is the same object in each."""
+        nodes = [
+            {"module": m, "parents": list(parents), "packed": packed, "name": name}
+            for m, parents, packed, name in self._steps
+        ]
+        return {"inputs": list(self._input_names), "nodes": nodes, "outputs": list(self._outputs),
+                "multi_in": self._multi_in, "multi_out": self._multi_out}
+
+    @classmethod
+    def from_config(cls, config):
+        """The graph ``get_config`` describes, built by calling each node's
+        module on its parents' nodes, under the same names."""
+        values = [Input(name) for name in config["inputs"]]
+        for node in config["nodes"]:
+            parents = [values[p] for p in node["parents"]]
+            module = node["module"]
+            if node["packed"]:
+                values.append(module(*parents, name=node["name"]) if len(parents) != 1
+                              else module([parents[0]], name=node["name"]))
+            else:
+                values.append(module(parents[0], name=node["name"]))
+        inputs = values[: len(config["inputs"])]
+        outputs = [values[p] for p in config["outputs"]]
+        return cls(inputs if config["multi_in"] else inputs[0], outputs if config["multi_out"] else outputs[0])
 
 
 def _ancestors(outputs):

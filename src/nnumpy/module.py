@@ -9,6 +9,7 @@ those declarations: ``getParameters``, ``zeroGradParameters``, ``state_dict``,
 freezing, dtype conversion, and what optimizers, MPI and ONNX see.
 """
 
+import inspect
 from collections import OrderedDict
 from contextlib import contextmanager
 
@@ -373,6 +374,122 @@ class Module(SeedModuleDialect):
         """``(args, kwargs)`` of the constructor call (model files rebuild architectures from them)."""
         return self._init_args
 
+    # ------------------------------------------------------------ configuration
+    # constructor arguments that get_config takes from the constructor call even when an
+    # attribute of the same name exists (that attribute then means something else)
+    _config_from_init = ()
+    # True for a container whose children are exactly the modules of its configuration
+    # (Sequential, Residual, Graph): parameter_shapes' default then reports {} for it
+    _children_from_config = False
+
+    def get_config(self):
+        """The constructor arguments that rebuild this module as it is now, by
+        name (Keras's ``get_config``); ``type(m).from_config(m.get_config())``
+        is an untrained copy of ``m``. Model files store it.
+
+        The default goes through ``__init__``'s signature: each argument is
+        read from the attribute of the same name when the module has one
+        holding a plain value (a number, string, None, dtype, Module, or a
+        tuple, list or dict of those), so a hyper-parameter changed after
+        construction (``dropout.p = 0.1``) is what is stored; otherwise it is
+        the value given to the constructor, or its default. Random generators
+        are left out (``rng`` given as a seed is kept). A ``*args`` argument
+        is a list under its name (a container's current children when there is
+        no attribute of that name); ``**kwargs`` entries are merged in.
+
+        A class whose attribute of an argument's name means something else
+        lists the argument in ``_config_from_init``; a class whose state the
+        arguments cannot describe overrides ``get_config`` (start from
+        ``super().get_config()``) and, if needed, ``from_config``.
+
+        Example:
+            >>> from nnumpy import Dropout
+            >>> d = Dropout(0.5)
+            >>> d.p = 0.1
+            >>> d.get_config()
+            {'p': 0.1, 'rng': None}
+        """
+        cls = type(self)
+        signature = inspect.signature(cls.__init__)
+        args, kwargs = self._init_args
+        try:
+            arguments = signature.bind_partial(None, *args, **kwargs).arguments
+        except TypeError:
+            arguments = {}
+        config = {}
+        for name, param in list(signature.parameters.items())[1:]:
+            given = arguments.get(name, () if param.kind is param.VAR_POSITIONAL else param.default)
+            current = _attribute(self, name) if name not in cls._config_from_init else _MISSING
+            if isinstance(current, Module) and given is not None and not isinstance(given, Module):
+                current = _MISSING  # a module the constructor made from a setting ("relu", a dropout rate)
+            if param.kind is param.VAR_KEYWORD:
+                config.update(arguments.get(name, {}))
+            elif param.kind is param.VAR_POSITIONAL:
+                if isinstance(current, (list, tuple)):
+                    config[name] = list(current)
+                elif self.children() and all(isinstance(v, Module) for v in given):
+                    config[name] = [child for _, child in self.children()]
+                else:
+                    config[name] = list(given)
+            elif current is not _MISSING:
+                config[name] = current
+            elif given is not param.empty and not isinstance(given, np.random.Generator):
+                config[name] = given
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """The module ``get_config`` describes: ``cls(**config)``, with a
+        ``*args`` argument's list spread out. Keys that are not arguments of
+        the constructor raise TypeError (unless it takes ``**kwargs``)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: expected a dict, got {type(config).__name__}")
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        names = {p.name for p in params if p.kind is not p.VAR_KEYWORD}
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
+        unknown = sorted(set(config) - names)
+        if unknown and not takes_kwargs:
+            raise TypeError(f"{cls.__name__}: unknown configuration key(s) {unknown}")
+        spread = any(p.kind is p.VAR_POSITIONAL for p in params)
+        positional, keywords = [], {k: config[k] for k in unknown}
+        for p in params:
+            if p.kind is p.VAR_POSITIONAL:
+                values = config.get(p.name, ())
+                if not isinstance(values, (list, tuple)):
+                    raise TypeError(f"{cls.__name__}: configuration key {p.name!r} must be a list")
+                positional.extend(values)
+            elif p.kind is p.POSITIONAL_ONLY or (spread and p.kind is p.POSITIONAL_OR_KEYWORD):
+                if p.name in config:
+                    positional.append(config[p.name])
+                elif p.default is p.empty:
+                    raise TypeError(f"{cls.__name__}: configuration key {p.name!r} is missing")
+                else:
+                    positional.append(p.default)
+            elif p.name in config:
+                keywords[p.name] = config[p.name]
+        return cls(*positional, **keywords)
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """The shapes of the arrays that ``cls.from_config(config)`` allocates
+        (its parameters and buffers, by ``state_dict`` key relative to the
+        module: ``{"W": (3, 4), "b": (3,)}``), computed from ``config`` alone,
+        without allocating anything; None when the class cannot tell. Model
+        files check these against the file's tensors before building anything
+        (a class that returns None is built only after every other check).
+
+        Modules inside ``config`` are given as objects with ``cls`` and
+        ``config`` attributes (not built). The default: ``{}`` for a class that
+        declares no parameters and no buffers and whose children, if any, are
+        the modules of its configuration (``_children_from_config``); None
+        otherwise. A class with parameters overrides it.
+        """
+        if cls._parameters or cls._buffers:
+            return None
+        if cls.children is not Module.children and not cls._children_from_config:
+            return None
+        return {}
+
     def to(self, dtype):
         """Convert parameters, gradients and buffers to ``dtype`` (e.g.
         ``np.float64`` for gradient checks); returns self."""
@@ -466,6 +583,36 @@ class Module(SeedModuleDialect):
 
     def __repr__(self):
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+_MISSING = object()
+
+
+def _attribute(module, name):
+    """``module``'s attribute ``name`` when it holds a configuration value, else _MISSING."""
+    try:
+        value = inspect.getattr_static(module, name)
+    except AttributeError:
+        return _MISSING
+    if isinstance(value, property):
+        value = getattr(module, name)
+    return value if _is_config_value(value) else _MISSING
+
+
+def _is_config_value(value, depth=0):
+    """A value ``get_config`` may read from an attribute: numbers, strings, None,
+    dtypes, Modules, and tuples, lists and dicts of those."""
+    if depth > 32:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str, np.generic, np.dtype, Module)):
+        return True
+    if isinstance(value, type):
+        return issubclass(value, np.generic)
+    if isinstance(value, (list, tuple)):
+        return all(_is_config_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_config_value(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _who(module):

@@ -1,6 +1,24 @@
 """``nnumpy.onnx``: the public path of the ONNX exporter, which lives in
 ``nnumpy.export.onnx`` (see there)."""
 
-from .export.onnx import MIN_OPSET, GraphBuilder, converter_for, export, export_file, register_converter
+from .export.onnx import (
+    MIN_OPSET,
+    ExportError,
+    GraphBuilder,
+    conv_transpose,
+    converter_for,
+    export,
+    export_file,
+    register_converter,
+)
 
-__all__ = ["export", "export_file", "register_converter", "converter_for", "GraphBuilder", "MIN_OPSET"]
+__all__ = [
+    "export",
+    "export_file",
+    "register_converter",
+    "converter_for",
+    "conv_transpose",
+    "GraphBuilder",
+    "ExportError",
+    "MIN_OPSET",
+]

@@ -22,18 +22,16 @@ Example:
     ((5000, 28, 28), 'uint8', 'int64')
 """
 
-import gzip
 import hashlib
 import os
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..io import atomic_write
-from .idx import DatasetError, parse_idx, read_idx
+from .idx import MAX_IDX_BYTES, DatasetError, inflate_idx, parse_idx, read_idx
 
 __all__ = [
     "DataSource",
@@ -209,16 +207,18 @@ def _download(name, base_url, directory):
         url = base_url.rstrip("/") + "/" + stem + ".gz"
         try:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                gz_bytes = response.read()
+                gz_bytes = response.read(MAX_IDX_BYTES + 1)  # bounded: a hostile server cannot fill the memory
         except (urllib.error.URLError, OSError, ValueError) as error:
             raise DatasetError(f"downloading {url} failed: {getattr(error, 'reason', error)}") from None
         except Exception as error:  # http.client.IncompleteRead and friends
             raise DatasetError(f"downloading {url} failed (truncated transfer?): {error}") from None
+        if len(gz_bytes) > MAX_IDX_BYTES:
+            raise DatasetError(f"downloading {url}: more than {MAX_IDX_BYTES:,} bytes (the maximum); refused")
         target = directory / f"{stem}.gz"
         try:
-            payload = gzip.decompress(gz_bytes)
-        except (EOFError, OSError, zlib.error) as error:
-            raise DatasetError(f"downloaded {url} is not valid gzip data (truncated or corrupt: {error})") from None
+            payload = inflate_idx(gz_bytes, url)  # no further than its header declares
+        except DatasetError as error:
+            raise DatasetError(f"downloaded {url} is not a valid gzip-compressed IDX file: {error}") from None
         problem = _verify(name, stem, gz_bytes, payload)
         if problem:
             raise DatasetError(f"downloaded {url} failed its checksum: {problem}; nothing was saved")
@@ -229,9 +229,13 @@ def _download(name, base_url, directory):
 
 
 # ------------------------------------------------------------------ loading
-def read_split(directory, name="idx"):
+NUM_CLASSES = 10  # (Fashion-)MNIST's, and the outputs of nnumpy train's models
+
+
+def read_split(directory, name="idx", num_classes=NUM_CLASSES):
     """The four IDX files in ``directory`` as ``((x_train, y_train), (x_test, y_test))``,
-    checked for shapes and dtypes (``DatasetError`` names the file otherwise)."""
+    checked for shapes and dtypes, at least one image per split, and integer
+    labels in ``[0, num_classes)`` (``DatasetError`` names the file otherwise)."""
     files = _files_in(Path(directory))
     missing = [FILES[k] for k in FILES if k not in files]
     if missing:
@@ -247,6 +251,17 @@ def read_split(directory, name="idx"):
             raise DatasetError(f"{lpath}: expected labels of shape (N,), got {labels.shape}")
         if len(labels) != len(images):
             raise DatasetError(f"{lpath}: {len(labels)} labels for the {len(images)} images of {ipath}")
+        if len(images) == 0:
+            raise DatasetError(f"{ipath}: the {split} set has no images (the header declares shape {images.shape})")
+        if labels.dtype.kind not in "iu":
+            raise DatasetError(f"{lpath}: expected integer class labels, got {labels.dtype}")
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            bad = int(np.flatnonzero((labels < 0) | (labels >= num_classes))[0])
+            raise DatasetError(
+                f"{lpath}: label {int(labels[bad])} at index {bad} is outside the class range 0..{num_classes - 1} "
+                f"(labels span {low}..{high}); a corrupt file, or not a {num_classes}-class dataset"
+            )
         result.append((images, labels.astype(np.int64)))
     return tuple(result)
 

@@ -160,7 +160,7 @@ def load_checkpoint(path, *, restore_rng=True):
     meta, tensors = read_archive(path)
     if meta.get("kind") != "checkpoint":
         raise ModelFileError(path, "this is a model file, not a checkpoint (use load_model)")
-    model = build_saved_model(path, meta)
+    model = build_saved_model(path, meta, tensors)
     load_weights(path, model, tensors)
     optimizer = meta.get("optimizer")
     optimizer_state = None

@@ -1,0 +1,564 @@
+"""nnumpy vs PyTorch-CPU on the sequence models LSTM-F and TRF-F (../shared/BENCHMARKS.md).
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_seq.py --figure all
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_seq.py --accuracy --models lstm
+    python benchmarks/bench_seq.py --figure 1 --quick           # fewer steps, for development
+    python benchmarks/bench_seq.py --profile lstm               # cProfile of nnumpy's LSTM-F train step
+    python benchmarks/bench_seq.py --phases trf                 # forward / backward / optimizer, both libraries
+
+Figures: 1 train-step throughput (batch 128, Adam 1e-3, cross-entropy: zero
+grads, forward, loss, backward, step; 5 warm-up steps, median of 5 repeats of
+50 steps), 2 inference throughput (eval mode, batch 1000 over the test set),
+5 peak memory of the train step (each library in its own child process, peak
+RSS minus RSS after imports and data). ``--accuracy``: test accuracy after 3
+epochs, seeds 0, 1, 2, both libraries with the same recipe, the same initial
+weights (PyTorch's model gets a copy of nnumpy's) and the same batch order,
+with wall seconds per epoch.
+
+Timings alternate nnumpy and PyTorch inside one process (the machine is
+shared and noisy: only same-run ratios count), both with the same thread
+count (``nnumpy.num_threads`` for nnumpy's kernels and NumPy's BLAS,
+``torch.set_num_threads``), with a pause before each timed repeat so that the
+other library's idle threads have stopped spinning. Unset
+``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` when timing (``env -u``): a
+core type forced by the environment holds NumPy's OpenBLAS to older kernels
+than the machine has (see benchmarks/README.md).
+
+Models (the same in both libraries):
+    LSTM-F: LSTM(28, 128, batch_first) -> last hidden state -> Linear(128, 10).
+    TRF-F: Linear(28, 64) + learned positions (28 x 64) -> 2 x
+        TransformerEncoderLayer(64, 4 heads, feed-forward 128, dropout 0.1,
+        norm_first, batch_first) -> mean over the 28 steps -> Linear(64, 10).
+Each image is 28 steps of 28 pixels (its rows), scaled to [0, 1] and
+normalised with mean 0.2860, std 0.3530.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np  # before nnumpy, as user scripts do
+from threadpoolctl import threadpool_info
+
+import nnumpy as nn
+
+DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+MEAN, STD = 0.2860, 0.3530
+BATCH, INFER_BATCH = 128, 1000
+NAMES = {"lstm": "LSTM-F", "trf": "TRF-F"}
+SEEDS = (0, 1, 2)
+EPOCHS = 3
+
+
+# ----------------------------------------------------------------------- data
+def read_idx(path):
+    """Array from an IDX file (gzip or raw): magic (dtype code, ndim), dims, data."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_data():
+    """``(x_train, y_train, x_test, y_test, source)``: images as sequences (N, 28, 28) float32, normalised."""
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz"]  # fmt: skip
+    if all((DATA_DIR / n).exists() for n in names):
+        xtr, ytr, xte, yte = (read_idx(DATA_DIR / n) for n in names)
+        source = f"Fashion-MNIST ({DATA_DIR})"
+    else:
+        r = np.random.default_rng(0)
+        xtr, xte = r.integers(0, 256, (60000, 28, 28), np.uint8), r.integers(0, 256, (10000, 28, 28), np.uint8)
+        ytr, yte = r.integers(0, 10, 60000), r.integers(0, 10, 10000)
+        source = "random data (Fashion-MNIST not found)"
+
+    def prep(x):
+        return ((x.astype(np.float32) / 255 - np.float32(MEAN)) / np.float32(STD)).reshape(-1, 28, 28)
+
+    return prep(xtr), ytr.astype(np.int64), prep(xte), yte.astype(np.int64), source
+
+
+# ----------------------------------------------------------------------- models
+def _token_linear(n_in, n_out):
+    """``nn.Linear`` on ``(N, L, n_in)`` tokens. nnumpy's Linear takes ``(*, n_in)``
+    like PyTorch's once the kernels branch is merged; before that, a reshape around it."""
+    layer = nn.Linear(n_in, n_out)
+    try:
+        layer.forward(np.zeros((1, 2, n_in), np.float32))
+        return layer
+    except ValueError:
+        return nn.Sequential(_Rows(n_in), layer, nn.Unflatten(0, (-1, 28)))
+
+
+class _Rows(nn.Module):
+    """``(N, L, F) -> (N * L, F)`` (what ``Flatten(0, 1)`` does in PyTorch)."""
+
+    def __init__(self, features):
+        super().__init__()
+        self.features = features
+
+    def updateOutput(self, input):
+        self.output = input.reshape(-1, self.features)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput.reshape(input.shape)
+        return self.gradInput
+
+
+def build_nnumpy(kind, seed=0):
+    nn.manual_seed(seed)
+    if kind == "lstm":
+        model = nn.Sequential(nn.LSTM(28, 128, batch_first=True), nn.LastStep(), nn.Linear(128, 10))
+    else:
+        layer = dict(dim_feedforward=128, dropout=0.1, norm_first=True, batch_first=True)
+        model = nn.Sequential(
+            _token_linear(28, 64), nn.LearnedPositionalEncoding(64, max_len=28, batch_first=True),
+            nn.TransformerEncoderLayer(64, 4, **layer), nn.TransformerEncoderLayer(64, 4, **layer),
+            nn.Mean(1), nn.Linear(64, 10),
+        )  # fmt: skip
+    model.skip_input_grad = True  # PyTorch does not compute the input gradient either
+    return model
+
+
+def build_torch(kind, source=None):
+    """The same architecture in PyTorch, with ``source``'s (an nnumpy model) weights."""
+    import torch
+
+    T = torch.nn
+
+    class LSTMF(T.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = T.LSTM(28, 128, batch_first=True)
+            self.head = T.Linear(128, 10)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[1][0][-1])
+
+    class Positions(T.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = T.Parameter(torch.zeros(28, 64))
+
+    class TRFF(T.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = T.Linear(28, 64)
+            self.pos = Positions()
+            self.layers = T.ModuleList(
+                [T.TransformerEncoderLayer(64, 4, 128, 0.1, batch_first=True, norm_first=True) for _ in range(2)]
+            )
+            self.head = T.Linear(64, 10)
+
+        def forward(self, x):
+            h = self.inp(x) + self.pos.weight
+            for layer in self.layers:
+                h = layer(h)
+            return self.head(h.mean(dim=1))
+
+    model = LSTMF() if kind == "lstm" else TRFF()
+    if source is not None:
+        ours = [v for v in source.state_dict().values()]
+        theirs = list(model.state_dict().values())
+        assert len(ours) == len(theirs), f"{kind}: {len(ours)} nnumpy tensors, {len(theirs)} PyTorch tensors"
+        with torch.no_grad():
+            for a, t in zip(ours, theirs, strict=True):
+                assert tuple(a.shape) == tuple(t.shape), f"{kind}: shapes {a.shape} and {tuple(t.shape)}"
+                t.copy_(torch.from_numpy(np.ascontiguousarray(a)))
+    return model
+
+
+# ----------------------------------------------------------------------- steps
+PHASES = ("zero grads", "forward", "loss + backward", "optimizer step")
+
+
+def _marker(marks):
+    if marks is None:
+        return lambda: None
+    marks.append(time.perf_counter())
+    return lambda: marks.append(time.perf_counter())
+
+
+def nnumpy_train_step(kind, seed=0):
+    model = build_nnumpy(kind, seed)
+    criterion = nn.CrossEntropyLoss()
+    opt = nn.Adam(model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+
+    def step(x, y, marks=None):
+        mark = _marker(marks)
+        opt.zero_grad()
+        mark()
+        out = model.forward(x)
+        mark()
+        loss = criterion.forward(out, y)
+        model.backward(x, criterion.backward(out, y))
+        mark()
+        opt.step()
+        mark()
+        return loss
+
+    return model, step
+
+
+def torch_train_step(kind, source):
+    import torch
+
+    model = build_torch(kind, source)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(x, y, marks=None):
+        mark = _marker(marks)
+        opt.zero_grad()
+        mark()
+        out = model(x)
+        mark()
+        loss = loss_fn(out, y)
+        loss.backward()
+        mark()
+        opt.step()
+        mark()
+        return loss
+
+    return model, step
+
+
+# Pause before each timed repeat: a library's idle worker threads keep spinning
+# on the cores after its last call (OpenBLAS ~0.1 s, OpenMP up to 0.2 s).
+SETTLE_S = 0.3
+
+
+def time_alternating(runners, repeats, warmup):
+    """``{name: [seconds per repeat]}``; each runner is ``(name, callable running one repeat)``."""
+    for _, run in runners:
+        run(warmup)
+    times = {name: [] for name, _ in runners}
+    for _ in range(repeats):
+        for name, run in runners:
+            time.sleep(SETTLE_S)
+            t0 = time.perf_counter()
+            run(None)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def batches(x, y, size, count, offset=0):
+    n = x.shape[0] // size
+    return [(x[(offset + i) % n * size :][:size], y[(offset + i) % n * size :][:size]) for i in range(count)]
+
+
+def bench_train(kind, data, steps, repeats, warmup):
+    import torch
+
+    np_batches = batches(data[0], data[1], BATCH, steps + warmup)
+    t_batches = [(torch.from_numpy(x.copy()), torch.from_numpy(y)) for x, y in np_batches]
+    np_model, np_step = nnumpy_train_step(kind)
+    t_model, t_step = torch_train_step(kind, np_model)
+    t_model.train()
+
+    def runner(step, items):
+        def run(warm):
+            for x, y in items[:warm] if warm else items[warmup:]:
+                step(x, y)
+
+        return run
+
+    times = time_alternating([("nnumpy", runner(np_step, np_batches)), ("torch", runner(t_step, t_batches))],
+                             repeats, warmup)  # fmt: skip
+    return {k: steps * BATCH / statistics.median(v) for k, v in times.items()}
+
+
+def bench_inference(kind, data, repeats, warmup_batches=2):
+    import torch
+
+    xte = data[2]
+    np_model = build_nnumpy(kind).evaluate()
+    t_model = build_torch(kind, np_model).eval()
+    chunks = [xte[i : i + INFER_BATCH] for i in range(0, xte.shape[0], INFER_BATCH)]
+    t_chunks = [torch.from_numpy(c.copy()) for c in chunks]
+
+    def np_run(warm):
+        for c in chunks[:warm] if warm else chunks:
+            np_model.forward(c)
+
+    def t_run(warm):
+        with torch.inference_mode():
+            for c in t_chunks[:warm] if warm else t_chunks:
+                t_model(c)
+
+    with torch.inference_mode():  # the two libraries agree on what they compute
+        diff = np.abs(np_model.forward(chunks[0]) - t_model(t_chunks[0]).numpy()).max()
+    assert diff < 1e-3, f"{kind}: nnumpy and PyTorch outputs differ by {diff}"
+    times = time_alternating([("nnumpy", np_run), ("torch", t_run)], repeats, warmup_batches)
+    return {k: xte.shape[0] / statistics.median(v) for k, v in times.items()}
+
+
+# ----------------------------------------------------------------------- memory
+def rss_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak():
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def memory_child(library, kind, steps, threads):
+    """Run in a child process: peak RSS minus RSS after imports and data, in MiB."""
+    data = load_data()
+    x, y = data[0][:BATCH].copy(), data[1][:BATCH].copy()
+    if library == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+    with nn.num_threads(threads):
+        baseline = rss_kib("VmRSS")
+        reset_peak()  # the data's preparation peaked above this; count from here
+        if library == "torch":
+            _, step = torch_train_step(kind, build_nnumpy(kind))
+        else:
+            _, step = nnumpy_train_step(kind)
+        for _ in range(steps):
+            step(x, y)
+    print(json.dumps({"peak_mib": (rss_kib("VmHWM") - baseline) / 1024}))
+
+
+def bench_memory(kind, steps, threads):
+    out = {}
+    for library in ("nnumpy", "torch"):
+        cmd = [sys.executable, __file__, "--memory-child", library, kind, "--threads", str(threads),
+               "--steps", str(steps)]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[library] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
+    return out
+
+
+# ----------------------------------------------------------------------- accuracy
+def nnumpy_accuracy(model, x, y):
+    model.evaluate()
+    correct = sum(int((model.forward(x[i : i + INFER_BATCH]).argmax(1) == y[i : i + INFER_BATCH]).sum())
+                  for i in range(0, len(x), INFER_BATCH))  # fmt: skip
+    model.train()
+    return correct / len(x)
+
+
+def torch_accuracy(model, x, y):
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        correct = sum(int((model(torch.from_numpy(x[i : i + INFER_BATCH])).argmax(1).numpy()
+                           == y[i : i + INFER_BATCH]).sum()) for i in range(0, len(x), INFER_BATCH))  # fmt: skip
+    model.train()
+    return correct / len(x)
+
+
+def train_run(library, kind, data, seed, epochs):
+    """``{"accuracy": test accuracy after ``epochs``, "seconds_per_epoch": [...]}``:
+    Adam 1e-3, batch 128, cross-entropy, the batch order of ``seed``."""
+    import torch
+
+    xtr, ytr, xte, yte = data[:4]
+    np_model, np_step = nnumpy_train_step(kind, seed)
+    if library == "torch":
+        torch.manual_seed(seed)  # its dropout masks
+        model, step = torch_train_step(kind, np_model)
+        model.train()
+        xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    else:
+        model, step = np_model, np_step
+    order_rng = np.random.default_rng(seed)
+    seconds = []
+    for _ in range(epochs):
+        order = order_rng.permutation(len(xtr))
+        t0 = time.perf_counter()
+        for i in range(0, len(xtr), BATCH):
+            idx = order[i : i + BATCH]
+            if library == "torch":
+                t_idx = torch.from_numpy(idx)
+                step(xtr_t[t_idx], ytr_t[t_idx])
+            else:
+                step(xtr[idx], ytr[idx])
+        seconds.append(time.perf_counter() - t0)
+    acc = torch_accuracy(model, xte, yte) if library == "torch" else nnumpy_accuracy(model, xte, yte)
+    return {"accuracy": acc, "seconds_per_epoch": seconds}
+
+
+def bench_accuracy(kinds, data, seeds, epochs, out_path):
+    results = {}
+    lines = ["| model | library | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | s/epoch |",
+             "|---|---|" + "---|" * (len(seeds) + 2)]  # fmt: skip
+    for kind in kinds:
+        runs = {"nnumpy": [], "torch": []}
+        for seed in seeds:
+            for library in ("nnumpy", "torch"):  # alternating, seed by seed
+                r = train_run(library, kind, data, seed, epochs)
+                runs[library].append(r)
+                print(f"{NAMES[kind]} seed {seed} {library}: {r['accuracy']:.2%}, "
+                      f"{statistics.mean(r['seconds_per_epoch']):.1f} s/epoch", flush=True)  # fmt: skip
+        results[kind] = runs
+        means = {}
+        for library, rs in runs.items():
+            accs = [r["accuracy"] for r in rs]
+            means[library] = statistics.mean(accs)
+            per_epoch = statistics.mean(s for r in rs for s in r["seconds_per_epoch"])
+            name = "nnumpy" if library == "nnumpy" else "PyTorch"
+            lines.append(f"| {NAMES[kind]} | {name} | " + " | ".join(f"{a:.2%}" for a in accs)
+                         + f" | {means[library]:.2%} | {per_epoch:.1f} |")  # fmt: skip
+        lines.append(f"| {NAMES[kind]} | difference | | | | {100 * (means['nnumpy'] - means['torch']):+.2f} pp | |")
+    if out_path:
+        Path(out_path).write_text(json.dumps({"epochs": epochs, "seeds": list(seeds), "batch": BATCH, "lr": 1e-3,
+                                              "results": results}, indent=1))  # fmt: skip
+    return lines
+
+
+# ----------------------------------------------------------------------- report
+def machine_info(threads):
+    import torch
+
+    blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')}, {i['num_threads']} threads)"
+            for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
+    names = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_THREAD_TIMEOUT", "NNUMPY_NUM_THREADS")
+    env = {k: os.environ[k] for k in names if k in os.environ}
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    lines = [
+        f"CPU: {cpu}, {os.cpu_count()} cores; threads: {threads} (nnumpy.num_threads: its kernels and "
+        "numpy's BLAS; torch.set_num_threads)",
+        f"Python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
+        f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}",
+    ]
+    if "OPENBLAS_CORETYPE" in env:
+        lines.append("warning: OPENBLAS_CORETYPE is set; run under `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`")
+    return lines
+
+
+def row(name, ours, theirs, unit):
+    return f"| {name} | {ours:,.0f} {unit} | {theirs:,.0f} {unit} | {ours / theirs:.2f}x |"
+
+
+def profile_nnumpy(kind, data, steps):
+    import cProfile
+    import pstats
+
+    _, step = nnumpy_train_step(kind)
+    items = batches(data[0], data[1], BATCH, steps)
+    for x, y in items[:3]:
+        step(x, y)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for x, y in items:
+        step(x, y)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+
+
+def phase_times(kind, data, steps, repeats):
+    """Microseconds per step in each phase of the train step, both libraries alternating."""
+    import torch
+
+    items = batches(data[0], data[1], BATCH, steps + 5)
+    np_model, np_step = nnumpy_train_step(kind)
+    _, t_step = torch_train_step(kind, np_model)
+    t_items = [(torch.from_numpy(x.copy()), torch.from_numpy(y)) for x, y in items]
+    runs = (("nnumpy", np_step, items), ("PyTorch", t_step, t_items))
+    times = {"nnumpy": [], "PyTorch": []}
+    for _, step, chosen in runs:
+        for x, y in chosen[:5]:
+            step(x, y)
+    for _ in range(repeats):
+        for name, step, chosen in runs:
+            time.sleep(SETTLE_S)
+            per_step = []
+            for x, y in chosen[5:]:
+                marks = []
+                step(x, y, marks)
+                per_step.append(np.diff(marks))
+            times[name].append(np.mean(per_step, axis=0))
+    med = {name: np.median(v, axis=0) * 1e6 for name, v in times.items()}
+    print(f"| {NAMES[kind]} train step phase | nnumpy us | PyTorch us |\n|---|---|---|")
+    for i, phase in enumerate(PHASES):
+        print(f"| {phase} | {med['nnumpy'][i]:,.0f} | {med['PyTorch'][i]:,.0f} |")
+    print(f"| step | {med['nnumpy'].sum():,.0f} | {med['PyTorch'].sum():,.0f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--figure", default="all", help="1, 2, 5 or all (comma-separated)")
+    parser.add_argument("--models", default="lstm,trf")
+    parser.add_argument("--quick", action="store_true", help="3 repeats of 10 steps (development)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--accuracy", action="store_true", help="test accuracy after 3 epochs, seeds 0, 1, 2")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of --accuracy (3)")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds of --accuracy (0,1,2)")
+    parser.add_argument("--out", default=None, help="write --accuracy's results as JSON to this file")
+    parser.add_argument("--profile", choices=["lstm", "trf"], help="cProfile of nnumpy's train step")
+    parser.add_argument("--phases", choices=["lstm", "trf"], help="time per phase of the train step, both libraries")
+    parser.add_argument("--memory-child", nargs=2, metavar=("LIBRARY", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    steps = args.steps or (10 if args.quick else 50)
+    repeats = args.repeats or (3 if args.quick else 5)
+    if args.memory_child:
+        memory_child(*args.memory_child, steps=min(steps, 10), threads=args.threads)
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    models = args.models.split(",")
+    with nn.num_threads(args.threads):
+        data = load_data()
+        if args.profile:
+            profile_nnumpy(args.profile, data, steps)
+            return
+        if args.phases:
+            phase_times(args.phases, data, steps, repeats)
+            return
+        print("\n".join(machine_info(args.threads)))
+        print(f"load average before the run: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} cores")
+        print(f"Data: {data[4]}")
+        if args.accuracy:
+            seeds = [int(s) for s in args.seeds.split(",")]
+            print(f"Accuracy: {args.epochs} epochs, seeds {seeds}, Adam 1e-3, batch {BATCH}, cross-entropy; "
+                  "PyTorch starts from nnumpy's initial weights, same batch order", flush=True)  # fmt: skip
+            print("\n".join(bench_accuracy(models, data, seeds, args.epochs, args.out)))
+        else:
+            figures = {"1", "2", "5"} if args.figure == "all" else set(args.figure.split(","))
+            print(f"batch {BATCH} (train), {INFER_BATCH} (inference); {repeats} repeats of {steps} steps after "
+                  "5 warm-up steps, median; nnumpy and PyTorch alternate", flush=True)  # fmt: skip
+            lines = ["| figure | nnumpy | PyTorch | ratio |", "|---|---|---|---|"]
+            for kind in models:
+                if "1" in figures:
+                    r = bench_train(kind, data, steps, repeats, warmup=5)
+                    lines.append(row(f"{NAMES[kind]} train step", r["nnumpy"], r["torch"], "samples/s"))
+                if "2" in figures:
+                    r = bench_inference(kind, data, repeats)
+                    lines.append(row(f"{NAMES[kind]} inference", r["nnumpy"], r["torch"], "samples/s"))
+                if "5" in figures:
+                    m = bench_memory(kind, steps, args.threads)
+                    lines.append(f"| {NAMES[kind]} train step peak memory | {m['nnumpy']:.0f} MiB | "
+                                 f"{m['torch']:.0f} MiB | {m['nnumpy'] / m['torch']:.2f}x |")  # fmt: skip
+            print("\n".join(lines))
+        print(f"load average after the run: {os.getloadavg()[0]:.1f} (1 min)")
+
+
+if __name__ == "__main__":
+    main()

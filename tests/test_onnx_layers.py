@@ -1,0 +1,120 @@
+"""ONNX export of issue 16's layers (where ONNX has the operator): exported at
+opsets 13, 18 and 21 (the formula and the operator forms), run in onnxruntime
+at two batch sizes and compared with nnumpy's forward; the refusals."""
+
+import numpy as np
+import pytest
+
+import nnumpy as nn
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from onnx_common import check_onnx  # noqa: E402
+
+OPSETS = (13, 18, 21)
+
+
+def data(*shape, seed=0, scale=2.0):
+    def make(batch):
+        return (scale * np.random.default_rng(seed).normal(size=(batch, *shape))).astype(np.float32)
+
+    return make
+
+
+def affine(module, rng):
+    """Non-trivial affine parameters / statistics, so a wrong mapping cannot pass."""
+    for name in ("weight", "bias", "running_mean"):
+        a = getattr(module, name, None)
+        if a is not None:
+            a[...] = rng.normal(size=a.shape)
+    if getattr(module, "running_var", None) is not None:
+        module.running_var[...] = rng.uniform(0.5, 2.0, size=module.running_var.shape)
+    return module
+
+
+LAYERS = [
+    ("GELU", nn.GELU, (7,)),
+    ("GELU-tanh", lambda: nn.GELU(approximate="tanh"), (3, 5)),
+    ("SiLU", nn.SiLU, (7,)),
+    ("Mish", nn.Mish, (7,)),
+    ("Hardswish", nn.Hardswish, (3, 5)),
+    ("Hardsigmoid", nn.Hardsigmoid, (7,)),
+    ("ReLU6", nn.ReLU6, (7,)),
+    ("Hardtanh", lambda: nn.Hardtanh(-0.5, 2.0), (7,)),
+    ("PReLU-1", nn.PReLU, (7,)),
+    ("PReLU-channels", lambda: nn.PReLU(3, init=0.1), (3, 4, 4)),
+    ("SELU", nn.SELU, (7,)),
+    ("CELU", lambda: nn.CELU(0.7), (7,)),
+    ("Softsign", nn.Softsign, (7,)),
+    ("Tanhshrink", nn.Tanhshrink, (7,)),
+    ("SoftMax-dim-1", lambda: nn.SoftMax(dim=-1), (3, 5)),
+    ("LogSoftMax-dim2", lambda: nn.LogSoftMax(dim=2), (3, 5)),
+    ("LayerNorm", lambda: nn.LayerNorm(6), (4, 6)),
+    ("LayerNorm-2d-shape", lambda: nn.LayerNorm((4, 6), eps=1e-3), (4, 6)),
+    ("LayerNorm-noaffine", lambda: nn.LayerNorm(6, elementwise_affine=False), (6,)),
+    ("LayerNorm-nobias", lambda: nn.LayerNorm(6, bias=False), (6,)),
+    ("GroupNorm", lambda: nn.GroupNorm(2, 4), (4, 3, 5)),
+    ("GroupNorm-1d-noaffine", lambda: nn.GroupNorm(3, 6, affine=False), (6, 5)),
+    ("InstanceNorm2d", lambda: nn.InstanceNorm2d(3, affine=True), (3, 4, 5)),
+    ("InstanceNorm1d", lambda: nn.InstanceNorm1d(3), (3, 6)),
+    ("InstanceNorm2d-running", lambda: nn.InstanceNorm2d(3, affine=True, track_running_stats=True), (3, 4, 5)),
+    ("Upsample-nearest-scale", lambda: nn.Upsample(scale_factor=2), (2, 3, 4)),
+    ("Upsample-nearest-size", lambda: nn.Upsample(size=(5, 7)), (2, 3, 4)),
+    ("Upsample-nearest-1d", lambda: nn.Upsample(scale_factor=3), (2, 4)),
+    ("Upsample-bilinear", lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (2, 3, 4)),
+    ("Upsample-bilinear-ac", lambda: nn.Upsample(size=(5, 6), mode="bilinear", align_corners=True), (2, 3, 4)),
+    ("Upsample-bilinear-size", lambda: nn.Upsample(size=(7, 3), mode="bilinear"), (2, 3, 4)),
+    ("Upsample-linear", lambda: nn.Upsample(scale_factor=2.5, mode="linear"), (2, 4)),
+    ("UpsamplingBilinear2d", lambda: nn.UpsamplingBilinear2d(scale_factor=2), (2, 3, 3)),
+    ("AdaptiveAvgPool2d-1", lambda: nn.AdaptiveAvgPool2d(1), (3, 5, 7)),
+    ("AdaptiveAvgPool2d-div", lambda: nn.AdaptiveAvgPool2d((2, 3)), (3, 4, 6)),
+    ("AdaptiveAvgPool2d-None", lambda: nn.AdaptiveAvgPool2d((None, 2)), (3, 5, 4)),
+    ("AdaptiveMaxPool2d-1", lambda: nn.AdaptiveMaxPool2d((1, 1)), (3, 5, 7)),
+    ("AdaptiveMaxPool2d-div", lambda: nn.AdaptiveMaxPool2d(2), (3, 4, 6)),
+    ("ZeroPad2d", lambda: nn.ZeroPad2d((1, 2, 0, 3)), (2, 3, 4)),
+    ("ZeroPad2d-crop", lambda: nn.ZeroPad2d((-1, 1, 1, -1)), (2, 3, 4)),
+    ("ReflectionPad2d", lambda: nn.ReflectionPad2d((2, 1, 1, 2)), (2, 3, 4)),
+    ("ReplicationPad2d", lambda: nn.ReplicationPad2d(2), (2, 3, 4)),
+    ("Dropout2d", lambda: nn.Dropout2d(0.5), (2, 3, 4)),
+    ("Unflatten", lambda: nn.Unflatten(1, (2, 3)), (6, 4)),
+    ("Unflatten-last", lambda: nn.Unflatten(-1, (2, -1)), (3, 6)),
+]
+
+
+@pytest.mark.parametrize("name, make, shape", LAYERS, ids=[layer[0] for layer in LAYERS])
+def test_layer_exports(name, make, shape):
+    nn.manual_seed(0)
+    module = affine(make(), np.random.default_rng(1))
+    check_onnx(module, data(*shape), opsets=OPSETS)
+
+
+def test_embedding_gathers_integer_ids():
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 4, padding_idx=0), nn.Flatten(), nn.Linear(20, 2))
+
+    def ids(batch):
+        return np.random.default_rng(0).integers(0, 10, size=(batch, 5))
+
+    proto = check_onnx(model, ids, opsets=OPSETS)
+    assert proto.graph.input[0].type.tensor_type.elem_type == 7  # int64 stays int64
+
+
+def test_a_small_unet_like_graph():
+    """Conv, pooling, upsampling and a skip joined along channels."""
+    nn.manual_seed(0)
+    x = nn.Input()
+    skip = nn.ReLU()(nn.Conv2d(2, 4, 3, padding=1)(x))
+    down = nn.Conv2d(4, 4, 3, padding=1)(nn.MaxPool2d(2)(skip))
+    up = nn.Upsample(scale_factor=2, mode="bilinear")(down)
+    y = nn.Conv2d(8, 2, 1)(nn.JoinTable(1)(up, skip))
+    check_onnx(nn.Graph(x, nn.GroupNorm(1, 2)(y)), data(2, 8, 8))
+
+
+def test_refusals_name_the_module():
+    export = nn.onnx.export
+    with pytest.raises(nn.onnx.ExportError, match=r"AdaptiveAvgPool2d.*model\[1\].*not divisible"):
+        export(nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(2)), np.zeros((1, 3, 5, 4), np.float32))
+    with pytest.raises(nn.onnx.ExportError, match="batch axis"):
+        export(nn.Unflatten(0, (1, 1)), np.zeros((1, 3), np.float32))
+    assert issubclass(nn.onnx.ExportError, ValueError)
