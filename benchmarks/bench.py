@@ -16,7 +16,6 @@ Data: Fashion-MNIST from /usr/share/datasets/fashion-mnist when present
 (``apt-get install dataset-fashion-mnist``), else random data of the same shape.
 """
 
-import nnumpy as nn  # isort: skip  (first: nnumpy sets OpenBLAS's environment before numpy loads it)
 import argparse
 import gzip
 import json
@@ -28,8 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import numpy as np  # before nnumpy, as user scripts do
 from threadpoolctl import threadpool_info
+
+import nnumpy as nn
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 MEAN, STD = 0.2860, 0.3530
@@ -312,13 +313,7 @@ def machine_info(threads):
         f"CPU: {cpu}, {os.cpu_count()} cores; threads: {threads} (nnumpy.set_num_threads: its kernels and "
         "numpy's BLAS; torch.set_num_threads)",
         f"Python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
-        f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}"
-        + (
-            ""
-            if nn._openblas._user_set
-            else f" (nnumpy: {nn._openblas.LONG_SPIN}, then {nn._openblas.SHORT_SPIN} once "
-            "its kernels use their threads)"
-        ),
+        f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}",
     ]
 
 

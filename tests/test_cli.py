@@ -78,7 +78,7 @@ def test_info(capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"nnumpy {nnumpy.__version__}")
     assert "numpy" in out and "fashion-mnist" in out and "sample" in out
-    assert f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}" in out  # the spin in use
+    assert f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')}" in out  # the spin in use
 
 
 def test_export_onnx(run_dir, tmp_path, capsys):

@@ -260,24 +260,20 @@ CHUNKED = [  # (in, out, kernel, stride, padding, dilation, groups, input H x W)
 
 
 @pytest.mark.parametrize("config", CHUNKED, ids=[f"g{c[6]}-{c[7][0]}x{c[7][1]}" for c in CHUNKED])
-def test_results_do_not_depend_on_the_chunk_size(config, monkeypatch):
-    """The kernels walk the batch in chunks of ~CHUNK_BYTES of im2col columns:
-    one sample (the tests' default), a few with a ragged last chunk, or all;
-    backward copies the columns again (the tests' default) or takes those the
-    forward kept."""
-    from nnumpy.layers import conv as conv_module
-
+def test_results_do_not_depend_on_the_chunk_size(config):
+    """The kernels walk the batch in chunks of ~chunk_bytes of im2col columns:
+    one sample, a few with a ragged last chunk, or all (the default here);
+    backward copies the columns again or takes those the forward kept."""
     cin, cout, k, stride, padding, dilation, groups, size = config
     r = np.random.default_rng(5)
     x = r.normal(size=(7, cin, *size))
     results = []
-    for chunk_bytes, keep_bytes in ((1, 0), (3000, 0), (1 << 30, 0), (1, 1 << 30), (3000, 1 << 30)):
-        monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes)
-        monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", keep_bytes)  # columns copied again, or kept
-        conv = Conv2d(cin, cout, k, stride, padding, dilation, groups, dtype=np.float64, rng=0)
-        y = conv.forward(x)
-        g = np.random.default_rng(6).normal(size=y.shape)
-        results.append((y.copy(), conv.backward(x, g).copy(), conv.gradW.copy(), conv.gradb.copy()))
+    for chunk_bytes, keep_bytes in ((1 << 20, 8 << 20), (1, 0), (3000, 0), (1 << 30, 0), (1, 1 << 30), (3000, 1 << 30)):
+        with nn.kernels.tuning(chunk_bytes=chunk_bytes, keep_columns_bytes=keep_bytes):  # columns copied again, or kept
+            conv = Conv2d(cin, cout, k, stride, padding, dilation, groups, dtype=np.float64, rng=0)
+            y = conv.forward(x)
+            g = np.random.default_rng(6).normal(size=y.shape)
+            results.append((y.copy(), conv.backward(x, g).copy(), conv.gradW.copy(), conv.gradb.copy()))
     for other in results[1:]:
         for a, b in zip(other, results[0], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -305,7 +301,7 @@ def test_parameter_gradients_follow_the_gradient_given_to_acc_grad_parameters():
 
 
 def test_stateless_kernels_match_the_module():
-    from nnumpy.layers.conv import conv2d_backward, conv2d_forward
+    from nnumpy.kernels.conv import conv2d_backward, conv2d_forward
 
     r = np.random.default_rng(4)
     conv = Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2, dtype=np.float64)
@@ -318,7 +314,7 @@ def test_stateless_kernels_match_the_module():
     grads = conv2d_backward(g, xpad, conv.W, x.shape, *geometry)
     for ours, ref in zip((y2, *grads), (y, gx, conv.gradW, conv.gradb), strict=True):
         np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
-    _, xpad, cols = conv2d_forward(x, conv.W, conv.b, *geometry, keep_columns_bytes=1 << 30)
+    _, xpad, cols = conv2d_forward(x, conv.W, conv.b, *geometry, keep_columns=True)
     assert cols is not None
     kept = conv2d_backward(g, xpad, conv.W, x.shape, *geometry, cols=cols)
     for ours, ref in zip(kept, grads, strict=True):

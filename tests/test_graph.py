@@ -33,7 +33,6 @@ from nnumpy import (
 )
 from nnumpy.blocks import basic_block, basic_block_graph
 from nnumpy.interop import load_torch_state_dict
-from nnumpy.layers import conv as conv_module
 
 torch.set_num_threads(1)
 N = 3
@@ -550,11 +549,14 @@ def test_graph_names_a_module_whose_grad_input_has_the_wrong_structure():
 
 
 @pytest.mark.parametrize("keep_columns", [False, True])
-def test_shared_conv_and_batchnorm_keep_per_use_state(monkeypatch, keep_columns):
+def test_shared_conv_and_batchnorm_keep_per_use_state(keep_columns):
     # a convolution keeps its im2col columns and BatchNorm its normalised input for backward:
-    # each use must get its own back (the conftest keeps no columns; here both ways)
-    if keep_columns:
-        monkeypatch.setattr(conv_module, "KEEP_COLUMNS_BYTES", 1 << 30)
+    # each use must get its own back (small columns are kept by default; here both ways)
+    with nn.kernels.tuning(keep_columns_bytes=1 << 30 if keep_columns else 0):
+        _shared_conv_and_batchnorm()
+
+
+def _shared_conv_and_batchnorm():
     conv = Conv2d(2, 2, 3, padding=1, bias=False, rng=0)  # (a bias before BatchNorm has zero gradient)
     bn = nn.BatchNorm2d(2)
     x = Input()

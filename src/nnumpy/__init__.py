@@ -6,9 +6,7 @@ layers, the criteria, the functional optimizers ``sgd_momentum`` /
 ``adam_optimizer`` and the optimizer classes.
 """
 
-from . import _openblas  # noqa: F401  # isort: skip  (must run before numpy is loaded)
 from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
-from ._openblas import OPENBLAS_THREAD_TIMEOUT  # noqa: F401
 from ._version import __version__  # noqa: F401
 from .backend import get_array_module, manual_seed
 from .containers import (
@@ -30,6 +28,7 @@ from .data import DataLoader, DatasetError, load_dataset, load_fashion_mnist, lo
 from .gradcheck import GradcheckError, gradcheck
 from .graph import Graph, Input, Node
 from .io import load_checkpoint, load_model, register_module, save_checkpoint, save_model
+from .kernels import tune_process  # noqa: F401  (an explicit call: importing nnumpy tunes nothing)
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
 from .layers.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward

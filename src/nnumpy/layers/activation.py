@@ -7,9 +7,9 @@ Sigmoid, Tanh, SoftMax, LogSoftMax), so no extra array is kept.
 import numpy as np
 
 from .._checks import check_float_array, check_input, check_positive_int, check_real
-from ..backend import DEFAULT_DTYPE, get_array_module
+from ..backend import DEFAULT_DTYPE
+from ..kernels.elementwise import relu_backward, relu_forward
 from ..module import Module
-from ..parallel import map_batches
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "SoftPlus", "Sigmoid", "Tanh", "SoftMax", "LogSoftMax", "Identity"]
 __all__ += ["GELU", "SiLU", "Mish", "Hardswish", "Hardsigmoid", "ReLU6", "Hardtanh", "PReLU", "SELU", "CELU"]
@@ -48,11 +48,6 @@ class Identity(Module):
         return gradOutput
 
 
-def _relu_grad(g, y, out):
-    """``g * (y > 0)`` into ``out`` (NaN in ``g`` propagates where ``y > 0``, as PyTorch)."""
-    return get_array_module(g).multiply(g, y > 0, out=out)
-
-
 class ReLU(_Elementwise):
     """``y = max(x, 0)``. Shape: any. Backward: ``g * (y > 0)``.
 
@@ -64,13 +59,11 @@ class ReLU(_Elementwise):
 
     def updateOutput(self, input):
         self._check(input)
-        xp = get_array_module(input)
-        self.output = map_batches(lambda x, out: xp.maximum(x, 0, out=out), xp.empty_like(input), input)
+        self.output = relu_forward(input)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        xp = get_array_module(gradOutput)
-        self.gradInput = map_batches(_relu_grad, xp.empty_like(gradOutput), gradOutput, self.output)
+        self.gradInput = relu_backward(gradOutput, self.output)
         return self.gradInput
 
 

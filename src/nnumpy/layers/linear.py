@@ -4,6 +4,7 @@ import numpy as np
 
 from .._checks import check_input, check_positive_int
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
+from ..kernels.matmul import matmul
 from ..module import Module
 
 __all__ = ["Linear"]
@@ -58,23 +59,23 @@ class Linear(Module):
 
     def updateOutput(self, input):
         check_input(self, input, ndim=2, features=self.W.shape[1], layout=f"(N, {self.W.shape[1]})")
-        output = input @ as_dtype_of(self.W, input).T
+        output = matmul(input, as_dtype_of(self.W, input).T)
         if self.b is not None:
             output += as_dtype_of(self.b, input)
         self.output = output
         return output
 
     def updateGradInput(self, input, gradOutput):
-        self.gradInput = gradOutput @ as_dtype_of(self.W, gradOutput)
+        self.gradInput = matmul(gradOutput, as_dtype_of(self.W, gradOutput))
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
         xp = get_array_module(input)
         w_zero, b_zero = self._take_zeroed(self.gradW, self.gradb)
         if w_zero:  # all zeros: write the product (no temporary, no extra pass)
-            xp.matmul(gradOutput.T, input, out=self.gradW)
+            matmul(gradOutput.T, input, out=self.gradW)
         else:
-            self.gradW += gradOutput.T @ input
+            self.gradW += matmul(gradOutput.T, input)
         if self.b is not None:
             if b_zero:
                 xp.sum(gradOutput, axis=0, out=self.gradb)

@@ -2,185 +2,58 @@
 pair and PyTorch's affine ``BatchNorm1d`` / ``BatchNorm2d``.
 
 All of them normalise per feature over the batch (2-D input ``(N, C)``) or per
-channel over batch and space (``(N, C, L)`` or ``(N, C, H, W)``), and share the
-kernels below. They work on the input as an ``(M, C)`` matrix with channels
-last (a view of what ``Conv2d`` outputs), so each per-channel statistic is a
-column reduction (``einsum('ij->j')``) and the output stays channels-last.
-Every batch statistic is a mean computed from per-channel sums by
-``_mean_of``; data-parallel training sets ``stats_sync`` to add those sums
-over processes (synchronised BatchNorm).
+channel over batch and space (``(N, C, L)`` or ``(N, C, H, W)``)::
+
+    y = (x - mean) / sqrt(var + eps) * weight + bias
+
+with the batch's mean and (biased) variance in training mode, the running
+statistics in evaluate mode. The kernels (``nnumpy.kernels.batchnorm``) take
+the input as an ``(M, C)`` matrix with channels last (``channel_rows``), so
+each statistic is a column reduction and the output keeps the input's memory
+order. Every batch statistic is a mean of per-channel sums (``_mean_of``);
+data-parallel training sets ``stats_sync`` to add those sums over processes
+(synchronised BatchNorm).
 """
 
 import numpy as np
 
 from .._checks import check_input, check_positive_int
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
+from ..kernels.batchnorm import (
+    batchnorm_backward_train,
+    batchnorm_forward_train,
+    channel_rows,
+    column_sums,
+    from_rows,
+    scale_shift,
+)
 from ..module import Module
-from ..parallel import parallel_for
 
 __all__ = ["BatchNormalization", "ChannelwiseScaling", "BatchNorm1d", "BatchNorm2d", "BatchNorm"]
 
 
-def channel_rows(x):
-    """``x`` (N, C, *) as an ``(M, C)`` matrix, channels last: a view when
-    ``x``'s memory is channels-last (what ``Conv2d`` outputs), else one copy."""
-    if x.ndim == 2:
-        return x
-    return x.transpose(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
-
-
-def from_rows(rows, shape):
-    """The ``(M, C)`` matrix back as an ``(N, C, *)`` view of the same memory."""
-    if len(shape) == 2:
-        return rows.reshape(shape)
-    n, c, *spatial = shape
-    return rows.reshape(n, *spatial, c).transpose(0, len(shape) - 1, *range(1, len(shape) - 1))
-
-
-def _reuse(buffer, like):
-    """``buffer`` when it can hold an array like ``like`` (a private buffer of
-    the previous call: reusing it saves allocating and page-faulting), else a new one."""
-    if buffer is not None and buffer.shape == like.shape and buffer.dtype == like.dtype:
-        return buffer
-    return get_array_module(like).empty(like.shape, like.dtype)
-
-
-WIDE_ROW = 512  # values per row of the widened (M/k, k*C) views below
-
-
-def _widening(rows, *others):
-    """``k`` such that ``rows`` (M, C) and ``others`` (same shape) can be viewed
-    as ``(M/k, k*C)``: NumPy runs one inner loop per row, and rows of C = 32
-    values spend as much time in loop overhead as in arithmetic (rows of
-    ~512 values: the per-channel passes take 12-23 % less time). 1 when an
-    array is not C-contiguous."""
-    m, c = rows.shape
-    if not all(a.flags.c_contiguous for a in (rows, *others)):
-        return 1
-    k = 1
-    while 2 * k * c <= WIDE_ROW and m % (2 * k) == 0:
-        k *= 2
-    return k
-
-
-def _wide(a, k):
-    """``a`` (M, C) viewed as ``(M/k, k*C)``."""
-    return a if k == 1 else a.reshape(a.shape[0] // k, k * a.shape[1])
-
-
-def _tiled(v, k):
-    """A per-channel vector ``(C,)`` repeated for the ``(M/k, k*C)`` view (None and scalars as they are)."""
-    if k == 1 or v is None or getattr(v, "ndim", 0) == 0:
-        return v
-    return get_array_module(v).tile(v, k)
-
-
-def _folded(total, k):
-    """Per-column sums of a ``(M/k, k*C)`` view back to the ``(C,)`` sums."""
-    return total if k == 1 else total.reshape(k, -1).sum(axis=0)
-
-
-def _by_rows(fn, rows):
-    """``fn(lo, hi)`` over row pieces of ``rows`` on nnumpy's threads; the list of results."""
-    return parallel_for(fn, rows.shape[0], rows)
-
-
-def column_sums(*arrays):
-    """Per-column sums of ``arrays[0]`` (M, C) and, given a second array, of
-    the product ``arrays[0] * arrays[1]`` (``einsum``: 4x faster than
-    ``sum(axis=0)``), each computed over row pieces on nnumpy's threads."""
-    xp = get_array_module(arrays[0])
-    k = _widening(*arrays)
-    wide = [_wide(a, k) for a in arrays]
-    if len(wide) == 1:
-        (a,) = wide
-        return _folded(sum(_by_rows(lambda lo, hi: xp.einsum("ij->j", a[lo:hi]), a)), k)
-    a, b = wide
-    parts = _by_rows(lambda lo, hi: (xp.einsum("ij->j", a[lo:hi]), xp.einsum("ij,ij->j", a[lo:hi], b[lo:hi])), a)
-    return _folded(sum(p[0] for p in parts), k), _folded(sum(p[1] for p in parts), k)
-
-
-def scale_shift(rows, scale, shift):
-    """``rows * scale + shift`` per column (``shift`` may be None), on nnumpy's threads."""
-    xp = get_array_module(rows)
-    y = xp.empty(rows.shape, rows.dtype)
-    k = _widening(rows, y)
-    x, out, scale, shift = _wide(rows, k), _wide(y, k), _tiled(scale, k), _tiled(shift, k)
-
-    def piece(lo, hi):
-        xp.multiply(x[lo:hi], scale, out=out[lo:hi])
-        if shift is not None:
-            out[lo:hi] += shift
-
-    _by_rows(piece, x)
-    return y
-
-
-def batchnorm_forward_train(rows, weight, bias, eps, mean_of, centered_out=None):
-    """Training-mode normalisation of ``rows`` (M, C) with batch statistics.
-
-    ``y = (x - mean) * weight / sqrt(var + eps) + bias`` (``weight``/``bias``
-    may be None). ``mean_of(local_sum, count)`` turns per-channel sums into
-    means (over all processes under synchronised BatchNorm). Returns
-    ``(y, mean, biased_var, centered, inv_std)``; backward needs ``centered`` and ``inv_std``.
-    ``centered_out``: the previous call's ``centered``, reused when it fits.
-    The variance is the mean of squared deviations (two passes, not
-    ``E[x^2] - E[x]^2``, which cancels catastrophically in float32).
-    """
-    xp = get_array_module(rows)
-    mean = mean_of(column_sums(rows), rows.shape[0])
-    centered = _reuse(centered_out, rows)
-    k = _widening(rows, centered)
-    x, xc, wide_mean = _wide(rows, k), _wide(centered, k), _tiled(mean, k)
-
-    def center(lo, hi):
-        c = xp.subtract(x[lo:hi], wide_mean, out=xc[lo:hi])
-        return xp.einsum("ij,ij->j", c, c)
-
-    var = mean_of(_folded(sum(_by_rows(center, x)), k), rows.shape[0])
-    inv_std = 1.0 / xp.sqrt(var + eps)
-    y = scale_shift(centered, inv_std if weight is None else inv_std * weight, bias)
-    return y, mean, var, centered, inv_std
-
-
-def batchnorm_backward_train(grad_rows, centered, inv_std, weight, sums, mean_of, scratch=None):
-    """Gradient w.r.t. ``x`` of training-mode normalisation:
-    ``inv_std * w * (g - mean(g) - xhat * mean(g * xhat))`` with
-    ``xhat = centered * inv_std``, written as ``a*g + b*centered + c`` per
-    channel. ``sums = (sum(g), sum(g * centered))`` per channel (local).
-    ``scratch``: a private buffer like ``grad_rows`` for the temporary ``a*g``.
-    Returns ``(grad, scratch)``."""
-    xp = get_array_module(grad_rows)
-    count = grad_rows.shape[0]
-    sum_g, sum_gc = sums
-    mean_g = mean_of(sum_g, count)
-    mean_gxhat = mean_of(sum_gc * inv_std, count)
-    a = inv_std if weight is None else inv_std * weight
-    b, c = -a * inv_std * mean_gxhat, -a * mean_g
-    grad = xp.empty(grad_rows.shape, grad_rows.dtype)
-    scratch = _reuse(scratch, grad_rows)
-    k = _widening(grad_rows, centered, grad, scratch)
-    g, xc, out, tmp = (_wide(v, k) for v in (grad_rows, centered, grad, scratch))
-    a, b, c = (_tiled(v, k) for v in (a, b, c))
-
-    def piece(lo, hi):
-        o = xp.multiply(xc[lo:hi], b, out=out[lo:hi])
-        o += c
-        o += xp.multiply(g[lo:hi], a, out=tmp[lo:hi])
-
-    _by_rows(piece, g)
-    return grad, scratch
-
-
 class _BatchStatistics(Module):
-    """Shared machinery: the statistics hook, train/eval normalisation, backward.
+    """Shared machinery of the batch norms: normalisation with the batch's or
+    the running statistics, and its backward.
 
-    Works on the ``(M, C)`` channels-last matrix of the input (``channel_rows``),
-    so every per-channel reduction is a reduction over rows and the output
-    keeps channels-last memory.
+    Training forward: ``y = (x - mean) * inv_std * weight + bias`` with the
+    batch's ``mean`` and ``inv_std = 1 / sqrt(var + eps)``; backward
+    ``gradInput = (gh - mean(gh) - xhat * mean(gh * xhat)) * inv_std`` with
+    ``gh = g * weight`` and ``xhat = (x - mean) * inv_std``. Evaluate mode: the
+    running statistics are constants, so ``y = x * scale + shift`` and
+    ``gradInput = g * scale`` with ``scale = inv_std * weight``.
     """
 
     stats_sync = None  # callable(local_sum, count) -> (global_sum, global_count)
+
+    def __init__(self):
+        super().__init__()
+        self._used_batch_stats = False  # the last forward normalised with the batch's statistics
+        self._centered = None  # x - mean of the last training forward, (M, C) channels-last
+        self._eval_mean = None  # the running mean the last evaluate-mode forward used
+        self._inv_std = None  # 1 / sqrt(var + eps) of the last forward, (C,)
+        self._count = None  # how many rows the last batch statistics covered (over all processes)
+        self._scratch = None  # a buffer backward reuses from call to call
 
     def _mean_of(self, local_sum, count):
         if self.stats_sync is not None:
@@ -205,7 +78,7 @@ class _BatchStatistics(Module):
         self._used_batch_stats = bool(self.training)
         if self.training:
             y, mean, var, self._centered, self._inv_std = batchnorm_forward_train(
-                rows, weight, bias, eps, self._mean_of, getattr(self, "_centered", None)
+                rows, weight, bias, eps, self._mean_of, centered_out=self._centered
             )
             stats = (mean, var, self._count)
         else:
@@ -235,10 +108,10 @@ class _BatchStatistics(Module):
     def _grad_input(self, input, gradOutput, weight):
         rows = channel_rows(gradOutput)
         if self._used_batch_stats:
-            keep = not self._frozen and type(self)._parameters != () and getattr(self, "affine", False)
-            sums = self._grad_sums(input, gradOutput, keep)
+            # the affine layers' accGradParameters needs the same sums: computed once
+            sums = self._grad_sums(input, gradOutput, keep=weight is not None and not self._frozen)
             grad, self._scratch = batchnorm_backward_train(
-                rows, self._centered, self._inv_std, weight, sums, self._mean_of, getattr(self, "_scratch", None)
+                rows, self._centered, self._inv_std, weight, sums, self._mean_of, scratch=self._scratch
             )
         else:
             grad = scale_shift(rows, self._inv_std if weight is None else self._inv_std * weight, None)
