@@ -23,10 +23,7 @@ canonical calls), so only its links are checked here.
 Links. Every relative link or image in these pages (``[text](path)``,
 ``[text](path#anchor)``, ``[text]: path``) must point at an existing file or
 directory of the repository, and an anchor into a Markdown page at one of
-its headings (GitHub's anchors). Links inside code are ignored. Pages other
-helpers are writing on their branches are listed in ``PENDING``: a link to
-one of them is accepted while the page does not exist yet, and checked like
-any other once it does.
+its headings (GitHub's anchors). Links inside code are ignored.
 
 Quick start. .ci/run executes the README's two quick-start commands
 verbatim; a test checks that both files still spell them the same way.
@@ -42,9 +39,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("**/*.md")])
 RUN_ELSEWHERE = {ROOT / "docs" / "seed-dialects.md": "tests/test_dialects.py"}
 # page -> who writes it (until it is merged; remove the entry once it exists on main)
-PENDING = {
-    "docs/performance.md": "H13K, branch h13k",
-}
 QUICK_START = ('pip install ".[plot]" && nnumpy train', 'pip install -e ".[test]" && python -m pytest')
 
 MARKER = re.compile(r"^\s*<!--\s*not run:\s*(?P<reason>\S.*?)\s*-->\s*$")
@@ -172,8 +166,6 @@ def link_problems(page):
         path = (page.parent / path_part).resolve() if path_part else page
         where = f"{rel(page)}:{number}: {target}"
         if not path.exists():
-            if path.is_relative_to(ROOT) and path.relative_to(ROOT).as_posix() in PENDING:
-                continue
             problems.append(f"{where}: no such file")
         elif anchor and path.suffix == ".md" and anchor not in github_anchors(path):
             problems.append(f"{where}: no heading with the anchor #{anchor} in {path.name}")
