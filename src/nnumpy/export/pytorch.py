@@ -28,7 +28,20 @@ BatchNorm1d/2d affine                   BatchNormalization followed by
                                         ChannelwiseScaling (``moving_*``,
                                         ``gamma``, ``beta``)
 BatchNorm1d/2d ``affine=False``         BatchNormalization alone
+LayerNorm, GroupNorm, InstanceNorm*,    the same layers, by name: their
+PReLU, Embedding, RNN/LSTM/GRU (and     arrays already carry PyTorch's
+cells), MultiheadAttention              names (``weight_ih_l0``,
+                                        ``in_proj_weight``, ...)
 =====================================  ====================================
+
+The last row is a rule, not a list: every layer in ``TORCH_NAMED`` pairs
+with the torch module of the same position whose array names and shapes are
+its own (``register_torch_names(cls)`` adds a class of yours).
+MultiheadAttention's ``out_proj`` is a Linear (``out_proj.weight``), so
+Transformer layers, stacks and ``Transformer`` itself map key for key: the
+positions nnumpy gives (``encoder.layers.0.self_attn.out_proj``) are
+PyTorch's, and so are a ``Graph``'s node names when they are chosen so
+(``nnumpy.blocks.basic_block_graph`` uses torchvision's).
 
 ``num_batches_tracked`` is skipped on the way in and written as 0 on the way
 out. Hyper-parameters that are not arrays (eps, stride, padding, the
@@ -45,13 +58,52 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..layers.activation import PReLU
+from ..layers.attention import MultiheadAttention
 from ..layers.conv import Conv1d, Conv2d
+from ..layers.embedding import Embedding
+from ..layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from ..layers.linear import Linear
 from ..layers.normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
+from ..layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
-__all__ = ["load_torch_state_dict", "to_torch_state_dict"]
+__all__ = ["load_torch_state_dict", "to_torch_state_dict", "register_torch_names", "TORCH_NAMED"]
 
 _SKIPPED = ("num_batches_tracked",)
+
+# Layers whose parameters and buffers already carry PyTorch's names: their
+# arrays map one to one by name (MultiheadAttention's out_proj is a Linear of
+# its own, the next unit). Extend with register_torch_names.
+TORCH_NAMED = [
+    LayerNorm,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    PReLU,
+    Embedding,
+    RNN,
+    LSTM,
+    GRU,
+    RNNCell,
+    LSTMCell,
+    GRUCell,
+    MultiheadAttention,
+]
+
+
+def register_torch_names(cls):
+    """Declare that ``cls``'s parameters and buffers are named as in its
+    PyTorch counterpart, so that its arrays move by name (usable as a class
+    decorator; returns ``cls``)."""
+    if not isinstance(cls, type):
+        raise TypeError(f"register_torch_names: expected a class, got {cls!r}")
+    if cls not in TORCH_NAMED:
+        TORCH_NAMED.append(cls)
+    return cls
+
+
+def _torch_named(module):
+    return isinstance(module, tuple(TORCH_NAMED))
 
 
 def _to_numpy(value):
@@ -113,10 +165,17 @@ def _nnumpy_units(model):
                 mapping["bias"] = (module, "b")
             kind = "Linear" if isinstance(module, Linear) else {3: "Conv1d", 4: "Conv2d"}.get(module.W.ndim, "Conv")
             units.append((position, kind, mapping))
+        elif _holds_arrays(module) and _torch_named(module):
+            names = [p for p, _ in module.own_parameter_pairs()]
+            names += [b for b in module.own_buffer_names() if getattr(module, b, None) is not None]
+            units.append((position, f"{type(module).__name__} (by name)", {n: (module, n) for n in names}))
         elif _holds_arrays(module):
             raise ValueError(
                 f"nnumpy.interop: {module!r} at model[{position}] has no PyTorch counterpart "
-                "(supported: Linear, Conv1d, Conv2d, BatchNorm1d, BatchNorm2d, BatchNormalization[+ChannelwiseScaling])"
+                "(supported: Linear, Conv1d, Conv2d, BatchNorm1d, BatchNorm2d, "
+                "BatchNormalization[+ChannelwiseScaling], "
+                f"and by name {', '.join(c.__name__ for c in TORCH_NAMED)}; nnumpy.interop.register_torch_names "
+                "adds a class whose arrays have PyTorch's names)"
             )
     return units
 
@@ -137,7 +196,7 @@ def _pair_units(model, torch_units, side):
     pairs, problems = [], []
     for (prefix, arrays), (position, kind, mapping) in zip(torch_units, ours, strict=True):
         torch_kind = _torch_kind(prefix, arrays)
-        if torch_kind != kind:
+        if not kind.endswith("(by name)") and torch_kind != kind:
             problems.append(f"torch module {prefix!r} is a {torch_kind} but nnumpy model[{position}] is a {kind}")
             continue
         if set(arrays) != set(mapping):
@@ -233,7 +292,8 @@ def to_torch_state_dict(model, as_tensors=False, like=None):
         }
     out = OrderedDict()
     for prefix, (_, kind, mapping) in zip(prefixes, units, strict=True):
-        for name in ("weight", "bias", "running_mean", "running_var"):
+        names = list(mapping) if kind.endswith("(by name)") else ["weight", "bias", "running_mean", "running_var"]
+        for name in names:
             if name in mapping:
                 module, attr = mapping[name]
                 value = getattr(module, attr, None)
@@ -243,7 +303,7 @@ def to_torch_state_dict(model, as_tensors=False, like=None):
                         "(build BatchNormalization with n_feats=..., or run a forward first)"
                     )
                 out[f"{prefix}.{name}" if prefix else name] = np.array(value, copy=True, order="C")
-        if kind == "BatchNorm":
+        if kind == "BatchNorm" or "running_mean" in mapping:  # PyTorch's norms count their batches
             key = f"{prefix}.num_batches_tracked" if prefix else "num_batches_tracked"
             out[key] = np.array(tracked.get(prefix, 0), dtype=np.int64)
     if as_tensors:
