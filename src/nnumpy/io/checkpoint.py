@@ -210,6 +210,7 @@ def _check_fields(meta, tensors):
     groups = optimizer.get("param_groups")
     if groups is not None and not (isinstance(groups, list) and all(isinstance(g, dict) for g in groups)):
         problems.append("field 'optimizer.param_groups' must be a list of objects")
+        groups = None
     cls = resolve_class(optimizer["class"])
     allowed = getattr(cls, "hyperparameters", None) if isinstance(cls, type) and issubclass(cls, Optimizer) else None
     if allowed and isinstance(optimizer.get("hyper"), dict):  # an allow-list: nothing else reaches setattr

@@ -71,7 +71,7 @@ def class_name(cls):
 
 
 # ------------------------------------------------------------------ architecture
-MAX_DEPTH = 200  # modules and values nested deeper than this are refused (a file cannot exhaust the stack)
+MAX_DEPTH = 300  # modules and values nested deeper than this are refused (a file cannot exhaust the stack)
 
 
 class ModuleConfig:
@@ -237,8 +237,8 @@ class _Planner:
         if not isinstance(config, dict):
             self.problems.append(f"{where}: 'config' must be an object, got {type(config).__name__}")
             config = {}
-        if not _is_int(ident) or ident in self.specs:
-            self.problems.append(f"{where}: 'id' must be an integer not used before, got {str(ident)[:20]!r}")
+        if not _is_int(ident):
+            self.problems.append(f"{where}: 'id' must be an integer, got {str(ident)[:20]!r}")
         path = spec.get("path")
         if path is not None and not isinstance(path, str):
             self.problems.append(f"{where}: 'path' must be a string")
@@ -246,9 +246,11 @@ class _Planner:
         if not isinstance(spec.get("frozen", False), bool):
             self.problems.append(f"{where}: 'frozen' must be true or false")
         view = ModuleConfig(cls, None)
-        if _is_int(ident):
-            self.specs.setdefault(ident, view)
         view.config = {k: self.value(v, depth + 1, f"{where}({k}=...)") for k, v in config.items()}
+        if _is_int(ident) and ident not in self.specs:  # only now: a module cannot contain itself
+            self.specs[ident] = view
+        elif _is_int(ident):
+            self.problems.append(f"{where}: 'id' {ident} is used twice")
         shapes = None
         if cls is not None:
             try:
