@@ -13,6 +13,8 @@ from nnumpy.interop import load_torch_state_dict, register_torch_names, to_torch
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn
+# torch's Transformer warns that it cannot use nested tensors without batch_first: not our concern here
+pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor:UserWarning")
 
 
 def randomize(torch_model, seed=0):

@@ -1170,14 +1170,20 @@ def _decoder_layer(g, module, x, example):
     def add(a, b):
         return g.node("Add", [a, b])
 
-    sa = lambda h: attend("self_attn", module.self_attn, h, h)  # noqa: E731
-    ca = lambda h: attend("multihead_attn", module.multihead_attn, h, memory)  # noqa: E731
-    ff = lambda h: _feed_forward(g, module, h, t_example)  # noqa: E731
-    if module.norm_first:
+    def sa(h):
+        return attend("self_attn", module.self_attn, h, h)
+
+    def ca(h):
+        return attend("multihead_attn", module.multihead_attn, h, memory)
+
+    def ff(h):
+        return _feed_forward(g, module, h, t_example)
+
+    if module.norm_first:  # h1 = t + sa(norm1(t)); h2 = h1 + ca(norm2(h1)); y = h2 + ff(norm3(h2))
         h1 = add(t, sa(norm(1, t)))
         h2 = add(h1, ca(norm(2, h1)))
         return add(h2, ff(norm(3, h2)))
-    h1 = norm(1, add(t, sa(t)))
+    h1 = norm(1, add(t, sa(t)))  # post-norm: h1 = norm1(t + sa(t)); h2 = norm2(h1 + ca(h1)); y = norm3(h2 + ff(h2))
     h2 = norm(2, add(h1, ca(h1)))
     return norm(3, add(h2, ff(h2)))
 
