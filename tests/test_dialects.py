@@ -280,3 +280,225 @@ def test_seed004_optimizer_names_equal_canonical_optimizers(name, canonical):
 def test_seed004_optimizer_name_on_the_command_line(tmp_path):
     ckpt = short_sample_run(tmp_path, "--optimizer", "MomentumUpdate", "--lr", "0.01")
     assert ckpt.optimizer_class == "Momentum"
+
+
+# ---------------------------------------------------------------- issue 14: the seeds' users
+class Seed003Linear(Module):
+    """Seed 003's Linear as its notebook writes it: forward/backward overridden,
+    W stored (in, out), gradients created (rebound) in backward, parameters() lists."""
+
+    def __init__(self, dim_in, dim_out, bias=True, keepdims=False, rng=0):
+        super().__init__()
+        self._bias, self._keepdims = bias, keepdims
+        stdv = 1 / np.sqrt(dim_in)
+        r = np.random.default_rng(rng)
+        self.W = r.uniform(-stdv, stdv, size=(dim_in, dim_out))
+        if self._bias:
+            self.b = r.uniform(-stdv, stdv, size=dim_out)
+
+    def forward(self, input):
+        self.output = np.dot(input, self.W)
+        self.output += self.b if self._bias else 0
+        return self.output
+
+    def backward(self, input, grad_output):
+        self.grad_W = np.dot(input.T, grad_output)
+        grad_input = np.dot(grad_output, self.W.T)
+        if self._bias:
+            self.grad_b = np.sum(grad_output, axis=0, keepdims=self._keepdims)
+        return grad_input
+
+    def parameters(self):
+        return [self.W, self.b] if self._bias else [self.W]
+
+    def grad_parameters(self):
+        return [self.grad_W, self.grad_b] if self._bias else [self.grad_W]
+
+
+def _two_blobs(n=200, seed=3):
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(2, 1, (n // 2, 2)), rng.normal(-2, 1, (n // 2, 2))])
+    return X, np.array([0] * (n // 2) + [1] * (n // 2))
+
+
+def test_seed003_module_that_creates_its_gradients_in_backward_trains_in_fit():
+    X, y = _two_blobs()
+    model = Sequential(Seed003Linear(2, 8, rng=0), ReLU(), Seed003Linear(8, 2, rng=1))
+    history = nnumpy.fit(model, None, "adam", (X, y), epochs=5, batch_size=50, lr=0.05, verbose=False)
+    assert history.accuracy[-1] > 0.97 and history.loss[-1] < history.loss[0]
+    # the same numbers as nnumpy's Linear holding the transposed weights
+    reference = Sequential(Linear(2, 8), ReLU(), Linear(8, 2)).to(np.float64)
+    seed_style = Sequential(Seed003Linear(2, 8, rng=0), ReLU(), Seed003Linear(8, 2, rng=1))
+    for ours, theirs in zip((reference[0], reference[2]), (seed_style[0], seed_style[2]), strict=True):
+        ours.W[...], ours.b[...] = theirs.W.T, theirs.b
+    for net in (reference, seed_style):
+        nnumpy.fit(net, None, nnumpy.SGD(net, lr=0.1), (X, y), epochs=2, batch_size=50, verbose=False)
+    np.testing.assert_allclose(reference[0].W, seed_style[0].W.T, rtol=1e-12)
+
+
+def test_seed003_gradient_of_the_wrong_shape_is_named():
+    X, y = _two_blobs()
+    model = Sequential(Seed003Linear(2, 3, keepdims=True, rng=0))  # grad_b (1, 3) for b (3,)
+    with pytest.raises(ValueError, match=r"gradient of parameter b has shape \(1, 3\), but b has shape \(3,\)"):
+        nnumpy.fit(model, None, "sgd", (X, y), epochs=1, verbose=False)
+    # a declared module whose accGradParameters rebinds a keepdims gradient: named too
+    layer = Linear(2, 3)
+    layer.gradb = np.zeros((1, 3), np.float32)
+    with pytest.raises(ValueError, match=r"Linear\(2 -> 3\): the gradient of parameter b has shape \(1, 3\)"):
+        nnumpy.SGD(layer, lr=0.1).step()
+
+
+def test_seed003_sequential_layers():
+    a, b = Linear(2, 3), ReLU()
+    net = Sequential(a, b)
+    assert net.layers == (a, b) and net.layers[0] is a
+    net.add(Linear(3, 1))
+    assert len(net.layers) == 3
+
+
+def test_seed000_dropout_mask_is_the_binary_keep_mask():
+    drop = nnumpy.Dropout(0.25, rng=0)
+    x = np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32)
+    out = drop.forward(x)
+    mask = drop.mask
+    assert mask.dtype == np.float32 and set(np.unique(mask)) == {0.0, 1.0}
+    np.testing.assert_allclose(out, x * mask / (1 - 0.25), rtol=1e-6)  # seed 000: input * mask * (1 / (1 - p))
+    g = np.ones_like(x)
+    np.testing.assert_allclose(drop.backward(x, g), mask / (1 - 0.25), rtol=1e-6)
+    drop.evaluate()
+    drop.forward(x)
+    assert drop.mask is None
+    channel = nnumpy.Dropout2d(0.5, rng=0)
+    channel.forward(np.ones((2, 3, 4, 4), np.float32))
+    assert channel.mask.shape == (2, 3, 1, 1) and set(np.unique(channel.mask)) <= {0.0, 1.0}
+
+
+def test_seed000_assigning_a_float64_weight_makes_its_gradient_float64():
+    layer = Linear(3, 2)
+    layer.W = np.ones((2, 3))  # float64, as the seeds' users assign
+    optimizer = SGD(layer, lr=0.1)
+    optimizer.zero_grad()
+    x = np.ones((4, 3))
+    layer.backward(x, np.ones_like(layer.forward(x)))
+    assert layer.gradW.dtype == np.float64 and layer.getGradParameters()[0].dtype == np.float64
+    np.testing.assert_array_equal(layer.gradW, np.full((2, 3), 4.0))
+    # a gradient accumulated in float32 before the assignment keeps its values
+    layer = Linear(3, 2)
+    x32 = x.astype(np.float32)
+    layer.backward(x32, np.ones_like(layer.forward(x32)))
+    before = layer.gradW.copy()
+    layer.W = layer.W.astype(np.float64)
+    assert layer.getGradParameters()[0].dtype == np.float64
+    np.testing.assert_array_equal(layer.gradW, before)
+
+
+# seed 004's one test cell (In [141]) as it stands (one comment shortened), with CNN from nnumpy.compat.seed004
+SEED004_TEST_CELL = """
+NUM_EXAMPLES = 2
+NUM_CHANNELS = 3
+NUM_FILTERS = 3
+INPUT_HEIGHT = 4
+INPUT_WIDTH =  4
+FILTER_HEIGHT = 4
+FILTER_WIDTH = 4
+STRIDE = 2
+PAD = 1
+
+x_shape = (NUM_EXAMPLES, NUM_CHANNELS, INPUT_HEIGHT, INPUT_WIDTH) # num_examples, depth(channels), height, width
+w_shape = (NUM_FILTERS, NUM_CHANNELS, FILTER_HEIGHT, FILTER_WIDTH) # num_filters, depth, kernel_height, kernel_width
+b_shape = (NUM_FILTERS, 1)
+x = np.linspace(-0.1, 0.5, num=np.prod(x_shape)).reshape(x_shape)
+w = np.linspace(-0.2, 0.3, num=np.prod(w_shape)).reshape(w_shape)
+b = np.linspace(-0.1, 0.2, num=np.prod(b_shape)).reshape(b_shape)
+
+cnn = CNN()
+out = cnn.forward(x, w, b, STRIDE, PAD)
+dout = np.ones_like(out)
+dX, dW, db = cnn.backward(dout)
+"""
+
+
+def test_seed004_test_cell_runs_with_the_mapping_and_matches_torch():
+    torch = pytest.importorskip("torch")
+    from nnumpy.compat import seed004
+
+    scope = {"np": np, "CNN": seed004.CNN}
+    exec(SEED004_TEST_CELL, scope)
+    x = torch.tensor(scope["x"], requires_grad=True)
+    w = torch.tensor(scope["w"], requires_grad=True)
+    b = torch.tensor(scope["b"][:, 0], requires_grad=True)
+    out = torch.nn.functional.conv2d(x, w, b, stride=2, padding=1)
+    out.backward(torch.ones_like(out))
+    assert scope["out"].shape == (2, 3, 2, 2) and scope["dX"].shape == (2, 3, 4, 4) and scope["db"].shape == (3, 1)
+    np.testing.assert_allclose(scope["out"], out.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(scope["dX"], x.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(scope["dW"], w.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(scope["db"][:, 0], b.grad.numpy(), rtol=1e-12)
+    # the mapping: nnumpy.Conv2d gives the same numbers
+    conv = nnumpy.Conv2d(3, 3, 4, stride=2, padding=1).to(np.float64)
+    weight, bias = conv.parameters()
+    weight[...], bias[...] = scope["w"], scope["b"][:, 0]
+    np.testing.assert_allclose(conv.forward(scope["x"]), scope["out"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape, size, stride", [((2, 3, 4, 4), 2, 2), ((2, 2, 6, 4), 2, 2), ((1, 2, 5, 5), 3, 1)])
+def test_seed004_maxpool_matches_torch(shape, size, stride):
+    torch = pytest.importorskip("torch")
+    from nnumpy.compat import seed004
+
+    X = np.random.default_rng(0).normal(size=shape)
+    out, cache = seed004.maxpool_forward(X, size, stride)
+    dout = np.random.default_rng(1).normal(size=out.shape)
+    dX = seed004.maxpool_backward(dout, cache)
+    xt = torch.tensor(X, requires_grad=True)
+    ref = torch.nn.functional.max_pool2d(xt, size, stride)
+    ref.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, ref.detach().numpy())
+    np.testing.assert_allclose(dX, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="Invalid output dimension"):
+        seed004.maxpool_forward(np.zeros((1, 1, 5, 5)), 2, 2)
+
+
+def test_seed004_functional_optimizers_equal_nnumpy_optimizers():
+    from nnumpy.compat import seed004
+
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=(3, 4)) for _ in range(5)]
+
+    def run(canonical, seed_step):
+        layer = Linear(4, 3, bias=False).to(np.float64)
+        start = layer.W.copy()
+        optimizer = canonical(layer)
+        for g in grads:
+            layer.gradW[...] = g
+            optimizer.step()
+        x, state = start.copy(), {}
+        for g in grads:
+            x = seed_step(x, g, state)
+        return layer.W, x
+
+    def momentum(x, g, s):
+        x, s["v"] = seed004.MomentumUpdate(x, g, s.get("v", 0.0), 0.1, 0.9)
+        return x
+
+    def adagrad(x, g, s):
+        return seed004.AdaGrad(x, g, 0.1, s.setdefault("cache", np.zeros_like(x)), 1e-5)[0]
+
+    def rmsprop(x, g, s):
+        x, s["cache"] = seed004.RMSprop(x, g, 0.1, s.get("cache", np.zeros_like(x)), 1e-5, 0.99)
+        return x
+
+    cases = [
+        (lambda m: SGD(m, lr=0.1), lambda x, g, s: seed004.VanillaUpdate(x, g, 0.1)),
+        (lambda m: SGD(m, lr=0.1, momentum=0.9), momentum),
+        (lambda m: nnumpy.Adagrad(m, lr=0.1, eps=1e-5), adagrad),
+        (lambda m: RMSprop(m, lr=0.1, alpha=0.99, eps=1e-5), rmsprop),
+    ]
+    for canonical, seed_step in cases:
+        ours, theirs = run(canonical, seed_step)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+    # seed 004's Adam has no bias correction: x -= lr * m / (sqrt(v) + eps); t is unused
+    x, m, v = np.ones(3), np.zeros(3), np.zeros(3)
+    x, m, v = seed004.Adam(x, np.full(3, 2.0), 0.01, m, v, 0, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(m, 0.2) and np.testing.assert_allclose(v, 0.004)
+    np.testing.assert_allclose(x, 1 - 0.01 * 0.2 / (np.sqrt(0.004) + 1e-8))

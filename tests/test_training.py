@@ -108,8 +108,8 @@ def test_optimizer_names():
         assert get_optimizer(name, model).model is model
     opt = nnumpy.Adam(model)
     assert get_optimizer(opt, model) is opt
-    with pytest.raises(ValueError, match="unknown optimizer 'adamax'; choose one of"):
-        get_optimizer("adamax", model)
+    with pytest.raises(ValueError, match="unknown optimizer 'adamx'; choose one of"):
+        get_optimizer("adamx", model)
 
 
 def test_named_optimizer_gives_the_same_numbers_as_the_instance():

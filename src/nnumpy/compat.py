@@ -15,6 +15,11 @@ names are thin aliases over it, kept here so the core reads in one dialect:
   (``nnumpy.optim`` re-exports them), on the nested lists of
   ``getParameters()``.
 
+* ``seed004``: a namespace with seed 004's ``CNN``, ``maxpool_forward`` /
+  ``maxpool_backward`` and its functional optimizers ``VanillaUpdate``,
+  ``MomentumUpdate``, ``AdaGrad``, ``RMSprop``, ``Adam``, with the seed's
+  signatures (nnumpy's classes own those optimizer names at the top level).
+
 Seed names that are whole classes of a family live with their family (this
 module sits below the core, so it imports nothing of nnumpy): the criteria
 ``MSE`` and ``CrossEntropy`` (``nnumpy.criteria``), the optimizer spellings
@@ -25,10 +30,11 @@ built without a model (``Seed003Optimizer`` and its subclasses, in
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["SeedModuleDialect", "sgd_momentum", "adam_optimizer"]
+__all__ = ["SeedModuleDialect", "sgd_momentum", "adam_optimizer", "seed004"]
 
 
 class SeedModuleDialect:
@@ -129,3 +135,143 @@ def adam_optimizer(variables, gradients, config, state):
         v *= beta2
         v += (1 - beta2) * grad * grad
         var -= lr_t * m / (np.sqrt(v) + config["epsilon"])
+
+
+# --------------------------------------------------------------------- seed 004
+# Seed 004 ("gates and layers") computes with free functions and a CNN class whose
+# names nnumpy's classes already take (Adam, AdaGrad, RMSprop): they live in the
+# namespace ``seed004`` below, with the seed's signatures and numbers.
+def _im2col(X, fh, fw, padding, stride):
+    """cs231n's ``im2col_indices`` (which seed 004 imports): ``(C*fh*fw, out_h*out_w*N)``,
+    rows ordered (channel, kernel row, kernel column), columns (out row, out column, sample)."""
+    n, c, h, w = X.shape
+    padded = np.pad(X, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (fh, fw), axis=(2, 3))[:, :, ::stride, ::stride]
+    out_h, out_w = windows.shape[2:4]  # (N, C, out_h, out_w, fh, fw)
+    return windows.transpose(1, 4, 5, 2, 3, 0).reshape(c * fh * fw, out_h * out_w * n), out_h, out_w
+
+
+def _col2im(cols, x_shape, fh, fw, padding, stride):
+    """The adjoint of ``_im2col``: overlapping windows add up (cs231n's ``col2im_indices``)."""
+    n, c, h, w = x_shape
+    out_h, out_w = (h + 2 * padding - fh) // stride + 1, (w + 2 * padding - fw) // stride + 1
+    blocks = cols.reshape(c, fh, fw, out_h, out_w, n)
+    padded = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    for i in range(fh):  # a loop over the kernel's offsets only (fh * fw steps), each a strided add
+        for j in range(fw):
+            rows = slice(i, i + stride * out_h, stride)
+            columns = slice(j, j + stride * out_w, stride)
+            padded[:, :, rows, columns] += blocks[:, i, j].transpose(3, 0, 1, 2)
+    return padded[:, :, padding : padding + h, padding : padding + w]
+
+
+def _output_size(size, kernel, padding, stride):
+    out = (size - kernel + 2 * padding) / stride + 1
+    if not out.is_integer() or out < 1:
+        raise ValueError(
+            f"seed004: invalid output dimension: ({size} - {kernel} + 2 * {padding}) / {stride} + 1 = {out:g} "
+            f"(the seed's 'Invalid output dimension!')"
+        )
+    return int(out)
+
+
+class _Seed004CNN:
+    """Seed 004's ``CNN``: ``forward(X, W, b, stride=1, padding=1)`` with ``W``
+    ``(F, C, kh, kw)`` and ``b`` ``(F, 1)``; ``backward(dout)`` returns
+    ``(dX, dW, db)`` with ``db`` ``(F, 1)``. The numbers of ``nnumpy.Conv2d``
+    (same weight layout; its bias is ``(F,)``)."""
+
+    def __init__(self):
+        self.cache = ()
+
+    def forward(self, X, W, b, stride=1, padding=1):
+        n_filters, _, h_filter, w_filter = W.shape
+        n_x, _, h_x, w_x = X.shape
+        _output_size(h_x, h_filter, padding, stride)
+        _output_size(w_x, w_filter, padding, stride)
+        X_col, h_out, w_out = _im2col(X, h_filter, w_filter, padding, stride)
+        out = W.reshape(n_filters, -1) @ X_col + b
+        self.cache = (X, W, b, stride, padding, X_col)
+        return out.reshape(n_filters, h_out, w_out, n_x).transpose(3, 0, 1, 2)
+
+    def backward(self, dout):
+        X, W, b, stride, padding, X_col = self.cache
+        n_filter, _, h_filter, w_filter = W.shape
+        db = np.sum(dout, axis=(0, 2, 3)).reshape(n_filter, -1)
+        dout_reshaped = dout.transpose(1, 2, 3, 0).reshape(n_filter, -1)
+        dW = (dout_reshaped @ X_col.T).reshape(W.shape)
+        dX_col = W.reshape(n_filter, -1).T @ dout_reshaped
+        dX = _col2im(dX_col, X.shape, h_filter, w_filter, padding, stride)
+        return dX, dW, db
+
+
+def _maxpool_forward(X, size=2, stride=2):
+    """Seed 004's ``maxpool_forward``: ``(out, cache)``; ``out`` ``(N, C, h_out, w_out)``,
+    the first maximum of each window wins (``MaxPool2d(size, stride)``'s numbers)."""
+    n, d, h, w = X.shape
+    h_out, w_out = _output_size(h, size, 0, stride), _output_size(w, size, 0, stride)
+    X_col, _, _ = _im2col(X.reshape(n * d, 1, h, w), size, size, 0, stride)
+    max_idx = np.argmax(X_col, axis=0)
+    out = X_col[max_idx, np.arange(max_idx.size)]
+    cache = (X, size, stride, X_col, max_idx)
+    return out.reshape(h_out, w_out, n, d).transpose(2, 3, 0, 1), cache
+
+
+def _maxpool_backward(dout, cache):
+    """Seed 004's ``maxpool_backward(dout, cache)``: ``dX`` (the gradient goes to
+    each window's first maximum; overlapping windows add up)."""
+    X, size, stride, X_col, max_idx = cache
+    n, d, h, w = X.shape
+    dX_col = np.zeros_like(X_col)
+    dX_col[max_idx, np.arange(max_idx.size)] = dout.transpose(2, 3, 0, 1).ravel()
+    return _col2im(dX_col, (n * d, 1, h, w), size, size, 0, stride).reshape(X.shape)
+
+
+def _vanilla_update(x, dx, learning_rate):
+    x += -learning_rate * dx
+    return x
+
+
+def _momentum_update(x, dx, v, learning_rate, mu):
+    v = mu * v - learning_rate * dx
+    x += v
+    return x, v
+
+
+def _adagrad(x, dx, learning_rate, cache, eps):
+    cache += dx**2
+    x += -learning_rate * dx / (np.sqrt(cache) + eps)
+    return x, cache
+
+
+def _rmsprop(x, dx, learning_rate, cache, eps, decay_rate):
+    cache = decay_rate * cache + (1 - decay_rate) * dx**2
+    x += -learning_rate * dx / (np.sqrt(cache) + eps)
+    return x, cache
+
+
+def _adam(x, dx, learning_rate, m, v, t, beta1, beta2, eps):
+    # the seed's Adam: no bias correction (its lines are commented out); t is accepted and unused
+    m = beta1 * m + (1 - beta1) * dx
+    v = beta2 * v + (1 - beta2) * (dx**2)
+    x += -learning_rate * m / (np.sqrt(v) + eps)
+    return x, m, v
+
+
+seed004 = SimpleNamespace(
+    CNN=_Seed004CNN,
+    maxpool_forward=_maxpool_forward,
+    maxpool_backward=_maxpool_backward,
+    VanillaUpdate=_vanilla_update,
+    MomentumUpdate=_momentum_update,
+    AdaGrad=_adagrad,
+    RMSprop=_rmsprop,
+    Adam=_adam,
+)
+seed004.__doc__ = """Seed 004's functions and ``CNN`` with its signatures and numbers
+(``from nnumpy.compat import seed004``; docs/seed-dialects.md maps each to nnumpy):
+``CNN().forward(X, W, b, stride=1, padding=1)`` / ``.backward(dout) -> (dX, dW, db)``,
+``maxpool_forward(X, size=2, stride=2) -> (out, cache)``, ``maxpool_backward(dout, cache)``,
+``VanillaUpdate(x, dx, learning_rate)``, ``MomentumUpdate(x, dx, v, learning_rate, mu)``,
+``AdaGrad(x, dx, learning_rate, cache, eps)``, ``RMSprop(x, dx, learning_rate, cache, eps, decay_rate)``,
+``Adam(x, dx, learning_rate, m, v, t, beta1, beta2, eps)`` (no bias correction, as the seed)."""

@@ -297,6 +297,11 @@ class Sequential(_Container):
         self.modules.append(module)
         return self
 
+    @property
+    def layers(self):
+        """The children as a tuple (seed 003's ``Sequential.layers``); ``modules`` is the list."""
+        return tuple(self.modules)
+
     def _where(self, i):
         return f"Sequential child ({i})"
 

@@ -208,15 +208,33 @@ class Module(SeedModuleDialect):
         return [getattr(self, p) for p, _ in self.own_parameter_pairs()]
 
     def getGradParameters(self):
-        """The gradients, in the same structure as ``getParameters()``."""
+        """The gradients, in the same structure as ``getParameters()``.
+
+        A gradient follows its parameter's dtype: after ``layer.W = W64`` the
+        gradient becomes float64 (its values kept), as in the seeds. A gradient
+        whose shape is not its parameter's raises a ``ValueError`` naming the
+        parameter and both shapes. A seed-003 module that creates its gradients
+        in ``backward`` (``self.grad_W = ...``) has zero gradients until then.
+        """
         own = _dialect_override(self, ("get_parameters_grad", "grad_parameters"))
         if own is not None:
-            return list(own())
+            try:
+                grads = list(own())
+            except AttributeError:
+                if _dialect_override(self, ("get_parameters", "parameters")) is None:
+                    raise
+                return [np.zeros_like(p) for p in self.getParameters()]  # no backward yet: zeros
+            for i, (param, grad) in enumerate(zip(self.getParameters(), grads, strict=False)):
+                _check_grad_shape(self, _attr_name(self, param, f"#{i}"), param, grad)
+            return grads
         grads = []
         for p, g in self.own_parameter_pairs():
-            if getattr(self, g, None) is None:
-                setattr(self, g, np.zeros_like(getattr(self, p)))
-            grads.append(getattr(self, g))
+            param, grad = getattr(self, p), getattr(self, g, None)
+            if grad is None or getattr(grad, "dtype", param.dtype) != param.dtype:
+                grad = np.zeros_like(param) if grad is None else grad.astype(param.dtype)
+                setattr(self, g, grad)
+            _check_grad_shape(self, p, param, grad)
+            grads.append(grad)
         return grads
 
     def zeroGradParameters(self):
@@ -619,6 +637,20 @@ def _who(module):
     """The module's repr for an error message; a container's class name instead of its whole tree."""
     text = repr(module)
     return text if "\n" not in text else type(module).__name__
+
+
+def _attr_name(module, array, default):
+    """The name of ``module``'s attribute that holds ``array`` (for messages)."""
+    return next((k for k, v in vars(module).items() if v is array), default)
+
+
+def _check_grad_shape(module, name, param, grad):
+    shape, grad_shape = getattr(param, "shape", None), getattr(grad, "shape", None)
+    if shape != grad_shape:
+        raise ValueError(
+            f"{_who(module)}: the gradient of parameter {name} has shape {grad_shape}, but {name} has shape "
+            f"{shape}; a gradient must have its parameter's shape (sum over the batch axis without keepdims)"
+        )
 
 
 def _unique(modules):

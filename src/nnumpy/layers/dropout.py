@@ -51,6 +51,18 @@ class Dropout(Module):
         self.gradInput = gradOutput if self._mask is None else gradOutput * self._mask
         return self.gradInput
 
+    _scaled_mask_attr = "_mask"
+
+    @property
+    def mask(self):
+        """The binary keep mask of the last training forward: 1 where an
+        element was kept, 0 where dropped, in the input's dtype (seed 000's
+        ``mask``); None after an evaluate-mode forward or with ``p = 0``. The
+        output is ``input * mask / (1 - p)`` (seed 001's ``mask`` was that
+        scaled mask, ``mask / (1 - p)``)."""
+        scaled = getattr(self, self._scaled_mask_attr, None)
+        return None if scaled is None else (scaled != 0).astype(scaled.dtype)
+
     def extra_repr(self):
         return f"p={self.p}"
 
@@ -78,6 +90,8 @@ class Dropout2d(Dropout):
         >>> bool(np.all((y == y[:, :, :1, :1]) & ((y == 0) | (y == 2))))  # whole channels, kept ones * 2
         True
     """
+
+    _scaled_mask_attr = "_channel_mask"  # ``mask`` is (N, C, 1, 1)
 
     def updateOutput(self, input):
         check_float_array(self, input)
