@@ -118,3 +118,29 @@ def test_refusals_name_the_module():
     with pytest.raises(nn.onnx.ExportError, match="batch axis"):
         export(nn.Unflatten(0, (1, 1)), np.zeros((1, 3), np.float32))
     assert issubclass(nn.onnx.ExportError, ValueError)
+
+
+def test_conv_transpose_hook_with_pytorchs_attributes():
+    """``nnumpy.onnx.conv_transpose`` is ready for a ConvTranspose layer with
+    PyTorch's attributes; checked on a stand-in computed by torch."""
+    torch = pytest.importorskip("torch")
+
+    class StandIn(nn.Module):
+        def __init__(self, stride, padding, output_padding, dilation, groups):
+            super().__init__()
+            rng = np.random.default_rng(0)
+            self.weight = rng.normal(size=(4, 6 // groups, 3, 2)).astype(np.float32)
+            self.bias = rng.normal(size=6).astype(np.float32)
+            self.stride, self.padding, self.output_padding = stride, padding, output_padding
+            self.dilation, self.groups = dilation, groups
+
+        def updateOutput(self, input):
+            args = (self.stride, self.padding, self.output_padding, self.groups, self.dilation)
+            out = torch.nn.functional.conv_transpose2d(
+                torch.from_numpy(input), torch.from_numpy(self.weight), torch.from_numpy(self.bias), *args)
+            self.output = out.numpy()
+            return self.output
+
+    nn.onnx.register_converter(StandIn)(nn.onnx.conv_transpose)
+    for args in ((1, 0, 0, 1, 1), (2, 1, 1, 1, 2), ((2, 3), (1, 0), (1, 2), (2, 1), 1)):
+        check_onnx(StandIn(*args), data(4, 5, 4), opsets=(13, 18))

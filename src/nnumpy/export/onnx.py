@@ -831,19 +831,19 @@ def _conv(g, module, x, example):
 
 def conv_transpose(g, module, x, example):
     """The converter of ConvTranspose1d/2d, for PyTorch's attributes
-    (``weight (C_in, C_out / groups, *k)``, ``bias``, ``stride``, ``padding``,
+    (``weight (C_in, C_out / groups, *k)`` -- or ``W`` as nnumpy's Conv --, ``bias`` / ``b``, ``stride``, ``padding``,
     ``output_padding``, ``dilation``, ``groups``): ONNX's ``ConvTranspose``
     has the same weight layout and meaning. Register it for the layer:
     ``register_converter(ConvTranspose2d)(conv_transpose)``."""
-    n = module.weight.ndim - 2
+    weight = module.weight if hasattr(module, "weight") else module.W  # PyTorch's name or nnumpy's Conv one
+    bias = getattr(module, "bias", None) if hasattr(module, "weight") else getattr(module, "b", None)
+    n = weight.ndim - 2
     padding = _tuple(module.padding, n)
-    inputs = [x, g.constant("weight", module.weight)]
-    if getattr(module, "bias", None) is not None:
-        inputs.append(g.constant("bias", module.bias))
+    inputs = [x, g.constant("weight", weight)] + ([] if bias is None else [g.constant("bias", bias)])
     return g.node(
         "ConvTranspose",
         inputs,
-        kernel_shape=list(module.weight.shape[2:]),
+        kernel_shape=list(weight.shape[2:]),
         strides=list(_tuple(module.stride, n)),
         dilations=list(_tuple(module.dilation, n)),
         pads=list(padding) * 2,
