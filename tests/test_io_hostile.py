@@ -94,6 +94,17 @@ def test_small_file_naming_a_huge_layer_is_refused_without_allocating(tmp_path, 
 
 
 @linux_only
+def test_small_file_naming_linear_16000_is_refused_without_allocating(tmp_path):
+    path = tmp_path / "linear.npz"
+    save_model(nnumpy.Sequential(layers.ReLU(), layers.Linear(4, 4)), path)
+    _rewrite(path, lambda meta, tensors: _set_embedding(meta, n_in=16000, n_out=16000))
+    assert path.stat().st_size < 8_000
+    seconds, grown_kib, message = _load_in_child(path)
+    assert "tensor '1.W' has shape (4, 4), but Linear's configuration gives (16000, 16000)" in message
+    assert grown_kib < 64 * 1024 and seconds < 10
+
+
+@linux_only
 def test_huge_layer_without_a_tensor_or_a_path_is_refused(tmp_path):
     """Without the tensor (and without the module's path, as a format-1 file
     stores none) the total the architecture would allocate is checked."""

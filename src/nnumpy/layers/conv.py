@@ -96,6 +96,17 @@ class _ConvNd(Module):
         self._xpad = None  # the padded channels-last input of the last forward, for backward
         self._cols = None  # and its im2col columns, when a training forward kept them
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``W``: ``(out_channels, in_channels // groups, *kernel_size)``; ``b``:
+        ``(out_channels,)`` (model files check them before building)."""
+        k = config["kernel_size"]
+        k = (k,) * cls._nd if isinstance(k, int) else tuple(k)
+        shapes = {"W": (config["out_channels"], config["in_channels"] // config.get("groups", 1), *k)}
+        if config.get("bias", True):
+            shapes["b"] = (config["out_channels"],)
+        return shapes
+
     # 2-D views of the parameters and data (Conv1d adds a unit H axis)
     def _as_2d(self, a):
         return a

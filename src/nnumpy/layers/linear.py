@@ -57,6 +57,19 @@ class Linear(Module):
         self.gradW = np.zeros_like(self.W)
         self.gradb = np.zeros_like(self.b) if bias else None
 
+    def get_config(self):
+        """The constructor's arguments, the sizes read from ``W`` and ``b`` (model files)."""
+        n_out, n_in = self.W.shape
+        return {**super().get_config(), "n_in": n_in, "n_out": n_out, "bias": self.b is not None}
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``W``: ``(n_out, n_in)``; ``b``: ``(n_out,)`` (model files check them before building)."""
+        shapes = {"W": (config["n_out"], config["n_in"])}
+        if config.get("bias", True):
+            shapes["b"] = (config["n_out"],)
+        return shapes
+
     def updateOutput(self, input):
         check_input(self, input, ndim=2, features=self.W.shape[1], layout=f"(N, {self.W.shape[1]})")
         output = matmul(input, as_dtype_of(self.W, input).T)

@@ -164,6 +164,13 @@ class BatchNormalization(_BatchStatistics):
         if self.n_feats is not None:
             self._init_moving(self.n_feats, DEFAULT_DTYPE)
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """The moving statistics, ``(n_feats,)`` each, when ``n_feats`` is given
+        (otherwise sized at the first batch, from the file when loading)."""
+        n = config.get("n_feats")
+        return {} if n is None else {"moving_mean": (n,), "moving_variance": (n,)}
+
     def _init_moving(self, n, dtype):
         self.moving_mean = np.zeros(n, dtype=dtype)
         self.moving_variance = np.ones(n, dtype=dtype)
@@ -221,6 +228,11 @@ class ChannelwiseScaling(Module):
         self.gradGamma = np.zeros_like(self.gamma)
         self.gradBeta = np.zeros_like(self.beta)
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``gamma`` and ``beta``: ``(n_out,)`` (model files check them before building)."""
+        return {"gamma": (config["n_out"],), "beta": (config["n_out"],)}
+
     def updateOutput(self, input):
         n = self.gamma.shape[0]
         check_input(self, input, ndim=(2, 3, 4), features=n, layout=f"(N, {n}) or (N, {n}, *)")
@@ -267,6 +279,13 @@ class _BatchNorm(_BatchStatistics):
         self.gradBias = np.zeros_like(self.bias) if affine else None
         self.running_mean = np.zeros(num_features, dtype=dtype)
         self.running_var = np.ones(num_features, dtype=dtype)
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight``, ``bias`` (when affine), ``running_mean``, ``running_var``:
+        ``(num_features,)`` each (model files check them before building)."""
+        names = (["weight", "bias"] if config.get("affine", True) else []) + ["running_mean", "running_var"]
+        return {n: (config["num_features"],) for n in names}
 
     def updateOutput(self, input):
         c = self.num_features
