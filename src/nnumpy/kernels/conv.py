@@ -239,7 +239,8 @@ def conv2d_backward(grad_out, xpad, W, x_shape, stride, pads, dilation, groups, 
     """``conv2d_backward_reference``, chunked: ``(grad_x, grad_W, grad_b)``
     from what ``conv2d_forward`` returned (``xpad``, ``cols``); each is None
     when not asked for (``need_input``, ``need_params``; ``grad_b`` also
-    without ``bias``).
+    without ``bias``). ``xpad`` may be None when only ``grad_x`` is asked for
+    (the transposed convolution's forward, ``kernels.conv_transpose``).
 
     Per chunk of samples, on the same threads:
     ``[grad_W | grad_b] += (cols.T @ grad_rows).T`` per group, with the
@@ -261,7 +262,7 @@ def conv2d_backward(grad_out, xpad, W, x_shape, stride, pads, dilation, groups, 
     (top, _), (left, _) = pads
     ho, wo, k = plan.ho, plan.wo, plan.k
     rows, g_rows = _grad_rows(grad_out, groups)
-    windows = plan.windows(xpad)
+    windows = plan.windows(xpad) if need_params and cols is None else None  # the input-gradient path never reads it
     if groups == 1:
         w_offsets = W.reshape(o, c, kh * kw).transpose(2, 0, 1)  # [p*kw + q] = W[:, :, p, q]
     else:

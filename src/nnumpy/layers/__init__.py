@@ -26,6 +26,7 @@ from .activation import (
 from .adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d
+from .conv_transpose import ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
 from .layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
@@ -67,6 +68,8 @@ __all__ = [
     "Flatten",
     "Conv2d",
     "Conv1d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
     "MaxPool2d",
     "AvgPool2d",
     "MaxPool1d",
