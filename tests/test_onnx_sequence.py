@@ -209,3 +209,18 @@ def test_learned_positions_follow_the_length():
     for L in (3, 7):
         x = tokens(L, 6)(2)
         assert_close(run_onnx(proto, x)[0], model.forward(x), np.float32)
+
+
+def test_export_file_of_a_character_model(tmp_path):
+    """A saved model that starts with an Embedding and records a variable length
+    exports with int64 ids and a dynamic time axis."""
+    nn.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(30, 8), nn.GRU(8, 12, batch_first=True), nn.LastStep(), nn.Linear(12, 30))
+    nn.save_model(model, tmp_path / "char.npz", input_shape=(None,))
+    proto = nn.onnx.export_file(tmp_path / "char.npz", tmp_path / "char.onnx")
+    onnx.checker.check_model(proto, full_check=True)
+    ids = np.random.default_rng(0).integers(0, 30, size=(3, 11))
+    for steps in (11, 4):
+        assert_close(run_onnx(proto, ids[:, :steps])[0], model.evaluate().forward(ids[:, :steps]), np.float32)
+    example, axes = nn.onnx.example_input(model, (None,))
+    assert example.dtype == np.int64 and example.shape == (1, 1) and axes == {"input": {0: "N", 1: "d1"}}

@@ -7,6 +7,7 @@ from .export.onnx import (
     GraphBuilder,
     conv_transpose,
     converter_for,
+    example_input,
     export,
     export_file,
     register_converter,
@@ -15,6 +16,7 @@ from .export.onnx import (
 __all__ = [
     "export",
     "export_file",
+    "example_input",
     "register_converter",
     "converter_for",
     "conv_transpose",

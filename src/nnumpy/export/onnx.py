@@ -127,6 +127,7 @@ from ..module import Module
 __all__ = [
     "export",
     "export_file",
+    "example_input",
     "register_converter",
     "converter_for",
     "conv_transpose",
@@ -485,10 +486,26 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
     return proto
 
 
+def example_input(model, input_shape, dtype=None):
+    """An example input for ``export`` from a saved ``input_shape`` (no batch
+    axis): zeros of one sample, integer ids (int64) when the model starts with
+    an ``Embedding``; a ``None`` size (a variable length) becomes 1. Returns
+    ``(example, dynamic_axes)`` for ``export(model, example, dynamic_axes=...)``:
+    the batch axis and the ``None`` axes are dynamic."""
+    sizes = [1 if d is None else int(d) for d in input_shape]
+    leaves = model.leaves()
+    if leaves and isinstance(leaves[0], Embedding):
+        dtype = np.int64
+    elif dtype is None:
+        dtype = _model_dtype(model, np.zeros(1, np.float32))
+    axes = {0: "N", **{i + 1: f"d{i + 1}" for i, d in enumerate(input_shape) if d is None}}
+    return np.zeros((1, *sizes), dtype=dtype), {"input": axes}
+
+
 def export_file(checkpoint_or_model_path, out_path, opset=18):
     """Export a model file or training checkpoint (``nnumpy.save_model`` /
     ``save_checkpoint``) to ONNX at ``out_path``, tracing it with the input
-    shape saved in the file. Returns the ``ModelProto``.
+    shape saved in the file (see ``example_input``). Returns the ``ModelProto``.
 
     Raises ValueError when the file records no input shape (save it with
     ``input_shape=...``, or call ``export`` with an example input).
@@ -500,8 +517,8 @@ def export_file(checkpoint_or_model_path, out_path, opset=18):
             "input_shape=... or call nnumpy.onnx.export(model, example_input, path)"
         )
     model = load_model(checkpoint_or_model_path)
-    example = np.zeros((1, *(int(d) for d in input_shape)), dtype=_model_dtype(model, np.zeros(1, np.float32)))
-    return export(model, example, out_path, opset=opset)
+    example, axes = example_input(model, input_shape)
+    return export(model, example, out_path, opset=opset, dynamic_axes=axes)
 
 
 # ---------------------------------------------------------------- containers
