@@ -8,6 +8,7 @@ layers, the criteria, the functional optimizers ``sgd_momentum`` /
 
 from . import init, interop, onnx  # noqa: F401  (kept out of __all__: `import *` must not shadow the onnx package)
 from ._version import __version__  # noqa: F401
+from .anomaly import NonFiniteError, detect_anomaly, is_anomaly_enabled
 from .backend import get_array_module, manual_seed
 from .containers import (
     CAddTable,
@@ -77,6 +78,9 @@ __all__ = [
     *_optim_all,
     "gradcheck",
     "GradcheckError",
+    "detect_anomaly",
+    "is_anomaly_enabled",
+    "NonFiniteError",
     "manual_seed",
     "get_array_module",
     "set_num_threads",

@@ -25,6 +25,7 @@ import numpy as np
 
 from ._checks import check_float_array
 from ._structure import add, all_none, describe, fill_none, is_seq
+from .anomaly import NonFiniteError, anomaly_mode, check_finite
 from .backend import get_array_module
 from .module import Module, unique_modules
 
@@ -192,6 +193,11 @@ class _Composite(Module):
         self._uses.before(i)
         try:
             output = child.forward(input)
+            if anomaly_mode.active:  # nnumpy.detect_anomaly(): also a child with its own forward
+                check_finite(child, output, "forward")
+        except NonFiniteError as error:  # named by its path in the outermost container
+            error.set_owner(self)
+            raise
         except Exception as error:
             _rethrow(error, where, child)
         self._uses.after(i)
@@ -200,7 +206,13 @@ class _Composite(Module):
     def _run_backward(self, i, child, input, gradOutput, need_input_grad, where):
         self._uses.restore(i)
         try:
-            return _child_backward(child, input, gradOutput, need_input_grad)
+            grad = _child_backward(child, input, gradOutput, need_input_grad)
+            if anomaly_mode.active:
+                check_finite(child, grad, "backward")
+            return grad
+        except NonFiniteError as error:
+            error.set_owner(self)
+            raise
         except Exception as error:
             _rethrow(error, where, child)
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ._structure import describe, fill_none, is_seq, same_structure
+from .anomaly import anomaly_mode, check_finite
 from .compat import SeedModuleDialect
 from .summary import summary
 
@@ -81,6 +82,8 @@ class Module(SeedModuleDialect):
         output = self.updateOutput(input)
         if output is not None:
             self.output = output
+        if anomaly_mode.active:  # nnumpy.detect_anomaly()
+            check_finite(self, self.output, "forward")
         return self.output
 
     def backward(self, input, gradOutput):
@@ -118,6 +121,8 @@ class Module(SeedModuleDialect):
             grad = self.updateGradInput(input, gradOutput)
             if grad is not None:
                 self.gradInput = grad
+            if anomaly_mode.active:  # nnumpy.detect_anomaly()
+                check_finite(self, self.gradInput, "backward")
         else:
             self.gradInput = None
         if not self._frozen:

@@ -12,6 +12,7 @@ per column.
 import numpy as np
 
 from .._checks import check_float_array, check_input, check_positive_int, check_real
+from ..anomaly import check_statistics
 from ..backend import DEFAULT_DTYPE, get_array_module
 from ..module import Module
 
@@ -316,10 +317,13 @@ class _InstanceNorm(_ChannelGroupNorm):
             mean, var = self._normalise(x3, self.num_features)
             if self.track_running_stats and x3.shape[0] > 0:
                 s, m = x3.shape[2], self.momentum
+                batch_mean = mean.reshape(x3.shape[:2]).mean(axis=0)
+                batch_var = var.reshape(x3.shape[:2]).mean(axis=0) * (s / (s - 1))  # unbiased, as PyTorch
+                check_statistics(self, batch_mean, batch_var)  # before the running statistics change
                 self.running_mean *= 1 - m
-                self.running_mean += m * mean.reshape(x3.shape[:2]).mean(axis=0)
+                self.running_mean += m * batch_mean
                 self.running_var *= 1 - m
-                self.running_var += m * (var.reshape(x3.shape[:2]).mean(axis=0) * (s / (s - 1)))  # unbiased, as PyTorch
+                self.running_var += m * batch_var
         else:
             xp = get_array_module(x3)
             mean = self._per_channel(self.running_mean, x3)

@@ -18,6 +18,7 @@ data-parallel training sets ``stats_sync`` to add those sums over processes
 import numpy as np
 
 from .._checks import check_input, check_positive_int
+from ..anomaly import check_statistics
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..kernels.batchnorm import (
     batchnorm_backward_train,
@@ -57,7 +58,13 @@ class _BatchStatistics(Module):
 
     def _mean_of(self, local_sum, count):
         if self.stats_sync is not None:
-            local_sum, count = self.stats_sync(local_sum, count)
+            local_sum, count = self.stats_sync(local_sum, count)  # every rank gets the same count
+        if count == 0:
+            raise ValueError(
+                f"{self!r}: training mode needs at least one value per channel to compute batch statistics, got an "
+                "empty batch (N = 0); skip empty batches, or call evaluate() to normalise them with the running "
+                "statistics"
+            )
         self._count = count
         return local_sum / count
 
@@ -80,6 +87,8 @@ class _BatchStatistics(Module):
             y, mean, var, self._centered, self._inv_std = batchnorm_forward_train(
                 rows, weight, bias, eps, self._mean_of, centered_out=self._centered
             )
+            # synchronised statistics are the same on every rank: all ranks raise together
+            check_statistics(self, mean, var)
             stats = (mean, var, self._count)
         else:
             mean, var = (a.astype(input.dtype, copy=False) for a in running)
