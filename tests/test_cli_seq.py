@@ -10,6 +10,7 @@ import pytest
 
 import nnumpy
 from nnumpy import cli, optim
+from nnumpy.cli import charlm
 from nnumpy.data import text as textdata
 from nnumpy.training import get_optimizer
 
@@ -76,7 +77,8 @@ def test_charlm_train_writes_model_checkpoint_history_and_curve(lm_run, capsys):
     assert ckpt.epoch == 2 and ckpt.input_shape == (16,)
 
 
-def test_charlm_train_prints_bpc_and_samples(tmp_path, capsys):
+def test_charlm_train_prints_bpc_and_samples(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(charlm, "SAMPLE_EVERY", 10)
     corpus = tmp_path / "c.txt"
     _corpus(corpus, lines=80)
     argv = ["train", "--model", "charlm", "--dataset", str(corpus), "--epochs", "1", "--seq-len", "8",
@@ -85,6 +87,7 @@ def test_charlm_train_prints_bpc_and_samples(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "unigram entropy" in out and "epoch 1: train" in out and " bpc" in out
     assert "sample:" in out and "bits per character" in out
+    assert "step 10: train" in out and out.count("sample:") == 1 + (out.count("step ") - out.count("step 0"))
 
 
 def test_generate_samples_from_the_saved_vocabulary(lm_run, capsys):
