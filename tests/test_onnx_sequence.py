@@ -224,3 +224,28 @@ def test_export_file_of_a_character_model(tmp_path):
         assert_close(run_onnx(proto, ids[:, :steps])[0], model.evaluate().forward(ids[:, :steps]), np.float32)
     example, axes = nn.onnx.example_input(model, (None,))
     assert example.dtype == np.int64 and example.shape == (1, 1) and axes == {"input": {0: "N", 1: "d1"}}
+
+
+CELLS = [
+    ("LSTMCell", lambda: nn.LSTMCell(4, 5)),
+    ("GRUCell", lambda: nn.GRUCell(4, 5)),
+    ("RNNCell-relu", lambda: nn.RNNCell(4, 5, nonlinearity="relu")),
+    ("GRUCell-nobias", lambda: nn.GRUCell(4, 3, bias=False)),
+]
+
+
+@pytest.mark.parametrize("name, make", CELLS, ids=[c[0] for c in CELLS])
+def test_cells_export(name, make):
+    nn.manual_seed(0)
+    cell = make()
+
+    def x(batch):
+        return np.random.default_rng(0).normal(size=(batch, 4)).astype(np.float32)
+
+    def with_state(batch):
+        rng = np.random.default_rng(1)
+        h = rng.normal(size=(batch, cell.hidden_size)).astype(np.float32)
+        return x(batch), ((h, rng.normal(size=h.shape).astype(np.float32)) if name == "LSTMCell" else h)
+
+    check_onnx(cell, x, opsets=(13, 18))
+    check_onnx(cell, with_state)

@@ -17,7 +17,8 @@ mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
   Softsign, Hardsigmoid, Hardswish, Mish, GELU (opset 20's Gelu, else the erf
   or tanh formula), SiLU, Tanhshrink, Hardtanh/ReLU6 (Clip), PReLU,
   SoftMax/LogSoftMax(dim).
-- recurrent: RNN/LSTM/GRU -> ONNX's RNN/LSTM/GRU, one node per layer (gates
+- recurrent: RNN/LSTM/GRU (and their cells, as one step) -> ONNX's
+  RNN/LSTM/GRU, one node per layer (gates
   reordered: PyTorch's LSTM i,f,g,o -> ONNX i,o,f,c; GRU r,z,n -> z,r,h with
   ``linear_before_reset=1``), ``lengths`` -> ``sequence_lens``; LastStep.
 - attention: MultiheadAttention -> MatMul / Softmax (masks given as graph
@@ -109,7 +110,7 @@ from ..layers.linear import Linear
 from ..layers.normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
 from ..layers.padding import ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from ..layers.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
-from ..layers.recurrent import GRU, LSTM, RNN
+from ..layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ..layers.reshape import Flatten, Unflatten
 from ..layers.sequence import LastStep
 from ..layers.transformer import (
@@ -852,6 +853,8 @@ def conv_transpose(g, module, x, example):
     ``output_padding``, ``dilation``, ``groups``): ONNX's ``ConvTranspose``
     has the same weight layout and meaning. Register it for the layer:
     ``register_converter(ConvTranspose2d)(conv_transpose)``."""
+    if getattr(module, "padding_mode", "zeros") != "zeros":
+        g.refuse(module, f"padding_mode={module.padding_mode!r} (only 'zeros' is exported)")
     weight = module.weight if hasattr(module, "weight") else module.W  # PyTorch's name or nnumpy's Conv one
     bias = getattr(module, "bias", None) if hasattr(module, "weight") else getattr(module, "b", None)
     n = weight.ndim - 2
@@ -978,6 +981,30 @@ def _recurrent_parts(x, example):
     return (x[0], x[1], None), (example[0], second, None)
 
 
+def _recurrent_node(g, module, inp, stacked, seq_lens, h0, c0, directions):
+    """One ONNX RNN/LSTM/GRU node over ``inp (T, N, F)``; ``stacked(kind)`` gives
+    PyTorch's ``kind`` parameter of every direction as ``(D, ...)``, or None.
+    Returns the node's outputs ``[Y (T, D, N, H), Y_h, (Y_c)]``."""
+    mode, H = module.mode, module.hidden_size
+    op = {"LSTM": "LSTM", "GRU": "GRU"}.get(mode, "RNN")
+    attrs = {"hidden_size": H, "direction": "bidirectional" if directions == 2 else "forward"}
+    if op == "RNN":
+        attrs["activations"] = ["Tanh" if mode == "RNN_TANH" else "Relu"] * directions
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1  # PyTorch's n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+
+    def gates(kind):
+        return np.stack([_onnx_gates(w, mode) for w in stacked(kind)])
+
+    inputs = [inp, g.constant("W", gates("weight_ih")), g.constant("R", gates("weight_hh"))]
+    with_bias = stacked("bias_ih") is not None
+    inputs.append(g.constant("B", np.concatenate([gates("bias_ih"), gates("bias_hh")], axis=1)) if with_bias else "")
+    inputs += [seq_lens, "" if h0 is None else h0]
+    if op == "LSTM":
+        inputs.append("" if c0 is None else c0)
+    return g.node(op, inputs, outputs=3 if op == "LSTM" else 2, **attrs)
+
+
 @register_converter(RNN)
 @register_converter(LSTM)
 @register_converter(GRU)
@@ -991,14 +1018,7 @@ def _recurrent(g, module, x, example):
     (seq, hx, lengths), (seq_example, _, _) = _recurrent_parts(x, example)
     if np.ndim(seq_example) != 3:
         g.refuse(module, f"an unbatched input {np.shape(seq_example)} (export a batched one)")
-    mode, D, H = module.mode, module.num_directions, module.hidden_size
-    lstm = mode == "LSTM"
-    op = {"LSTM": "LSTM", "GRU": "GRU"}.get(mode, "RNN")
-    attrs = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
-    if op == "RNN":
-        attrs["activations"] = ["Tanh" if mode == "RNN_TANH" else "Relu"] * D
-    if op == "GRU":
-        attrs["linear_before_reset"] = 1  # PyTorch's n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    D, lstm = module.num_directions, module.mode == "LSTM"
     h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
     seq_lens = "" if lengths is None else g.node("Cast", [lengths], to=TensorProto.INT32)
     inp = g.transpose(seq, [1, 0, 2]) if module.batch_first else seq
@@ -1008,16 +1028,13 @@ def _recurrent(g, module, x, example):
         with g.within(f"l{layer}"):
 
             def stacked(kind, layer=layer):
-                return np.stack([_onnx_gates(getattr(module, f"{kind}_l{layer}{s}"), mode) for s in suffixes])
+                arrays = [getattr(module, f"{kind}_l{layer}{s}", None) for s in suffixes]
+                return None if arrays[0] is None else arrays
 
-            inputs = [inp, g.constant("W", stacked("weight_ih")), g.constant("R", stacked("weight_hh"))]
-            bias = np.concatenate([stacked("bias_ih"), stacked("bias_hh")], axis=1) if module.bias else None
-            inputs.append("" if bias is None else g.constant("B", bias))
             rows = ([layer * D], [(layer + 1) * D], [0])
-            inputs += [seq_lens, "" if h0 is None else g.slice(h0, *rows)]
-            if lstm:
-                inputs.append("" if c0 is None else g.slice(c0, *rows))
-            outs = g.node(op, inputs, outputs=3 if lstm else 2, **attrs)
+            h0_l = None if h0 is None else g.slice(h0, *rows)
+            c0_l = None if c0 is None else g.slice(c0, *rows)
+            outs = _recurrent_node(g, module, inp, stacked, seq_lens, h0_l, c0_l, D)
             finals_h.append(outs[1])
             if lstm:
                 finals_c.append(outs[2])
@@ -1030,6 +1047,27 @@ def _recurrent(g, module, x, example):
         return output, h_n
     c_n = finals_c[0] if len(finals_c) == 1 else g.node("Concat", finals_c, axis=0)
     return output, (h_n, c_n)
+
+
+@register_converter(RNNCell)
+@register_converter(LSTMCell)
+@register_converter(GRUCell)
+def _cell(g, module, x, example):
+    """One step: the layer's operator on a sequence of one step, states ``(1, N, H)``."""
+    (x, hx), (x_example, _) = (x, example) if is_seq(x) else ((x, None), (example, None))
+    if np.ndim(x_example) != 2:
+        g.refuse(module, f"an unbatched input {np.shape(x_example)} (export a batched one)")
+    lstm = module.mode == "LSTM"
+    h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
+
+    def stacked(kind):
+        w = getattr(module, kind)
+        return None if w is None else [w]
+
+    h0, c0 = (None if s is None else g.unsqueeze(s, [0]) for s in (h0, c0))
+    outs = _recurrent_node(g, module, g.unsqueeze(x, [0]), stacked, "", h0, c0, 1)
+    h = g.squeeze(outs[1], [0])
+    return (h, g.squeeze(outs[2], [0])) if lstm else h
 
 
 @register_converter(LastStep)
