@@ -13,6 +13,7 @@ from .._checks import check_input, check_positive_int
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..kernels.conv import conv2d_backward, conv2d_forward
 from ..module import Module
+from .padding import pad_axis, unpad_axis
 
 __all__ = ["Conv2d", "Conv1d"]
 
@@ -24,6 +25,9 @@ def int_tuple(name, arg, value, n, minimum=1):
     if len(items) != n:
         raise ValueError(f"{name}: {arg} must be an int or a {n}-tuple, got {value!r}")
     return tuple(check_positive_int(name, arg, v, minimum) for v in items)
+
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def resolve_padding(name, padding, kernel, stride, dilation):
@@ -67,6 +71,7 @@ class _ConvNd(Module):
         dilation=1,
         groups=1,
         bias=True,
+        padding_mode="zeros",
         dtype=DEFAULT_DTYPE,
         rng=None,
     ):
@@ -85,6 +90,9 @@ class _ConvNd(Module):
         self.dilation = int_tuple(name, "dilation", dilation, nd)
         self.padding = padding
         self.pads = resolve_padding(name, padding, self.kernel_size, self.stride, self.dilation)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
         rng = resolve_rng(rng)
         fan_in = in_channels // groups * int(np.prod(self.kernel_size))
         bound = 1.0 / np.sqrt(fan_in)
@@ -119,7 +127,31 @@ class _ConvNd(Module):
         return self._as_2d(W)
 
     def _geometry(self):
-        return self.stride, self.pads, self.dilation
+        return self.stride, self._kernel_pads(), self.dilation
+
+    def _pads_2d(self):
+        return self.pads if self._nd == 2 else ((0, 0), *self.pads)
+
+    def _kernel_pads(self):
+        """The zero padding the kernel adds (none when ``padding_mode`` pads the input first)."""
+        return self._pads_2d() if self.padding_mode == "zeros" else ((0, 0), (0, 0))
+
+    def _padded_2d(self, input):
+        """The input as the kernel convolves it: padded by ``padding_mode`` (zeros: by the kernel)."""
+        x = self._as_2d(input)
+        if self.padding_mode != "zeros":
+            for axis, (lo, hi) in zip((2, 3), self._pads_2d(), strict=True):
+                x = pad_axis(x, axis, lo, hi, self.padding_mode)
+        return x
+
+    def _unpad_2d(self, grad, input):
+        """The gradient w.r.t. ``input`` from the one w.r.t. ``_padded_2d(input)``: each
+        padded position's gradient goes back to the input position it copies."""
+        if self.padding_mode != "zeros":
+            size = self._as_2d(input).shape[2:]
+            for axis, (lo, hi), n in zip((3, 2), self._pads_2d()[::-1], size[::-1], strict=True):
+                grad = unpad_axis(grad, axis, lo, hi, n, self.padding_mode)
+        return grad
 
     def _check(self, input):
         c, nd = self.in_channels, self._nd
@@ -134,11 +166,20 @@ class _ConvNd(Module):
                 f"{self!r}: input of spatial size {tuple(size)} (padded {padded}) is smaller than "
                 f"the dilated kernel {reach}"
             )
+        mode = self.padding_mode
+        if mode in ("reflect", "circular") and any(
+            max(lo, hi) > s - (mode == "reflect") for s, (lo, hi) in zip(size, self.pads, strict=True)
+        ):
+            bound = "smaller than" if mode == "reflect" else "at most"
+            raise ValueError(
+                f"{self!r}: padding_mode={mode!r} needs padding {bound} the input's spatial size, "
+                f"got padding {self.pads} for size {tuple(size)}"
+            )
 
     def updateOutput(self, input):
         self._check(input)
         b = None if self.b is None else self.b.astype(input.dtype, copy=False)
-        x, W = self._as_2d(input), self._weight_2d(input)
+        x, W = self._padded_2d(input), self._weight_2d(input)
         y, self._xpad, self._cols = conv2d_forward(x, W, b, *self._geometry(), self.groups, keep_columns=self.training)
         self._kept_for_acc = None
         self.output = self._from_2d(y)
@@ -146,10 +187,15 @@ class _ConvNd(Module):
 
     def _backward_kernel(self, input, gradOutput, need_input, need_params):
         return conv2d_backward(
-            self._as_2d(gradOutput), self._xpad, self._weight_2d(input), self._as_2d(input).shape,
+            self._as_2d(gradOutput), self._xpad, self._weight_2d(input), self._padded_shape(input),
             *self._geometry(), self.groups, bias=self.b is not None, need_input=need_input, need_params=need_params,
             cols=self._cols,
         )  # fmt: skip
+
+    def _padded_shape(self, input):
+        shape = self._as_2d(input).shape
+        pads = self._pads_2d() if self.padding_mode != "zeros" else ((0, 0), (0, 0))
+        return (*shape[:2], *(s + lo + hi for s, (lo, hi) in zip(shape[2:], pads, strict=True)))
 
     def updateGradInput(self, input, gradOutput):
         # The parameter gradients come out of the same pass over the chunks; accGradParameters,
@@ -158,7 +204,7 @@ class _ConvNd(Module):
         gx, gw, gb = self._backward_kernel(input, gradOutput, True, need_params)
         if need_params:
             self._keep_for_acc(gradOutput, (gw, gb))
-        self.gradInput = self._from_2d(gx)
+        self.gradInput = self._from_2d(self._unpad_2d(gx, input))
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
@@ -171,6 +217,8 @@ class _ConvNd(Module):
     def extra_repr(self):
         text = f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         text += f", padding={self.padding!r}"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode!r}"
         if any(d != 1 for d in self.dilation):
             text += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -196,6 +244,14 @@ class Conv2d(_ConvNd):
         groups: split channels into this many independent groups (1);
             ``groups = in_channels`` is a depthwise convolution.
         bias: learn an additive bias (True).
+        padding_mode: what the padding holds, as PyTorch: ``'zeros'`` (the
+            default), ``'reflect'`` (the input mirrored, edge not repeated;
+            padding smaller than the input), ``'replicate'`` (the edge
+            repeated) or ``'circular'`` (the input wrapped around; padding at
+            most the input). Other than zeros, the input is padded first
+            (``layers.padding``) and the kernel pads nothing; backward adds
+            each padded position's gradient back onto the input position it
+            copies.
         dtype, rng: parameter dtype (float32) and initialisation generator.
 
     Shape:
@@ -231,6 +287,8 @@ class Conv2d(_ConvNd):
         (2, 8, 5, 7)
         >>> Conv2d(3, 8, (3, 2), stride=2, padding=0).forward(np.zeros((2, 3, 5, 7), np.float32)).shape
         (2, 8, 2, 3)
+        >>> Conv2d(3, 8, 3, padding=1, padding_mode="circular").forward(np.zeros((2, 3, 5, 7), np.float32)).shape
+        (2, 8, 5, 7)
     """
 
 
@@ -266,4 +324,4 @@ class Conv1d(_ConvNd):
         return a[:, :, 0, :]
 
     def _geometry(self):
-        return (1, *self.stride), ((0, 0), *self.pads), (1, *self.dilation)
+        return (1, *self.stride), self._kernel_pads(), (1, *self.dilation)

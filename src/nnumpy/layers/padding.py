@@ -14,7 +14,7 @@ from ..module import Module
 
 __all__ = ["ZeroPad2d", "ReflectionPad2d", "ReplicationPad2d"]
 
-_NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}
+_NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def _along(axis, index, ndim):
@@ -52,6 +52,12 @@ def unpad_axis(g, axis, before, after, size, mode):
     if mode == "replicate" and hi:
         tail = g[_along(axis, slice(lo + kept, lo + kept + hi), nd)]
         core[_along(axis, slice(kept - 1, kept), nd)] += tail.sum(axis=axis, keepdims=True)
+    if mode == "circular" and lo:
+        # output position lo - k (k = 1..lo) copies input position size - k
+        core[_along(axis, slice(kept - lo, kept), nd)] += g[_along(axis, slice(0, lo), nd)]
+    if mode == "circular" and hi:
+        # output position lo + size + k (k = 0..hi-1) copies input position k
+        core[_along(axis, slice(0, hi), nd)] += g[_along(axis, slice(lo + kept, lo + kept + hi), nd)]
     if kept == size:
         return core
     widths = [(0, 0)] * nd  # cropped input positions get no gradient
