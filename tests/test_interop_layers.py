@@ -13,8 +13,11 @@ from nnumpy.interop import load_torch_state_dict, register_torch_names, to_torch
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn
-# torch's Transformer warns that it cannot use nested tensors without batch_first: not our concern here
-pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor:UserWarning")
+# torch warns about its own fast paths (nested tensors, oneDNN): not our concern here
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:enable_nested_tensor:UserWarning"),
+    pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
+]
 
 
 def randomize(torch_model, seed=0):
