@@ -76,6 +76,17 @@ class _ConvTransposeNd(Module):
         self.gradBias = np.zeros_like(self.bias) if bias else None
         self._call_output_padding = None  # from forward(input, output_size), for that call only
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight``: ``(in_channels, out_channels // groups, *kernel_size)``;
+        ``bias``: ``(out_channels,)`` (model files check them before building)."""
+        k = config["kernel_size"]
+        k = (k,) * cls._nd if isinstance(k, int) else tuple(k)
+        shapes = {"weight": (config["in_channels"], config["out_channels"] // config.get("groups", 1), *k)}
+        if config.get("bias", True):
+            shapes["bias"] = (config["out_channels"],)
+        return shapes
+
     # 2-D views of the data and geometry (ConvTranspose1d adds a unit H axis)
     def _as_2d(self, a):
         return a
