@@ -14,7 +14,7 @@ use them (``from .._structure import add, fill_none``).
 
 from .backend import get_array_module
 
-__all__ = ["add", "all_none", "describe", "fill_none", "flatten", "is_seq", "same_structure"]
+__all__ = ["add", "all_none", "describe", "fill_none", "flatten", "float_like", "is_seq", "same_structure"]
 
 
 def is_seq(x):
@@ -64,6 +64,24 @@ def fill_none(x, template):
         return x
     filled = tuple(fill_none(v, t) for v, t in zip(x, template, strict=True))
     return x if all(a is b for a, b in zip(filled, x, strict=True)) else filled
+
+
+def float_like(x, template):
+    """``x`` with every integer or boolean array converted to the dtype of
+    ``template``'s floating part at the same place (an integer ``gradOutput``
+    means the same as its float version); ``x`` itself when nothing changes."""
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind == "f" or x is None:  # the common case: one attribute read
+        return x
+    if is_seq(x):
+        if not is_seq(template) or len(template) != len(x):
+            return x
+        converted = tuple(float_like(v, t) for v, t in zip(x, template, strict=True))
+        return x if all(a is b for a, b in zip(converted, x, strict=True)) else converted
+    target = getattr(template, "dtype", None)
+    if kind in ("i", "u", "b") and target is not None and target.kind == "f":
+        return x.astype(target)
+    return x
 
 
 def _zeros_like(a):

@@ -24,7 +24,7 @@ module counts once in ``parameters()`` and ``state_dict()``.
 import numpy as np
 
 from ._checks import check_float_array
-from ._structure import add, all_none, describe, fill_none, is_seq
+from ._structure import add, all_none, describe, fill_none, float_like, is_seq
 from .anomaly import NonFiniteError, anomaly_mode, check_finite
 from .backend import get_array_module
 from .module import Module, unique_modules
@@ -65,7 +65,7 @@ def _child_backward(child, input, gradOutput, need_input_grad):
         return child.backward_pass(input, gradOutput, need_input_grad)
     if not child._accepts_none_grad:
         gradOutput = fill_none(gradOutput, child.output)
-    return child.backward(input, gradOutput)
+    return child.backward(input, float_like(gradOutput, child.output))
 
 
 def _trainable(module):

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._structure import describe, fill_none, is_seq, same_structure
+from ._structure import describe, fill_none, float_like, is_seq, same_structure
 from .anomaly import anomaly_mode, check_finite
 from .compat import SeedModuleDialect
 from .summary import summary
@@ -117,6 +117,7 @@ class Module(SeedModuleDialect):
         self._check_backward(gradOutput)
         if not self._accepts_none_grad:
             gradOutput = fill_none(gradOutput, self.output)
+        gradOutput = float_like(gradOutput, self.output)  # an integer gradOutput means its float version
         if need_input_grad:
             grad = self.updateGradInput(input, gradOutput)
             if grad is not None:

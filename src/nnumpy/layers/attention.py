@@ -525,7 +525,7 @@ class MultiheadAttention(Module):
             y = x2 @ w.astype(dtype, copy=False).T
             if self.in_proj_bias is not None:
                 y += self.in_proj_bias[rows].astype(dtype, copy=False)
-            y = y.reshape(*x.shape[:2], -1)
+            y = y.reshape(*x.shape[:2], y.shape[-1])  # not -1: an empty batch has nothing to infer it from
             for i, j in enumerate(js):
                 heads[j] = self._heads(y, i, len(js))
             saved.append((x2, js, x.shape))
@@ -597,7 +597,7 @@ class MultiheadAttention(Module):
             dy = xp.empty((*shape[:2], len(js), H, d), dtype)
             for i, j in enumerate(js):
                 dy[:, :, i] = self._tokens(dheads[j])
-            dys.append(dy.reshape(x2.shape[0], -1))
+            dys.append(dy.reshape(x2.shape[0], len(js) * H * d))
         return g2, dys, extra
 
     def updateGradInput(self, input, gradOutput):

@@ -41,7 +41,8 @@ class Dropout(Module):
             self._mask = None
             self.output = input
             return input
-        keep = self.rng.random(input.shape, dtype=input.dtype) >= self.p
+        draw = input.dtype if input.dtype in (np.float32, np.float64) else np.float32  # no float16 generator
+        keep = self.rng.random(input.shape, dtype=draw) >= self.p
         scale = 1.0 / (1.0 - self.p) if self.p < 1.0 else 0.0
         self._mask = keep * input.dtype.type(scale)
         self.output = input * self._mask

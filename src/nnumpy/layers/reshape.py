@@ -19,7 +19,8 @@ class Flatten(Module):
         check_float_array(self, input)
         if input.ndim < 1:
             raise ValueError(f"{self!r}: expected input with a batch axis, got a scalar")
-        self.output = input.reshape(input.shape[0], -1)
+        # the size from the shape, not -1: numpy cannot infer -1 for an empty batch
+        self.output = input.reshape(input.shape[0], int(np.prod(input.shape[1:], dtype=np.int64)))
         return self.output
 
     def updateGradInput(self, input, gradOutput):

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .._checks import check_float_array, check_positive_int
-from .._structure import fill_none
+from .._structure import fill_none, float_like
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..containers import Composite, Container, child_backward
 from ..init import normal_, xavier_uniform_
@@ -113,7 +113,7 @@ class _Block(Composite):
 
     def _backward(self, input, gradOutput, need_input_grad):
         self._check_backward(gradOutput)
-        grad = self._backprop(fill_none(gradOutput, self.output), need_input_grad)
+        grad = self._backprop(float_like(fill_none(gradOutput, self.output), self.output), need_input_grad)
         self.gradInput = grad if need_input_grad else None
         return self.gradInput
 
