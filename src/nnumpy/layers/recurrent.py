@@ -410,6 +410,32 @@ def _parameter_names(num_layers):
     return tuple(pairs)
 
 
+def _config_shapes(gates_per_unit, config, layered):
+    """The parameter shapes of an RNN/LSTM/GRU (``layered``) or of a cell
+    built from ``config``, without building it (model files check them)."""
+    hidden, gates = config["hidden_size"], gates_per_unit * config["hidden_size"]
+    bias = config.get("bias", True)
+    if not layered:
+        shapes = {"weight_ih": (gates, config["input_size"]), "weight_hh": (gates, hidden)}
+        return {**shapes, "bias_ih": (gates,), "bias_hh": (gates,)} if bias else shapes
+    proj = config.get("proj_size", 0)
+    num_layers = config.get("num_layers", 1)
+    if not 0 < num_layers <= 4096:
+        raise ValueError(f"num_layers must be in [1, 4096], got {num_layers!r}")
+    suffixes = ("", "_reverse") if config.get("bidirectional", False) else ("",)
+    shapes = {}
+    for layer in range(num_layers):
+        layer_in = config["input_size"] if layer == 0 else (proj or hidden) * len(suffixes)
+        for suffix in suffixes:
+            shapes[f"weight_ih_l{layer}{suffix}"] = (gates, layer_in)
+            shapes[f"weight_hh_l{layer}{suffix}"] = (gates, proj or hidden)
+            if bias:
+                shapes[f"bias_ih_l{layer}{suffix}"] = shapes[f"bias_hh_l{layer}{suffix}"] = (gates,)
+            if proj:
+                shapes[f"weight_hr_l{layer}{suffix}"] = (proj, hidden)
+    return shapes
+
+
 class _RNNBase(Module):
     """What RNN, LSTM and GRU share: parameters, input forms, the layer loop, BPTT."""
 
@@ -455,6 +481,11 @@ class _RNNBase(Module):
                     setattr(self, f"{kind}_l{layer}{suffix}", value)
                     setattr(self, f"grad_{kind}_l{layer}{suffix}", np.zeros_like(value))
         self._cache = None
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """Every layer's and direction's weights and biases (see the class docstring)."""
+        return _config_shapes(_GATES.get(cls.mode, 1), config, layered=True)
 
     @property
     def num_directions(self):
@@ -889,6 +920,11 @@ class _CellBase(Module):
             setattr(self, kind, rng.uniform(-bound, bound, size=shape).astype(dtype))
             setattr(self, "grad_" + kind, np.zeros(shape, dtype))
         self._cache = None
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight_ih``, ``weight_hh`` and (with ``bias``) ``bias_ih``, ``bias_hh``."""
+        return _config_shapes(_GATES.get(cls.mode, 1), config, layered=False)
 
     def forward(self, input, hx=None):
         """``input`` is ``x`` or ``(x, hx)`` (or PyTorch's ``forward(x, hx)``)."""
