@@ -327,6 +327,26 @@ class MultiheadAttention(Module):
             setattr(self, g, np.zeros_like(getattr(self, p)))
         self._ctx = None
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """The projections (packed ``in_proj_weight`` when ``kdim`` and ``vdim``
+        are ``embed_dim``), biases and ``out_proj``, from ``config`` alone."""
+        E = config["embed_dim"]
+        kdim, vdim = config.get("kdim") or E, config.get("vdim") or E
+        bias = config.get("bias", True)
+        if kdim == E and vdim == E:
+            shapes = {"in_proj_weight": (3 * E, E)}
+        else:
+            shapes = {"q_proj_weight": (E, E), "k_proj_weight": (E, kdim), "v_proj_weight": (E, vdim)}
+        if bias:
+            shapes["in_proj_bias"] = (3 * E,)
+        if config.get("add_bias_kv", False):
+            shapes["bias_k"] = shapes["bias_v"] = (1, 1, E)
+        shapes["out_proj.W"] = (E, E)
+        if bias:
+            shapes["out_proj.b"] = (E,)
+        return shapes
+
     # ------------------------------------------------------------ structure
     # out_proj holds parameters only: this module is one leaf of the protocol
     # (its backward computes everything), but names and state_dict keys list
