@@ -249,3 +249,39 @@ def test_cells_export(name, make):
 
     check_onnx(cell, x, opsets=(13, 18))
     check_onnx(cell, with_state)
+
+
+# ---------------------------------------------------------------- the reference models
+def test_causal_attention_and_the_reference_sequence_models():
+    """LSTM-F, TRF-F and the character models of nnumpy.models run in
+    onnxruntime; the causal Transformer's future stays hidden at any length."""
+    from nnumpy.models import CausalTransformerEncoder, char_lstm, char_transformer, lstm_f, trf_f
+
+    nn.manual_seed(0)
+    check_onnx(lstm_f(rng=0), seq(28, 28), batches=(2,))
+    check_onnx(trf_f(rng=0), seq(28, 28), batches=(2,), opsets=(13, 18))
+
+    def ids(steps):
+        return lambda batch: np.random.default_rng(0).integers(0, 20, size=(batch, steps))
+
+    check_onnx(char_lstm(20, 8, 16, num_layers=2, rng=0), ids(9))
+    model = char_transformer(20, d_model=16, nhead=2, num_layers=2, dim_feedforward=24, max_len=12, rng=0)
+    proto = check_onnx(model, ids(9), opsets=(13, 18), dynamic_axes={"input": {0: "N", 1: "T"}})
+    for steps in (3, 12):  # other lengths through the same file: the mask follows the length
+        x = ids(steps)(2)
+        assert_close(run_onnx(proto, x)[0], model.evaluate().forward(x), np.float32)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    causal = CausalTransformerEncoder(layer, 1)
+    plain = nn.TransformerEncoder(layer, 1)
+    x = seq(5, 8)(1)
+    assert not np.allclose(causal.forward(x), plain.forward(x), atol=1e-4)  # the test can tell them apart
+    check_onnx(causal, seq(5, 8))
+
+
+def test_subclass_with_its_own_forward_gets_no_base_converter():
+    class AlwaysCausal(nn.TransformerEncoderLayer):
+        def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=True):
+            return super().forward(src, is_causal=True)
+
+    with pytest.raises(TypeError, match="no ONNX converter for AlwaysCausal"):
+        nn.onnx.export(AlwaysCausal(8, 2, 16, batch_first=True), np.zeros((1, 3, 8), np.float32))

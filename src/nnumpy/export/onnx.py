@@ -23,7 +23,9 @@ mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
   ``linear_before_reset=1``), ``lengths`` -> ``sequence_lens``; LastStep.
 - attention: MultiheadAttention -> MatMul / Softmax (masks given as graph
   inputs: boolean -> Where, float -> Add), the Transformer encoder and decoder
-  layers, stacks and ``Transformer``, the positional encodings.
+  layers, stacks and ``Transformer``, the positional encodings; the models'
+  (``nnumpy.models``) CausalTransformerEncoder (future keys masked),
+  StepLinear and Mean.
 - containers: Sequential, Residual, ConcatTable, ParallelTable, Concat,
   CAddTable / CSubTable / CMulTable, JoinTable, SplitTable, SelectTable and
   ``Graph`` (its steps in order; several inputs and outputs).
@@ -44,7 +46,7 @@ read shapes); it adds nodes with ``g.node(op_type, inputs, **attributes)``
 and constants with ``g.constant(hint, array)`` and returns the name (or
 tuple of names) of its output. A module whose class has no converter uses the
 converter of its nearest base class only if it keeps that class's
-``updateOutput`` (same computation). A configuration ONNX cannot express
+``updateOutput`` and ``forward`` (same computation). A configuration ONNX cannot express
 (an LSTM with ``proj_size``, ...) raises ``ExportError`` naming the module.
 
 ConvTranspose1d/2d: ``conv_transpose`` below is written for PyTorch's
@@ -112,7 +114,7 @@ from ..layers.padding import ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from ..layers.pooling import AvgPool1d, AvgPool2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from ..layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ..layers.reshape import Flatten, Unflatten
-from ..layers.sequence import LastStep
+from ..layers.sequence import LastStep, Mean
 from ..layers.transformer import (
     LearnedPositionalEncoding,
     SinusoidalPositionalEncoding,
@@ -123,6 +125,7 @@ from ..layers.transformer import (
     TransformerEncoderLayer,
 )
 from ..layers.upsample import Upsample
+from ..models import CausalTransformerEncoder, StepLinear
 from ..module import Module
 
 __all__ = [
@@ -177,14 +180,16 @@ def converter_for(module):
     """The converter that exports ``module``, or None.
 
     The class's own converter, else that of the nearest base class whose
-    ``updateOutput`` the class inherits unchanged.
+    ``updateOutput`` and ``forward`` the class inherits unchanged (a subclass
+    whose ``forward`` passes options, e.g. a causal mask, computes something else).
     """
     cls = type(module)
     if cls in _CONVERTERS:
         return _CONVERTERS[cls]
     for base in cls.__mro__[1:]:
         if base in _CONVERTERS:
-            return _CONVERTERS[base] if cls.updateOutput is base.updateOutput else None
+            same = cls.updateOutput is base.updateOutput and cls.forward is base.forward
+            return _CONVERTERS[base] if same else None
     return None
 
 
@@ -1113,11 +1118,12 @@ def _projection(g, mha, x, j):
     return y
 
 
-def _attention(g, mha, q, k, v, kpm=None, am=None, kpm_example=None, am_example=None):
+def _attention(g, mha, q, k, v, kpm=None, am=None, kpm_example=None, am_example=None, causal=False):
     """MultiheadAttention on tokens in its layout, as MatMul/Softmax: per head
     ``softmax(q k^T / sqrt(d) + mask) v``, heads joined, ``out_proj``. Boolean
     masks (True: ignore) become ``Where(mask, -inf, scores)``, float masks are
-    added; with a mask, a row whose keys are all masked gets zero weights."""
+    added; ``causal`` hides key ``j > i`` from query ``i``; with a mask, a row
+    whose keys are all masked gets zero weights."""
     H, d, E = mha.num_heads, mha.head_dim, mha.embed_dim
     if mha.bias_k is not None or mha.add_zero_attn:
         g.refuse(mha, "add_bias_kv / add_zero_attn are not exported")
@@ -1140,7 +1146,10 @@ def _attention(g, mha, q, k, v, kpm=None, am=None, kpm_example=None, am_example=
             blocked = mask if blocked is None else g.node("Or", [blocked, mask])
         else:
             scores = g.node("Add", [scores, mask])
-    if am is None and kpm is None:
+    if causal:
+        future = _future_keys(g, scores)
+        blocked = future if blocked is None else g.node("Or", [blocked, future])
+    if am is None and kpm is None and not causal:
         weights = g.node("Softmax", [scores], axis=-1)
     else:
         weights = _masked_softmax(g, scores, blocked)
@@ -1148,6 +1157,18 @@ def _attention(g, mha, q, k, v, kpm=None, am=None, kpm_example=None, am_example=
     with g.within("out_proj"):
         out = _dense(g, mha.out_proj, ctx)
     return out if mha.batch_first else g.transpose(out, [1, 0, 2])
+
+
+def _future_keys(g, scores):
+    """``(L, S)`` boolean: key ``j`` comes after query ``i`` (``j > i``), for the
+    lengths of ``scores (N, H, L, S)`` at run time."""
+    shape = g.node("Shape", [scores])
+
+    def positions(axis):
+        size = g.squeeze(g.slice(shape, [axis], [axis + 1], [0]), [0])
+        return g.node("Range", [g.ints("zero", 0), size, g.ints("one", 1)])
+
+    return g.node("Greater", [g.unsqueeze(positions(3), [0]), g.unsqueeze(positions(2), [1])])
 
 
 def _masked_softmax(g, scores, blocked):
@@ -1191,13 +1212,13 @@ def _feed_forward(g, layer, x, example):
 
 
 @register_converter(TransformerEncoderLayer)
-def _encoder_layer(g, module, x, example):
+def _encoder_layer(g, module, x, example, causal=False):
     if np.ndim(example) != 3:
         g.refuse(module, f"an unbatched input {np.shape(example)} (export a batched one)")
 
     def sa(t):
         with g.within("self_attn"):
-            return _attention(g, module.self_attn, t, t, t)
+            return _attention(g, module.self_attn, t, t, t, causal=causal)
 
     def add(a, b):
         return g.node("Add", [a, b])
@@ -1244,10 +1265,34 @@ def _decoder_layer(g, module, x, example):
 
 
 @register_converter(TransformerEncoder)
-def _encoder(g, module, x, example):
+def _encoder(g, module, x, example, causal=False):
     for i, layer in enumerate(module.layers.modules):
-        x, example = g.convert(layer, x, example, position=f"layers.{i}")
+        if causal:  # the layer's own converter, told to mask the future
+            if type(layer) is not TransformerEncoderLayer:
+                g.refuse(module, f"a causal stack of {type(layer).__name__} layers")
+            with g.within(f"layers.{i}"):
+                x, example = _encoder_layer(g, layer, x, example, causal=True), layer.forward(example, is_causal=True)
+        else:
+            x, example = g.convert(layer, x, example, position=f"layers.{i}")
     return x if module.norm is None else g.convert(module.norm, x, example, position="norm")[0]
+
+
+@register_converter(CausalTransformerEncoder)
+def _causal_encoder(g, module, x, example):
+    """``models.CausalTransformerEncoder``: the stack with every self-attention causal."""
+    return _encoder(g, module, x, example, causal=True)
+
+
+@register_converter(StepLinear)
+def _step_linear(g, module, x, example):
+    return _dense(g, module, x)
+
+
+@register_converter(Mean)
+def _mean(g, module, x, example):
+    dims = module.dim if isinstance(module.dim, tuple) else (module.dim,)
+    axes = sorted(d % np.ndim(example) for d in dims)
+    return g.reduce("ReduceMean", x, axes, keepdims=int(module.keepdim))
 
 
 @register_converter(TransformerDecoder)
