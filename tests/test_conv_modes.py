@@ -10,7 +10,7 @@ from helpers import assert_close
 from layers_extra_common import check_parity
 
 import nnumpy
-from nnumpy import Conv1d, Conv2d
+from nnumpy import AvgPool1d, AvgPool2d, Conv1d, Conv2d, MaxPool1d, MaxPool2d
 
 torch.set_num_threads(1)
 MODES = ("zeros", "reflect", "replicate", "circular")
@@ -93,3 +93,72 @@ def test_conv_padding_mode_model_file_round_trip(tmp_path):
     x = np.random.default_rng(0).normal(size=(1, 2, 4, 4)).astype(np.float32)
     assert loaded.padding_mode == "replicate"
     np.testing.assert_array_equal(loaded.forward(x), m.forward(x))
+
+
+# ------------------------------------------------------------------ ceil_mode
+def _pool_configs(seed, count, nd):
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        k = tuple(int(v) for v in rng.integers(1, 5, nd))
+        s = tuple(int(v) for v in rng.integers(1, 4, nd))
+        p = tuple(int(rng.integers(0, ki // 2 + 1)) for ki in k)
+        size = tuple(int(v) for v in rng.integers(1, 9, nd))
+        if any(n + 2 * pi < ki for n, pi, ki in zip(size, p, k, strict=True)):
+            continue
+        one = nd == 1 or rng.random() < 0.3
+        kwargs = {"kernel_size": k[0] if one else k, "stride": s[0] if one else s, "padding": p[0] if one else p}
+        if one and (any(n + 2 * p[0] < k[0] for n in size) or p[0] > k[0] // 2):
+            continue
+        out.append((kwargs, (int(rng.integers(1, 3)), int(rng.integers(1, 3)), *size)))
+    return out
+
+
+POOL_2D = _pool_configs(0, 30, 2)
+POOL_1D = _pool_configs(1, 12, 1)
+POOLS = [
+    (2, "max", MaxPool2d, torch.nn.MaxPool2d),
+    (2, "avg", AvgPool2d, torch.nn.AvgPool2d),
+    (1, "max", MaxPool1d, torch.nn.MaxPool1d),
+    (1, "avg", AvgPool1d, torch.nn.AvgPool1d),
+]
+POOL_CASES = [
+    (ours, theirs, kwargs, shape, include)
+    for nd, kind, ours, theirs in POOLS
+    for kwargs, shape in (POOL_2D if nd == 2 else POOL_1D)
+    for include in ((True, False) if kind == "avg" else (None,))
+]
+
+
+@pytest.mark.parametrize(
+    "ours, theirs, kwargs, shape, include", POOL_CASES, ids=[str(i) for i in range(len(POOL_CASES))]
+)
+def test_pooling_ceil_mode_parity_with_torch(ours, theirs, kwargs, shape, include):
+    extra = {} if include is None else {"count_include_pad": include}
+    x = np.random.default_rng(len(POOL_CASES)).normal(size=shape)
+    for dtype in (np.float32, np.float64):
+        for ceil in (True, False):
+            m = ours(**kwargs, ceil_mode=ceil, **extra)
+            y, _ = check_parity(m, theirs(**kwargs, ceil_mode=ceil, **extra), x, dtype=dtype)
+
+
+@pytest.mark.parametrize("ours, theirs, kwargs, shape, include", POOL_CASES[::4])
+def test_pooling_ceil_mode_gradcheck(ours, theirs, kwargs, shape, include):
+    extra = {} if include is None else {"count_include_pad": include}
+    x = np.random.default_rng(5).permutation(np.prod(shape)).reshape(shape) / 7.0  # no ties for the maximum
+    nnumpy.gradcheck(ours(**kwargs, ceil_mode=True, **extra), x)
+
+
+def test_ceil_mode_keeps_the_partial_window_and_round_trips(tmp_path):
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    assert MaxPool2d(2, ceil_mode=True).forward(x)[0, 0].tolist() == [[6, 8, 9], [16, 18, 19], [21, 23, 24]]
+    assert AvgPool2d(2, ceil_mode=True).forward(x)[0, 0, 2].tolist() == [20.5, 22.5, 24.0]
+    # a last window that would start in the right padding is dropped (PyTorch's rule)
+    assert MaxPool1d(2, stride=2, padding=1, ceil_mode=True).forward(np.zeros((1, 1, 4), np.float32)).shape == (1, 1, 3)
+    m = AvgPool2d(3, 2, 1, True, False)  # PyTorch's positional order: ceil_mode before count_include_pad
+    assert m.ceil_mode and not m.count_include_pad
+    nnumpy.save_model(nnumpy.Sequential(m, MaxPool2d(2, ceil_mode=True)), tmp_path / "m.npz")
+    loaded = nnumpy.load_model(tmp_path / "m.npz")
+    assert loaded[0].ceil_mode and loaded[1].ceil_mode and "ceil_mode=True" in repr(loaded[1])
+    with pytest.raises(TypeError):
+        MaxPool2d(2, 2, 0, True)  # ceil_mode is keyword-only for MaxPool (PyTorch's 4th is dilation)

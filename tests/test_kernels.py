@@ -176,6 +176,26 @@ def test_maxpool_ties_go_to_the_first_maximum(sizes):
     np.testing.assert_array_equal(argmax, argmax_ref)
 
 
+@pytest.mark.parametrize("config", POOL, ids=[f"pool{i}" for i in range(len(POOL))])
+def test_pooling_ceil_mode_matches_reference(config, sizes):
+    shape, kernel, stride, padding, layout = config
+    r = np.random.default_rng(8)
+    x = channels_last(r, shape) if layout else r.standard_normal(shape)
+    y, argmax = pooling.maxpool2d_forward(x, kernel, stride, padding, ceil_mode=True)
+    y_ref, argmax_ref = pooling.maxpool2d_forward_reference(x, kernel, stride, padding, ceil_mode=True)
+    same(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    g = r.standard_normal(y.shape)
+    geometry = (x.shape, kernel, stride, padding)
+    same(pooling.maxpool2d_backward(g, argmax, *geometry, ceil_mode=True),
+         pooling.maxpool2d_backward_reference(g, argmax_ref, *geometry, ceil_mode=True))  # fmt: skip
+    for include in (True, False):
+        y, divisor = pooling.avgpool2d_forward(x, kernel, stride, padding, include, ceil_mode=True)
+        same(y, pooling.avgpool2d_forward_reference(x, kernel, stride, padding, include, ceil_mode=True))
+        same(pooling.avgpool2d_backward(g, divisor, *geometry, ceil_mode=True),
+             pooling.avgpool2d_backward_reference(g, *geometry, include, ceil_mode=True))  # fmt: skip
+
+
 # ------------------------------------------------------------------ element-wise and products
 @pytest.mark.parametrize("shape", [(1,), (7, 3), (5, 4, 3, 2)])
 def test_relu_matches_reference(shape, sizes):

@@ -3,7 +3,12 @@
 ``maxpool: y[n, c, i, j] = max_{p, q} xpad[n, c, i*sh + p, j*sw + q]`` (padding ``-inf``);
 ``avgpool: y[n, c, i, j] = sum_{p, q} xpad[n, c, i*sh + p, j*sw + q] / count`` (padding 0).
 Backward sends each window's gradient to its first maximum (as PyTorch), or
-``1/count`` of it to each of its elements. Floor mode throughout.
+``1/count`` of it to each of its elements. Floor mode, or ``ceil_mode``
+(PyTorch's: one more window where the input leaves a partial one, as long as
+it starts inside the input or the left padding): the padded input gets the
+few extra rows/columns at the bottom/right that the last window needs
+(``-inf`` or zeros), and the average's divisor counts only what lies inside
+the input and its padding.
 
 Each window offset ``(p, q)`` is one strided view of the padded input, so both
 compute with ``kh*kw`` whole-array operations (a loop over kernel offsets
@@ -19,6 +24,7 @@ from .parallel import parallel_for
 
 __all__ = [
     "pool_output_size",
+    "pool_pads",
     "maxpool2d_forward",
     "maxpool2d_backward",
     "avgpool2d_forward",
@@ -30,9 +36,27 @@ __all__ = [
 ]
 
 
-def pool_output_size(size, kernel, stride, padding):
-    """``floor((size + 2*padding - kernel) / stride) + 1`` per axis."""
-    return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(size, kernel, stride, padding, strict=True))
+def pool_output_size(size, kernel, stride, padding, ceil_mode=False):
+    """``floor((size + 2*padding - kernel) / stride) + 1`` per axis; with ``ceil_mode``
+    the ceiling, less one when that last window would start past the input and
+    the left padding (``(out - 1)*stride >= size + padding``), as PyTorch."""
+    out = []
+    for s, k, st, p in zip(size, kernel, stride, padding, strict=True):
+        o = -(-(s + 2 * p - k) // st) + 1 if ceil_mode else (s + 2 * p - k) // st + 1
+        if ceil_mode and (o - 1) * st >= s + p:
+            o -= 1
+        out.append(o)
+    return tuple(out)
+
+
+def pool_pads(size, kernel, stride, padding, ceil_mode=False):
+    """``((top, bottom), (left, right))``: ``padding`` on both sides, and at the
+    bottom/right what the last window of ``ceil_mode`` reaches past it."""
+    out = pool_output_size(size, kernel, stride, padding, ceil_mode)
+    return tuple(
+        (p, p + max(0, (o - 1) * st + k - (s + 2 * p)))
+        for s, k, st, p, o in zip(size, kernel, stride, padding, out, strict=True)
+    )
 
 
 def _window_slices(kernel, stride, out_size):
@@ -45,73 +69,93 @@ def _window_slices(kernel, stride, out_size):
 
 
 # ------------------------------------------------------------------ references
-def _windows_reference(x, kernel, stride, padding, value):
+def _windows_reference(x, kernel, stride, padding, value, ceil_mode=False):
     """The windows as one array ``(kh*kw, N, C, Ho, Wo)``, offset ``k = p*kw + q`` first."""
     xp = get_array_module(x)
-    (ph, pw) = padding
-    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
-    out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
+    pads = pool_pads(x.shape[2:], kernel, stride, padding, ceil_mode)
+    xpad = xp.pad(x, ((0, 0), (0, 0), *pads), constant_values=value)
+    out_size = pool_output_size(x.shape[2:], kernel, stride, padding, ceil_mode)
     return xp.stack([xpad[:, :, rows, cols] for _, rows, cols in _window_slices(kernel, stride, out_size)])
 
 
-def maxpool2d_forward_reference(x, kernel, stride, padding):
+def maxpool2d_forward_reference(x, kernel, stride, padding, ceil_mode=False):
     """``(y, argmax)``: each window's maximum and the offset of its first maximum."""
-    windows = _windows_reference(x, kernel, stride, padding, -get_array_module(x).inf)
+    windows = _windows_reference(x, kernel, stride, padding, -get_array_module(x).inf, ceil_mode)
     return windows.max(axis=0), windows.argmax(axis=0)
 
 
-def maxpool2d_backward_reference(grad_out, argmax, x_shape, kernel, stride, padding):
+def maxpool2d_backward_reference(grad_out, argmax, x_shape, kernel, stride, padding, ceil_mode=False):
     """``gradInput[window k] += grad_out * (argmax == k)`` over the offsets ``k``, padding cropped."""
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
     ph, pw = padding
-    gpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_out.dtype)
+    (_, bottom), (_, right) = pool_pads((h, w), kernel, stride, padding, ceil_mode)
+    gpad = xp.zeros((n, c, h + ph + bottom, w + pw + right), dtype=grad_out.dtype)
     for k, rows, cols in _window_slices(kernel, stride, grad_out.shape[2:]):
         gpad[:, :, rows, cols] += grad_out * (argmax == k)
     return gpad[:, :, ph : ph + h, pw : pw + w]
 
 
-def avgpool2d_forward_reference(x, kernel, stride, padding, count_include_pad=True):
-    """``y = sum(window) / count``; ``count`` counts the padding too unless ``count_include_pad`` is False."""
-    xp = get_array_module(x)
-    total = _windows_reference(x, kernel, stride, padding, 0).sum(axis=0)
+def _inside_mask(xp, size, pads, padding, count_include_pad, dtype):
+    """1 where a window's element counts towards its average, on the padded grid:
+    the input (and its ``padding`` when ``count_include_pad``), never the extra
+    rows/columns of ``ceil_mode``."""
+    (h, w), ((top, bottom), (left, right)), (ph, pw) = size, pads, padding
+    mask = xp.zeros((h + top + bottom, w + left + right), dtype=dtype)
     if count_include_pad:
-        return total / x.dtype.type(kernel[0] * kernel[1])
-    ones = xp.ones((1, 1, *x.shape[2:]), dtype=x.dtype)
-    return total / _windows_reference(ones, kernel, stride, padding, 0).sum(axis=0)
+        mask[: h + 2 * ph, : w + 2 * pw] = 1
+    else:
+        mask[ph : ph + h, pw : pw + w] = 1
+    return mask
 
 
-def avgpool2d_backward_reference(grad_out, x_shape, kernel, stride, padding, count_include_pad=True):
+def _count_reference(xp, size, kernel, stride, padding, count_include_pad, ceil_mode, dtype):
+    """Each window's divisor: how many of its elements ``_inside_mask`` counts."""
+    mask = _inside_mask(xp, size, pool_pads(size, kernel, stride, padding, ceil_mode), padding, count_include_pad,
+                        dtype)  # fmt: skip
+    out_size = pool_output_size(size, kernel, stride, padding, ceil_mode)
+    return xp.stack([mask[rows, cols] for _, rows, cols in _window_slices(kernel, stride, out_size)]).sum(axis=0)
+
+
+def avgpool2d_forward_reference(x, kernel, stride, padding, count_include_pad=True, ceil_mode=False):
+    """``y = sum(window) / count``; ``count`` counts the padding too unless ``count_include_pad``
+    is False, and never the extra rows/columns of ``ceil_mode``."""
+    xp = get_array_module(x)
+    total = _windows_reference(x, kernel, stride, padding, 0, ceil_mode).sum(axis=0)
+    return total / _count_reference(xp, x.shape[2:], kernel, stride, padding, count_include_pad, ceil_mode, x.dtype)
+
+
+def avgpool2d_backward_reference(grad_out, x_shape, kernel, stride, padding, count_include_pad=True,
+                                 ceil_mode=False):  # fmt: skip
     """``gradInput[window] += grad_out / count`` for every window, padding cropped."""
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
     ph, pw = padding
-    if count_include_pad:
-        share = grad_out / grad_out.dtype.type(kernel[0] * kernel[1])
-    else:
-        ones = xp.ones((1, 1, h, w), dtype=grad_out.dtype)
-        share = grad_out / _windows_reference(ones, kernel, stride, padding, 0).sum(axis=0)
-    gpad = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_out.dtype)
+    share = grad_out / _count_reference(xp, (h, w), kernel, stride, padding, count_include_pad, ceil_mode,
+                                        grad_out.dtype)  # fmt: skip
+    (_, bottom), (_, right) = pool_pads((h, w), kernel, stride, padding, ceil_mode)
+    gpad = xp.zeros((n, c, h + ph + bottom, w + pw + right), dtype=grad_out.dtype)
     for _, rows, cols in _window_slices(kernel, stride, grad_out.shape[2:]):
         gpad[:, :, rows, cols] += share
     return gpad[:, :, ph : ph + h, pw : pw + w]
 
 
 # ------------------------------------------------------------------ fast kernels
-def _padded(x, padding, value):
-    """``x`` (N, C, H, W) with ``padding = (ph, pw)`` of ``value`` on each side, in ``x``'s memory order."""
-    ph, pw = padding
-    if ph == pw == 0:
+def _padded(x, pads, value):
+    """``x`` (N, C, H, W) with ``pads = ((top, bottom), (left, right))`` of ``value``, in ``x``'s memory order."""
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
         return x
     xp = get_array_module(x)
     n, c, h, w = x.shape
+    hp, wp = h + top + bottom, w + left + right
     # allocate channels-last when x is, so the views below stay cache-friendly
     channels_last = x.strides[1] < x.strides[3]
-    shape = (n, h + 2 * ph, w + 2 * pw, c) if channels_last else (n, c, h + 2 * ph, w + 2 * pw)
+    shape = (n, hp, wp, c) if channels_last else (n, c, hp, wp)
     out = xp.full(shape, value, dtype=x.dtype)
     if channels_last:
         out = out.transpose(0, 3, 1, 2)
-    out[:, :, ph : ph + h, pw : pw + w] = x
+    out[:, :, top : top + h, left : left + w] = x
     return out
 
 
@@ -155,14 +199,14 @@ def _maxpool_piece(xpad, y, argmax, slices, itype):
         xp.maximum(y, window, out=y)
 
 
-def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True):
+def maxpool2d_forward(x, kernel, stride, padding, with_argmax=True, ceil_mode=False):
     """``maxpool2d_forward_reference``: ``(y, argmax)`` with ``argmax`` the
     flat offset ``p*kw + q`` of each window's first maximum as uint8 (int32
     for windows of 256 values and more), or None when ``with_argmax`` is
     False (inference). Batch pieces run on nnumpy's threads."""
     xp = get_array_module(x)
-    xpad = _padded(x, padding, -xp.inf)
-    out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
+    xpad = _padded(x, pool_pads(x.shape[2:], kernel, stride, padding, ceil_mode), -xp.inf)
+    out_size = pool_output_size(x.shape[2:], kernel, stride, padding, ceil_mode)
     slices = list(_window_slices(kernel, stride, out_size))
     itype = xp.uint8 if len(slices) < 256 else xp.int32
     # empty_like keeps the strided view's memory order (channels-last from Conv2d)
@@ -182,7 +226,7 @@ def _memory_order(a):
     return tuple(sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis])))
 
 
-def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
+def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding, ceil_mode=False):
     """``maxpool2d_backward_reference``; windows that tile the input write
     their offset's share straight into place (no zero fill), and batch pieces
     run on nnumpy's threads."""
@@ -198,8 +242,10 @@ def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
         like = xp.empty_like(argmax, dtype=grad_out.dtype)
     overlap = any(k > s for k, s in zip(kernel, stride, strict=True))
     # windows that tile the padded input exactly write every element once: no zero fill
-    tiles = not overlap and kernel == stride and (h + 2 * ph, w + 2 * pw) == (ho * kernel[0], wo * kernel[1])
-    gpad = xp.empty((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
+    (_, bottom), (_, right) = pool_pads((h, w), kernel, stride, padding, ceil_mode)
+    hp, wp = h + ph + bottom, w + pw + right
+    tiles = not overlap and kernel == stride and (hp, wp) == (ho * kernel[0], wo * kernel[1])
+    gpad = xp.empty((n, hp, wp, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
     windows = list(_window_slices(kernel, stride, (ho, wo)))
 
     def piece(lo, hi):
@@ -219,43 +265,45 @@ def maxpool2d_backward(grad_out, argmax, x_shape, kernel, stride, padding):
     return gpad[:, :, ph : ph + h, pw : pw + w]
 
 
-def avgpool2d_forward(x, kernel, stride, padding, count_include_pad=True):
+def avgpool2d_forward(x, kernel, stride, padding, count_include_pad=True, ceil_mode=False):
     """``y = sum(window) / count``, ``count = kh*kw`` or the number of
     non-padding elements of each window (``count_include_pad=False``);
     returns ``(y, divisor)``. A running sum over the window offsets, in the
     input's memory order."""
     xp = get_array_module(x)
-    xpad = _padded(x, padding, 0)
-    out_size = pool_output_size(x.shape[2:], kernel, stride, padding)
+    pads = pool_pads(x.shape[2:], kernel, stride, padding, ceil_mode)
+    xpad = _padded(x, pads, 0)
+    out_size = pool_output_size(x.shape[2:], kernel, stride, padding, ceil_mode)
     slices = list(_window_slices(kernel, stride, out_size))
     _, rows, cols = slices[0]
     y = xpad[:, :, rows, cols].copy(order="K")
     for _, rows, cols in slices[1:]:
         y += xpad[:, :, rows, cols]
-    divisor = _avg_divisor(xp, x.shape[2:], kernel, stride, padding, out_size, count_include_pad, x.dtype)
+    divisor = _avg_divisor(xp, x.shape[2:], kernel, stride, padding, pads, out_size, count_include_pad, x.dtype)
     y /= divisor
     return y, divisor
 
 
-def _avg_divisor(xp, size, kernel, stride, padding, out_size, count_include_pad, dtype):
-    if count_include_pad or padding == (0, 0):
+def _avg_divisor(xp, size, kernel, stride, padding, pads, out_size, count_include_pad, dtype):
+    """``kh*kw`` where every window lies inside what counts, else one count per window."""
+    ceil_extra = any(hi > p for (_, hi), p in zip(pads, padding, strict=True))
+    if not ceil_extra and (count_include_pad or padding == (0, 0)):
         return dtype.type(kernel[0] * kernel[1])
-    ph, pw = padding
-    ones = xp.zeros((size[0] + 2 * ph, size[1] + 2 * pw), dtype=dtype)
-    ones[ph : ph + size[0], pw : pw + size[1]] = 1
+    ones = _inside_mask(xp, size, pads, padding, count_include_pad, dtype)
     count = xp.zeros(out_size, dtype=dtype)
     for _, rows, cols in _window_slices(kernel, stride, out_size):
         count += ones[rows, cols]
     return count
 
 
-def avgpool2d_backward(grad_out, divisor, x_shape, kernel, stride, padding):
+def avgpool2d_backward(grad_out, divisor, x_shape, kernel, stride, padding, ceil_mode=False):
     """``gradInput[window] += grad_out / count`` for every window, padding cropped."""
     xp = get_array_module(grad_out)
     n, c, h, w = x_shape
     ph, pw = padding
     share = grad_out / divisor
-    gpad = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
+    (_, bottom), (_, right) = pool_pads((h, w), kernel, stride, padding, ceil_mode)
+    gpad = xp.zeros((n, h + ph + bottom, w + pw + right, c), dtype=grad_out.dtype).transpose(0, 3, 1, 2)
     for _, rows, cols in _window_slices(kernel, stride, grad_out.shape[2:]):
         gpad[:, :, rows, cols] += share
     return gpad[:, :, ph : ph + h, pw : pw + w]

@@ -6,7 +6,8 @@ maximum (as PyTorch) or shares it evenly. The kernels
 (``nnumpy.kernels.pooling``, beside plain references) work with one strided
 view per window offset, keep the input's memory order and split the batch
 over nnumpy's threads. The 1-D layers are the 2-D ones with a unit height.
-Floor mode throughout.
+Floor mode by default; ``ceil_mode=True`` adds the last, partial window
+wherever it starts inside the input or the left padding (PyTorch's rule).
 """
 
 from .._checks import check_input
@@ -23,9 +24,10 @@ class _Pool2d(Module):
 
     _nd = 2
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         name, nd = type(self).__name__, self._nd
+        self.ceil_mode = bool(ceil_mode)
         self.kernel_size = int_tuple(name, "kernel_size", kernel_size, nd)
         self.stride = self.kernel_size if stride is None else int_tuple(name, "stride", stride, nd)
         self.padding = int_tuple(name, "padding", padding, nd, minimum=0)
@@ -66,12 +68,14 @@ class _Pool2d(Module):
         x = self._as_2d(input)
         if self._saved is None:  # evaluate mode skipped what backward needs: recompute it
             self._saved = self._forward(x, *self._geometry(), need_backward=True)[1]
-        g = self._backward_kernel(self._as_2d(gradOutput), self._saved, x.shape, *self._geometry())
+        g = self._backward_kernel(self._as_2d(gradOutput), self._saved, x.shape, *self._geometry(),
+                                  ceil_mode=self.ceil_mode)  # fmt: skip
         self.gradInput = self._from_2d(g)
         return self.gradInput
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return text + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class MaxPool2d(_Pool2d):
@@ -82,11 +86,17 @@ class MaxPool2d(_Pool2d):
         stride: an int or ``(sh, sw)``; defaults to ``kernel_size``.
         padding: implicit ``-inf`` on each side, an int or ``(ph, pw)`` (0),
             at most half the kernel.
+        ceil_mode: keyword only (PyTorch's fourth and fifth arguments,
+            ``dilation`` and ``return_indices``, are not implemented). False:
+            trailing rows/columns that fill no window are dropped; True: the
+            last, partial window is kept when it starts inside the input or
+            the left padding (as PyTorch).
 
     Shape:
         Input ``(N, C, H, W)``; output ``(N, C, Ho, Wo)`` with
-        ``Ho = floor((H + 2*ph - kh) / sh) + 1``, ``Wo = floor((W + 2*pw - kw) / sw) + 1``
-        (PyTorch's floor mode: trailing rows/columns that fill no window are dropped).
+        ``Ho = floor((H + 2*ph - kh) / sh) + 1``, ``Wo = floor((W + 2*pw - kw) / sw) + 1``;
+        ``ceil_mode``: ``ceil`` instead of ``floor``, less one where
+        ``(Ho - 1)*sh >= H + ph`` (the last window would start in the right padding).
 
     Attributes:
         kernel_size, stride, padding: 2-tuples.
@@ -102,14 +112,19 @@ class MaxPool2d(_Pool2d):
         [[5.0, 7.0], [13.0, 15.0]]
         >>> MaxPool2d(3, stride=2, padding=1).forward(np.zeros((2, 3, 7, 5), np.float32)).shape
         (2, 3, 4, 3)
+        >>> MaxPool2d(2, ceil_mode=True).forward(np.zeros((2, 3, 7, 5), np.float32)).shape
+        (2, 3, 4, 3)
     """
 
     _backward_kernel = staticmethod(maxpool2d_backward)
 
+    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+
     def _forward(self, x, kernel, stride, padding, need_backward=None):
         # the argmax is only needed for backward: skipped in evaluate mode
         with_argmax = self.training if need_backward is None else need_backward
-        return maxpool2d_forward(x, kernel, stride, padding, with_argmax)
+        return maxpool2d_forward(x, kernel, stride, padding, with_argmax, ceil_mode=self.ceil_mode)
 
 
 class AvgPool2d(_Pool2d):
@@ -117,12 +132,15 @@ class AvgPool2d(_Pool2d):
 
     Args:
         kernel_size, stride, padding: as ``MaxPool2d`` (zero padding).
+        ceil_mode: keep the last, partial window (as ``MaxPool2d``; False).
         count_include_pad: divide by ``kh*kw`` even where the window covers
             padding (True, PyTorch's default); False divides by the number
-            of real elements.
+            of real elements. A partial window of ``ceil_mode`` divides by
+            what it covers of the input and its padding (as PyTorch).
 
     Shape:
-        As ``MaxPool2d``: ``Ho = floor((H + 2*ph - kh) / sh) + 1``, same for ``Wo``.
+        As ``MaxPool2d``: ``Ho = floor((H + 2*ph - kh) / sh) + 1``, same for
+        ``Wo``; ``ceil`` with ``ceil_mode``, less one where ``(Ho - 1)*sh >= H + ph``.
 
     Attributes:
         kernel_size, stride, padding: 2-tuples; count_include_pad.
@@ -137,12 +155,12 @@ class AvgPool2d(_Pool2d):
 
     _backward_kernel = staticmethod(avgpool2d_backward)
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
-        super().__init__(kernel_size, stride, padding)
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
     def _forward(self, x, kernel, stride, padding, need_backward=None):
-        return avgpool2d_forward(x, kernel, stride, padding, self.count_include_pad)
+        return avgpool2d_forward(x, kernel, stride, padding, self.count_include_pad, ceil_mode=self.ceil_mode)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.count_include_pad else ", count_include_pad=False")
