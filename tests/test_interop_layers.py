@@ -149,19 +149,55 @@ def test_proj_size_lstm_maps_by_name():
 
 def test_register_torch_names_for_a_module_of_yours():
     class Scale(nn.Module):
-        """y = x * weight, PyTorch-style name."""
+        """y = x * log_scale.exp(), named as a torch module of yours names it."""
 
-        _parameters = (("weight", "gradWeight"),)
+        _parameters = (("log_scale", "grad_log_scale"),)
 
         def __init__(self):
             super().__init__()
-            self.weight = np.ones(3, np.float32)
-            self.gradWeight = np.zeros(3, np.float32)
+            self.log_scale = np.zeros(3, np.float32)
+            self.grad_log_scale = np.zeros(3, np.float32)
 
     with pytest.raises(ValueError, match="no PyTorch counterpart.*register_torch_names"):
         to_torch_state_dict(nn.Sequential(Scale()))
     register_torch_names(Scale)
-    state = to_torch_state_dict(nn.Sequential(Scale()))
-    assert list(state) == ["0.weight"]
-    model = load_torch_state_dict(nn.Sequential(Scale()), {"0.weight": np.full(3, 2.0)})
-    np.testing.assert_array_equal(model[0].weight, np.full(3, 2.0, np.float32))
+    assert list(to_torch_state_dict(nn.Sequential(Scale()))) == ["0.log_scale"]
+    model = load_torch_state_dict(nn.Sequential(Scale()), {"0.log_scale": np.full(3, 2.0)})
+    np.testing.assert_array_equal(model[0].log_scale, np.full(3, 2.0, np.float32))
+
+
+def test_pytorch_usual_names_need_no_registration():
+    """A layer whose arrays are all weight / bias (a ConvTranspose, a layer of
+    yours) moves by name without being listed."""
+
+    class Gain(nn.Module):
+        _parameters = (("weight", "gradWeight"), ("bias", "gradBias"))
+
+        def __init__(self):
+            super().__init__()
+            self.weight, self.bias = np.ones(4, np.float32), np.zeros(4, np.float32)
+            self.gradWeight, self.gradBias = np.zeros(4, np.float32), np.zeros(4, np.float32)
+
+    theirs = tnn.Sequential(tnn.Linear(3, 4), tnn.LayerNorm(4))
+    ours = load_torch_state_dict(nn.Sequential(nn.Linear(3, 4), Gain()), randomize(theirs).state_dict())
+    np.testing.assert_array_equal(ours[1].bias, theirs[1].bias.detach().numpy())
+    assert list(to_torch_state_dict(ours)) == list(theirs.state_dict())
+
+
+class TorchCharLSTM(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = tnn.Embedding(20, 8)
+        self.lstm = tnn.LSTM(8, 16, num_layers=2, batch_first=True)
+        self.out = tnn.Linear(16, 20)
+
+    def forward(self, ids):
+        return self.out(self.lstm(self.emb(ids))[0])
+
+
+def test_character_lstm_with_step_linear():
+    from nnumpy.models import char_lstm
+
+    ids = np.random.default_rng(0).integers(0, 20, size=(3, 9))
+    both_ways(char_lstm(20, 8, 16, num_layers=2, rng=0), randomize(TorchCharLSTM()), [ids], lambda m, x: m(x),
+              like=True)

@@ -20,7 +20,7 @@ told from the names and shapes on the torch side:
 =====================================  ====================================
 PyTorch (``state_dict`` names)          nnumpy
 =====================================  ====================================
-Linear (weight 2-D, bias)               Linear (``W``, ``b``)
+Linear (weight 2-D, bias)               Linear, models.StepLinear (``W``, ``b``)
 Conv1d / Conv2d (weight 3-D / 4-D)      Conv1d / Conv2d (``W``, ``b``)
 BatchNorm1d/2d (weight, bias,           BatchNorm1d/2d (``weight``, ``bias``,
 running_mean, running_var)              ``running_mean``, ``running_var``)
@@ -34,9 +34,12 @@ cells), MultiheadAttention              names (``weight_ih_l0``,
                                         ``in_proj_weight``, ...)
 =====================================  ====================================
 
-The last row is a rule, not a list: every layer in ``TORCH_NAMED`` pairs
+The last row is a rule, not a list: every layer in ``TORCH_NAMED``, and
+every layer whose arrays are all named ``weight`` / ``bias`` /
+``running_mean`` / ``running_var`` (ConvTranspose, a layer of yours), pairs
 with the torch module of the same position whose array names and shapes are
-its own (``register_torch_names(cls)`` adds a class of yours).
+its own (``register_torch_names(cls)`` adds a class with other PyTorch
+names). ``nnumpy.models.StepLinear`` pairs with a torch Linear.
 MultiheadAttention's ``out_proj`` is a Linear (``out_proj.weight``), so
 Transformer layers, stacks and ``Transformer`` itself map key for key: the
 positions nnumpy gives (``encoder.layers.0.self_attn.out_proj``) are
@@ -66,6 +69,7 @@ from ..layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, Layer
 from ..layers.linear import Linear
 from ..layers.normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
 from ..layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from ..models import StepLinear
 
 __all__ = ["load_torch_state_dict", "to_torch_state_dict", "register_torch_names", "TORCH_NAMED"]
 
@@ -102,8 +106,17 @@ def register_torch_names(cls):
     return cls
 
 
+_PYTORCH_NAMES = {"weight", "bias", "running_mean", "running_var"}
+
+
 def _torch_named(module):
-    return isinstance(module, tuple(TORCH_NAMED))
+    """In ``TORCH_NAMED``, or every array has one of PyTorch's usual names
+    (``weight``, ``bias``, ``running_mean``, ``running_var``: ConvTranspose, ...)."""
+    if isinstance(module, tuple(TORCH_NAMED)):
+        return True
+    names = {p for p, _ in module.own_parameter_pairs()}
+    names |= {b for b in module.own_buffer_names() if getattr(module, b, None) is not None}
+    return bool(names) and names <= _PYTORCH_NAMES
 
 
 def _to_numpy(value):
@@ -159,11 +172,12 @@ def _nnumpy_units(model):
             if module.weight is not None:
                 mapping.update(weight=(module, "weight"), bias=(module, "bias"))
             units.append((position, "BatchNorm", mapping))
-        elif isinstance(module, (Linear, Conv1d, Conv2d)):
+        elif isinstance(module, (Linear, StepLinear, Conv1d, Conv2d)):
             mapping = {"weight": (module, "W")}
             if module.b is not None:
                 mapping["bias"] = (module, "b")
-            kind = "Linear" if isinstance(module, Linear) else {3: "Conv1d", 4: "Conv2d"}.get(module.W.ndim, "Conv")
+            convs = {3: "Conv1d", 4: "Conv2d"}
+            kind = "Linear" if isinstance(module, (Linear, StepLinear)) else convs.get(module.W.ndim, "Conv")
             units.append((position, kind, mapping))
         elif _holds_arrays(module) and _torch_named(module):
             names = [p for p, _ in module.own_parameter_pairs()]
