@@ -59,6 +59,48 @@ def _clone(module):
     return copy.deepcopy(module, memo)
 
 
+def _reported(module):
+    """The parameter shapes a module (or a file's not yet built ``ModuleConfig``) reports, or None."""
+    if isinstance(module, Module):
+        return type(module).parameter_shapes(module.get_config())
+    return module.parameter_shapes()
+
+
+def _prefixed(prefix, shapes):
+    return None if shapes is None else {f"{prefix}.{k}": v for k, v in shapes.items()}
+
+
+def _layer_shapes(config, decoder):
+    """The parameter shapes of a Transformer{Encoder,Decoder}Layer of ``config``."""
+    d, ff, bias = config["d_model"], config.get("dim_feedforward", 2048), config.get("bias", True)
+    attention = MultiheadAttention.parameter_shapes({"embed_dim": d, "num_heads": config["nhead"], "bias": bias})
+    shapes = _prefixed("self_attn", attention)
+    if decoder:
+        shapes.update(_prefixed("multihead_attn", attention))
+    shapes.update(_prefixed("linear1", Linear.parameter_shapes({"n_in": d, "n_out": ff, "bias": bias})))
+    shapes.update(_prefixed("linear2", Linear.parameter_shapes({"n_in": ff, "n_out": d, "bias": bias})))
+    norm = LayerNorm.parameter_shapes({"normalized_shape": d, "bias": bias})
+    for name in ("norm1", "norm2", "norm3") if decoder else ("norm1", "norm2"):
+        shapes.update(_prefixed(name, norm))
+    return shapes
+
+
+def _stack_shapes(layer, num_layers, norm=None):
+    """``layers.<i>.*``: ``num_layers`` copies of ``layer``'s shapes (and ``norm.*`` when given)."""
+    if not 0 < num_layers <= 4096:
+        raise ValueError(f"num_layers must be in [1, 4096], got {num_layers!r}")
+    one = _reported(layer)
+    if one is None:
+        return None
+    shapes = {f"layers.{i}.{k}": v for i in range(num_layers) for k, v in one.items()}
+    if norm is not None:
+        extra = _reported(norm)
+        if extra is None:
+            return None
+        shapes.update(_prefixed("norm", extra))
+    return shapes
+
+
 def _back(child, input, grad, need=True):
     return child_backward(child, input, grad, need)
 
@@ -227,6 +269,11 @@ class TransformerEncoderLayer(_Layer):
         (3, 5, 8)
     """
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """self_attn, linear1, linear2, norm1, norm2, from ``config`` alone."""
+        return _layer_shapes(config, decoder=False)
+
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
                  batch_first=False, norm_first=False, bias=True, dtype=DEFAULT_DTYPE, rng=None):
         super().__init__()
@@ -306,6 +353,11 @@ class TransformerDecoderLayer(_Layer):
         >>> [g.shape for g in layer.backward((tgt, memory), np.ones((4, 2, 8), np.float32))]
         [(4, 2, 8), (6, 2, 8)]
     """
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """self_attn, multihead_attn, linear1, linear2, norm1-3, from ``config`` alone."""
+        return _layer_shapes(config, decoder=True)
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", layer_norm_eps=1e-5,
                  batch_first=False, norm_first=False, bias=True, dtype=DEFAULT_DTYPE, rng=None):
@@ -416,6 +468,11 @@ class TransformerEncoder(_Stack):
         (5, 3, 8)
     """
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``num_layers`` copies of ``encoder_layer`` (``norm`` reports its own)."""
+        return _stack_shapes(config["encoder_layer"], config["num_layers"])
+
     def __init__(self, encoder_layer, num_layers, norm=None):
         super().__init__()
         self._build(encoder_layer, num_layers, norm, TransformerEncoderLayer)
@@ -457,6 +514,11 @@ class TransformerDecoder(_Stack):
         >>> dec.forward((np.ones((4, 2, 8), np.float32), np.ones((6, 2, 8), np.float32))).shape
         (4, 2, 8)
     """
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``num_layers`` copies of ``decoder_layer`` (``norm`` reports its own)."""
+        return _stack_shapes(config["decoder_layer"], config["num_layers"])
 
     def __init__(self, decoder_layer, num_layers, norm=None):
         super().__init__()
@@ -531,6 +593,24 @@ class Transformer(_Block):
         >>> model.forward((src, tgt), tgt_mask=Transformer.generate_square_subsequent_mask(4)).shape
         (4, 2, 8)
     """
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """The encoder and decoder stacks it builds (custom ones report their own)."""
+        d, bias = config.get("d_model", 512), config.get("bias", True)
+        layer = {"d_model": d, "nhead": config.get("nhead", 8), "bias": bias,
+                 "dim_feedforward": config.get("dim_feedforward", 2048)}
+        norm = {"normalized_shape": d, "bias": bias}
+        shapes = {}
+        for part, decoder in (("encoder", False), ("decoder", True)):
+            if config.get(f"custom_{part}") is None:
+                n = config.get(f"num_{part}_layers", 6)
+                if not 0 < n <= 4096:
+                    raise ValueError(f"num_{part}_layers must be in [1, 4096], got {n!r}")
+                one = _layer_shapes(layer, decoder)
+                shapes.update({f"{part}.layers.{i}.{k}": v for i in range(n) for k, v in one.items()})
+                shapes.update(_prefixed(f"{part}.norm", LayerNorm.parameter_shapes(norm)))
+        return shapes
 
     def __init__(self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048,
                  dropout=0.1, activation="relu", custom_encoder=None, custom_decoder=None, layer_norm_eps=1e-5,
@@ -652,6 +732,11 @@ class SinusoidalPositionalEncoding(_PositionalEncoding):
         [[0.0, 1.0, 0.0, 1.0], [0.841, 0.54, 0.01, 1.0]]
     """
 
+    @classmethod
+    def parameter_shapes(cls, config):
+        """No state; its constant table ``pe`` (``(max_len, d_model)``, not saved) counts."""
+        return {"~pe": (config.get("max_len", 5000), config["d_model"])}
+
     def __init__(self, d_model, max_len=5000, batch_first=False):
         super().__init__()
         self.d_model = check_positive_int("SinusoidalPositionalEncoding", "d_model", d_model)
@@ -694,6 +779,11 @@ class LearnedPositionalEncoding(_PositionalEncoding):
         >>> pos.forward(np.zeros((2, 28, 8), np.float32)).shape
         (2, 28, 8)
     """
+
+    @classmethod
+    def parameter_shapes(cls, config):
+        """``weight``: ``(max_len, d_model)``."""
+        return {"weight": (config.get("max_len", 512), config["d_model"])}
 
     _parameters = (("weight", "gradWeight"),)
 
