@@ -222,3 +222,21 @@ def test_from_config_refuses_unknown_keys_and_build_module_checks_first():
     spec["config"]["modules"][0]["__module__"]["config"]["n_out"] = "many"
     with pytest.raises(ModelFileError, match="Linear"):
         build_module(spec)
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_files_written_by_the_previous_release_load():
+    """tests/data/*_v1.npz were written by nnumpy before format 2 (its
+    save_model and save_checkpoint, see the commit that added them)."""
+    assert read_metadata(DATA / "model_v1.npz")["format_version"] == 1
+    net = load_model(DATA / "model_v1.npz")
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    assert np.array_equal(net.evaluate().forward(x), np.load(DATA / "expected_v1.npy"))
+    assert net[1].momentum == 0.3 and net[2].slope == 0.2 and net[3].p == 0.25
+    assert net[4].frozen and net[4][0].frozen and not net[0].frozen
+    ckpt = load_checkpoint(DATA / "checkpoint_v1.npz")
+    optimizer = nnumpy.io.restore_optimizer(ckpt)
+    assert (ckpt.epoch, ckpt.step, type(optimizer).__name__, optimizer.lr) == (2, 7, "Adam", 0.01)
+    assert np.array_equal(ckpt.model.evaluate().forward(x), np.load(DATA / "expected_v1.npy"))
