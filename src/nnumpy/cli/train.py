@@ -11,12 +11,12 @@ from pathlib import Path
 from .. import backend
 from .. import distributed as dist
 from ..data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, Augment, train_val_split
-from ..io import atomic_write, load_checkpoint, save_model
+from ..io import atomic_write, load_checkpoint, read_metadata, save_model
 from ..models import FIXED, MODELS, RECIPES, Recipe, make_schedule
 from ..plots import plot_confusion_matrix, plot_history
 from ..summary import summary
 from ..training import ModelCheckpoint, classification_report, confusion_matrix, evaluate, fit, get_optimizer
-from .charlm import cmd_train_charlm
+from .charlm import cmd_train_charlm, is_char_model
 from .common import EXIT_INTERRUPTED, CommandError, class_names, is_main_process, load_data, prepare, printer
 
 __all__ = ["cmd_train"]
@@ -76,7 +76,7 @@ def _train_config(args, ckpt):
 
 
 def cmd_train(args):
-    if args.model == "charlm":
+    if args.model == "charlm" or (args.resume and is_char_model(read_metadata(args.resume))):
         return cmd_train_charlm(args)
     if dist.is_distributed() and not args.distributed:
         raise CommandError(f"running on {dist.size()} MPI ranks: add --distributed to train data-parallel")
