@@ -502,8 +502,12 @@ class Module(SeedModuleDialect):
         files check these against the file's tensors before building anything
         (a class that returns None is built only after every other check).
 
-        Modules inside ``config`` are given as objects with ``cls`` and
-        ``config`` attributes (not built). The default: ``{}`` for a class that
+        An array the constructor computes that the file does not hold (a
+        constant table) is listed as ``"~name"``: it counts against the
+        loader's allocation budget but needs no tensor. Modules inside
+        ``config`` are given as objects with ``cls`` and ``config`` attributes
+        and a ``parameter_shapes()`` method (not built); a module given in the
+        configuration reports its own arrays. The default: ``{}`` for a class that
         declares no parameters and no buffers and whose children, if any, are
         the modules of its configuration (``_children_from_config``); None
         otherwise. A class with parameters overrides it.
