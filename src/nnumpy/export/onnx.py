@@ -836,8 +836,14 @@ def _tuple(value, n):
 @register_converter(Conv2d)
 def _conv(g, module, x, example):
     n = module.W.ndim - 2
-    if getattr(module, "padding_mode", "zeros") not in ("zeros", None):
-        g.refuse(module, f"padding_mode={module.padding_mode!r} (only 'zeros' is exported)")
+    pads = _onnx_pads(module.pads)
+    mode = getattr(module, "padding_mode", "zeros")
+    if mode == "circular":
+        g.refuse(module, "padding_mode='circular' (ONNX's Pad has no wrap-around mode before opset 19)")
+    if mode != "zeros":  # the input padded first (reflect / edge), then an unpadded convolution
+        x = g.node("Pad", [x, g.ints("pads", [0, 0] + pads[:n] + [0, 0] + pads[n:])],
+                   mode={"reflect": "reflect", "replicate": "edge"}[mode])
+        pads = [0] * (2 * n)
     inputs = [x, g.constant("W", module.W)]
     if getattr(module, "b", None) is not None:
         inputs.append(g.constant("b", module.b))
@@ -847,7 +853,7 @@ def _conv(g, module, x, example):
         kernel_shape=list(module.W.shape[2:]),
         strides=list(_tuple(module.stride, n)),
         dilations=list(_tuple(module.dilation, n)),
-        pads=_onnx_pads(module.pads),
+        pads=pads,
         group=int(module.groups),
     )
 
