@@ -72,6 +72,10 @@ LAYERS = [
     ("AdaptiveAvgPool2d-None", lambda: nn.AdaptiveAvgPool2d((None, 2)), (3, 5, 4)),
     ("AdaptiveMaxPool2d-1", lambda: nn.AdaptiveMaxPool2d((1, 1)), (3, 5, 7)),
     ("AdaptiveMaxPool2d-div", lambda: nn.AdaptiveMaxPool2d(2), (3, 4, 6)),
+    ("AdaptiveAvgPool2d-uneven", lambda: nn.AdaptiveAvgPool2d((3, 4)), (2, 7, 5)),
+    ("AdaptiveAvgPool2d-uneven-None", lambda: nn.AdaptiveAvgPool2d((None, 3)), (2, 5, 7)),
+    ("AdaptiveMaxPool2d-uneven", lambda: nn.AdaptiveMaxPool2d((3, 4)), (2, 7, 5)),
+    ("AdaptiveMaxPool2d-grow", lambda: nn.AdaptiveMaxPool2d((5, 2)), (2, 3, 5)),
     ("ZeroPad2d", lambda: nn.ZeroPad2d((1, 2, 0, 3)), (2, 3, 4)),
     ("ZeroPad2d-crop", lambda: nn.ZeroPad2d((-1, 1, 1, -1)), (2, 3, 4)),
     ("ReflectionPad2d", lambda: nn.ReflectionPad2d((2, 1, 1, 2)), (2, 3, 4)),
@@ -113,8 +117,8 @@ def test_a_small_unet_like_graph():
 
 def test_refusals_name_the_module():
     export = nn.onnx.export
-    with pytest.raises(nn.onnx.ExportError, match=r"AdaptiveAvgPool2d.*model\[1\].*not divisible"):
-        export(nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(2)), np.zeros((1, 3, 5, 4), np.float32))
+    with pytest.raises(nn.onnx.ExportError, match=r"AdaptiveAvgPool2d.*model\[1\].*\(N, C, H, W\)"):
+        export(nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(2)), np.zeros((1, 5, 4), np.float32))
     with pytest.raises(nn.onnx.ExportError, match="batch axis"):
         export(nn.Unflatten(0, (1, 1)), np.zeros((1, 3), np.float32))
     assert issubclass(nn.onnx.ExportError, ValueError)

@@ -6,8 +6,9 @@ mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
 ``register_converter`` below) holds:
 
 - layers: Linear -> Gemm; Conv1d/Conv2d -> Conv; Max/AvgPool -> MaxPool /
-  AveragePool; GlobalAvgPool2d, AdaptiveAvg/MaxPool2d (output 1, or an input
-  size divisible by the output) -> Global*Pool / *Pool; BatchNorm* ->
+  AveragePool; GlobalAvgPool2d, AdaptiveAvg/MaxPool2d -> Global*Pool (output
+  1), *Pool (an input divisible by the output), else MatMul with the
+  averaging matrices / Gather + ReduceMax over the bins; BatchNorm* ->
   BatchNormalization; LayerNorm -> LayerNormalization (opset 17+, else its
   formula); GroupNorm, InstanceNorm1d/2d -> their formulas /
   InstanceNormalization; ZeroPad2d / ReflectionPad2d / ReplicationPad2d -> Pad;
@@ -102,7 +103,7 @@ from ..layers.activation import (
     Tanh,
     Tanhshrink,
 )
-from ..layers.adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d
+from ..layers.adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, averaging_matrix, bin_positions
 from ..layers.attention import MultiheadAttention
 from ..layers.conv import Conv1d, Conv2d
 from ..layers.dropout import Dropout, Dropout2d
@@ -912,28 +913,45 @@ def _global_avgpool(g, module, x, example):
     return pooled if getattr(module, "keepdims", False) else g.node("Flatten", [pooled], axis=1)
 
 
-def _adaptive(global_op, op):
+def _adaptive(global_op, op, uneven):
     """Output 1x1: the global pooling; an input size divisible by the output:
-    the plain pooling with kernel = stride = in / out (the same windows)."""
+    the plain pooling with kernel = stride = in / out (the same windows); other
+    sizes: ``uneven(g, x, (h, w), (oh, ow))``, exact over PyTorch's bins."""
 
     def convert(g, module, x, example):
         if np.ndim(example) != 4:
             g.refuse(module, f"expected a batched (N, C, H, W) input, got shape {np.shape(example)}")
         h, w = np.shape(example)[2:]
-        oh, ow = (h if o is None else o for o, h in zip(module.output_size, (h, w), strict=True))
+        oh, ow = (size if o is None else o for o, size in zip(module.output_size, (h, w), strict=True))
         if (oh, ow) == (1, 1):
             return g.node(global_op, [x])
         if h % oh or w % ow:
-            g.refuse(module, f"input {h}x{w} is not divisible by the output {oh}x{ow}: the windows overlap "
-                             "unevenly and ONNX has no adaptive pooling")
+            return uneven(g, x, (h, w), (oh, ow))
         kernel = [h // oh, w // ow]
         return g.node(op, [x], kernel_shape=kernel, strides=kernel)
 
     return convert
 
 
-register_converter(AdaptiveAvgPool2d)(_adaptive("GlobalAveragePool", "AveragePool"))
-register_converter(AdaptiveMaxPool2d)(_adaptive("GlobalMaxPool", "MaxPool"))
+def _uneven_average(g, x, sizes, outputs):
+    """``A_h @ x @ A_w^T`` with the averaging matrices of the bins (as the layer computes it)."""
+    (h, w), (oh, ow) = sizes, outputs
+    rows = g.node("MatMul", [g.constant("A_h", averaging_matrix(h, oh, g.dtype)), x])
+    return g.node("MatMul", [rows, g.constant("A_w_t", averaging_matrix(w, ow, g.dtype).T)])
+
+
+def _uneven_max(g, x, sizes, outputs):
+    """The bins' positions gathered along H then W (``(out, K)`` each, a short
+    bin repeating its last position), each followed by a max over ``K``."""
+    (h, w), (oh, ow) = sizes, outputs
+    rows = g.node("Gather", [x, g.ints("bins_h", bin_positions(h, oh))], axis=2)  # (N, C, oh, Kh, w)
+    rows = g.reduce("ReduceMax", rows, [3], keepdims=0)
+    cols = g.node("Gather", [rows, g.ints("bins_w", bin_positions(w, ow))], axis=3)  # (N, C, oh, ow, Kw)
+    return g.reduce("ReduceMax", cols, [4], keepdims=0)
+
+
+register_converter(AdaptiveAvgPool2d)(_adaptive("GlobalAveragePool", "AveragePool", _uneven_average))
+register_converter(AdaptiveMaxPool2d)(_adaptive("GlobalMaxPool", "MaxPool", _uneven_max))
 
 
 @register_converter(ZeroPad2d)
