@@ -409,8 +409,15 @@ def test_non_finite_parameters_at_an_epoch_end_are_never_saved(tmp_path):
     assert not path.exists()
 
 
-def test_nnumpy_train_refuses_non_finite_and_out_of_range_options(capsys):
+def test_nnumpy_train_refuses_non_finite_and_out_of_range_options(capsys, tmp_path):
     from nnumpy import cli
+
+    # nnumpy train --lr inf exited 0 and wrote a model whose every parameter was NaN
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["train", "--model", "mlp", "--dataset", "sample", "--epochs", "1", "--lr", "inf",
+                  "--out", str(tmp_path / "run")])  # fmt: skip
+    assert exit.value.code == 2 and "expected a finite number > 0, got 'inf'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
     for option, value in [("--lr", "inf"), ("--lr", "nan"), ("--lr", "0"), ("--lr", "-1"), ("--weight-decay", "inf"),
                           ("--weight-decay", "-0.1"), ("--label-smoothing", "1"), ("--label-smoothing", "nan"),
