@@ -240,3 +240,24 @@ def test_files_written_by_the_previous_release_load():
     optimizer = nnumpy.io.restore_optimizer(ckpt)
     assert (ckpt.epoch, ckpt.step, type(optimizer).__name__, optimizer.lr) == (2, 7, "Adam", 0.01)
     assert np.array_equal(ckpt.model.evaluate().forward(x), np.load(DATA / "expected_v1.npy"))
+
+
+def test_checkpoint_of_a_graph_with_a_shared_module_resumes(tmp_path):
+    net = _graph()
+    optimizer = nnumpy.Adam(net, lr=0.01)
+    x, target = _input((3, 4), seed=4), _input((3, 4), seed=5)
+
+    def step(model, opt):
+        opt.zero_grad()
+        out = model.forward(x)
+        model.backward(x, 2 * (out - target) / out.size)
+        opt.step()
+        return model.forward(x)
+
+    step(net, optimizer)
+    save_checkpoint(tmp_path / "g.npz", net, optimizer, epoch=1)
+    expected = step(net, optimizer)
+    ckpt = load_checkpoint(tmp_path / "g.npz")
+    resumed = nnumpy.io.restore_optimizer(ckpt)
+    assert list(ckpt.model.state_dict()) == ["proj.W", "proj.b"]
+    assert np.array_equal(step(ckpt.model, resumed), expected)

@@ -3,14 +3,18 @@
 A model file is ONE ``.npz`` archive: every parameter and buffer as a tensor
 named by its ``state_dict`` key (``model.0.W``), and a JSON document
 (``__metadata__``) holding the format version, the architecture (each module's
-class name and constructor arguments, nested containers included), the input
-shape, the dtype and the SHA-256 of every tensor. A checkpoint is the same file
+class name and ``get_config()``, the module as it is now; nested containers,
+graphs and shared modules included, a shared module once), the input shape,
+the dtype and the SHA-256 of every tensor. Members are stored uncompressed. A checkpoint is the same file
 with the optimizer's state (arrays as ``optimizer.<index>.<name>`` tensors),
 epoch, step, history and every random generator's state added.
 
-Loading never executes code: archives are read with ``allow_pickle=False`` and
+Loading never executes code: archives are read with ``allow_pickle=False``,
 classes are looked up by name among nnumpy's own modules and the ones
-registered with ``register_module``. Every write goes to a temporary file in
+registered with ``register_module``, and the whole file (tensor headers,
+fields, the parameter shapes each class reports from its configuration) is
+checked before any module is built. Names read from a file reach ``getattr``
+or ``setattr`` only through allow-lists. Every write goes to a temporary file in
 the target's directory, is flushed and fsynced, then atomically renamed over
 the target (and the directory fsynced), so a process killed mid-write leaves
 the previous file intact.
