@@ -397,3 +397,44 @@ def test_next_save_removes_temporaries_of_killed_writers_only(tmp_path):
     other_host.write_bytes(b"")
     save_model(nnumpy.Sequential(layers.Linear(2, 2)), path)
     assert other_host.exists() and live_tmp not in os.listdir(tmp_path)
+
+
+BUILT = []
+
+
+@nnumpy.register_module
+class NoShapes(nnumpy.Module):
+    """A user layer with a parameter and no parameter_shapes: its constructor records each call."""
+
+    _parameters = (("w", "gradw"),)
+
+    def __init__(self, n):
+        super().__init__()
+        BUILT.append(n)
+        self.w = np.ones(n, np.float32)
+        self.gradw = np.zeros_like(self.w)
+
+    def updateOutput(self, input):
+        self.output = input * self.w
+        return self.output
+
+
+def test_a_class_without_parameter_shapes_is_built_only_after_every_other_check(tmp_path):
+    path = tmp_path / "u.npz"
+    save_model(nnumpy.Sequential(NoShapes(3), layers.Linear(3, 2)), path)
+    assert NoShapes.parameter_shapes({"n": 3}) is None
+    BUILT.clear()
+
+    def forge(meta, tensors):
+        meta["architecture"]["config"]["modules"][1]["__module__"]["config"]["n_in"] = 16000
+
+    _rewrite(path, forge)
+    with pytest.raises(ModelFileError, match="Linear's configuration gives"):
+        load_model(path)
+    _rewrite(path, lambda meta, tensors: tensors["model.1.W"].__setitem__((0, 0), 7.0), fix_metadata=False)
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        load_model(path)
+    assert BUILT == []  # never constructed while the file had a problem
+    save_model(nnumpy.Sequential(NoShapes(3), layers.Linear(3, 2)), path)
+    BUILT.clear()
+    assert load_model(path)[0].w.shape == (3,) and BUILT == [3]
