@@ -81,6 +81,19 @@ LAYERS = [
     ("ReflectionPad2d", lambda: nn.ReflectionPad2d((2, 1, 1, 2)), (2, 3, 4)),
     ("ReplicationPad2d", lambda: nn.ReplicationPad2d(2), (2, 3, 4)),
     ("Dropout2d", lambda: nn.Dropout2d(0.5), (2, 3, 4)),
+    ("ConvTranspose2d", lambda: nn.ConvTranspose2d(3, 4, 3), (3, 4, 5)),
+    ("ConvTranspose2d-geometry", lambda: nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 3), padding=(1, 0),
+                                                           output_padding=(1, 2), dilation=(2, 1), groups=2),
+     (4, 4, 3)),
+    ("ConvTranspose1d", lambda: nn.ConvTranspose1d(2, 3, 4, stride=2, padding=1, bias=False), (2, 6)),
+    ("Conv2d-reflect", lambda: nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode="reflect"), (2, 5, 6)),
+    ("Conv2d-replicate", lambda: nn.Conv2d(2, 3, 3, padding=1, stride=2, padding_mode="replicate"), (2, 5, 6)),
+    ("Conv1d-reflect", lambda: nn.Conv1d(2, 3, 3, padding=2, padding_mode="reflect"), (2, 7)),
+    ("MaxPool2d-ceil", lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True), (2, 6, 7)),
+    ("MaxPool2d-ceil-pad", lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 6, 5)),
+    ("AvgPool2d-ceil", lambda: nn.AvgPool2d(3, stride=2, ceil_mode=True), (2, 6, 7)),
+    ("AvgPool2d-ceil-exclude", lambda: nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False), (2, 5, 5)),
+    ("MaxPool1d-ceil", lambda: nn.MaxPool1d(2, ceil_mode=True), (2, 7)),
     ("Unflatten", lambda: nn.Unflatten(1, (2, 3)), (6, 4)),
     ("Unflatten-last", lambda: nn.Unflatten(-1, (2, -1)), (3, 6)),
 ]
@@ -121,6 +134,8 @@ def test_refusals_name_the_module():
         export(nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(2)), np.zeros((1, 5, 4), np.float32))
     with pytest.raises(nn.onnx.ExportError, match="batch axis"):
         export(nn.Unflatten(0, (1, 1)), np.zeros((1, 3), np.float32))
+    with pytest.raises(nn.onnx.ExportError, match=r"Conv2d.*padding_mode='circular'"):
+        export(nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular"), np.zeros((1, 2, 4, 4), np.float32))
     assert issubclass(nn.onnx.ExportError, ValueError)
 
 

@@ -5,7 +5,8 @@ per module class for the ONNX nodes that compute the same thing in evaluate
 mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
 ``register_converter`` below) holds:
 
-- layers: Linear -> Gemm; Conv1d/Conv2d -> Conv; Max/AvgPool -> MaxPool /
+- layers: Linear -> Gemm; Conv1d/Conv2d -> Conv (padding_mode reflect /
+  replicate: Pad first); ConvTranspose1d/2d -> ConvTranspose; Max/AvgPool -> MaxPool /
   AveragePool; GlobalAvgPool2d, AdaptiveAvg/MaxPool2d -> Global*Pool (output
   1), *Pool (an input divisible by the output), else MatMul with the
   averaging matrices / Gather + ReduceMax over the bins; BatchNorm* ->
@@ -50,10 +51,9 @@ converter of its nearest base class only if it keeps that class's
 ``updateOutput`` and ``forward`` (same computation). A configuration ONNX cannot express
 (an LSTM with ``proj_size``, ...) raises ``ExportError`` naming the module.
 
-ConvTranspose1d/2d: ``conv_transpose`` below is written for PyTorch's
-attributes (``weight``, ``bias``, ``stride``, ``padding``, ``output_padding``,
-``dilation``, ``groups``); register it when the layer lands
-(``register_converter(ConvTranspose2d)(conv_transpose)``).
+ConvTranspose1d/2d export through ``conv_transpose``, public because any
+layer with PyTorch's attributes (``weight``, ``bias``, ``stride``,
+``padding``, ``output_padding``, ``dilation``, ``groups``) can register it.
 
 Needs the ``onnx`` package (``pip install nnumpy[onnx]``); running the result
 needs a runtime such as ``onnxruntime``.
@@ -106,6 +106,7 @@ from ..layers.activation import (
 from ..layers.adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, averaging_matrix, bin_positions
 from ..layers.attention import MultiheadAttention
 from ..layers.conv import Conv1d, Conv2d
+from ..layers.conv_transpose import ConvTranspose1d, ConvTranspose2d
 from ..layers.dropout import Dropout, Dropout2d
 from ..layers.embedding import Embedding
 from ..layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
@@ -839,11 +840,11 @@ def _conv(g, module, x, example):
     n = module.W.ndim - 2
     pads = _onnx_pads(module.pads)
     mode = getattr(module, "padding_mode", "zeros")
-    if mode == "circular":
+    if mode == "circular" and g.opset < 19:
         g.refuse(module, "padding_mode='circular' (ONNX's Pad has no wrap-around mode before opset 19)")
-    if mode != "zeros":  # the input padded first (reflect / edge), then an unpadded convolution
+    if mode != "zeros":  # the input padded first (reflect / edge / wrap), then an unpadded convolution
         x = g.node("Pad", [x, g.ints("pads", [0, 0] + pads[:n] + [0, 0] + pads[n:])],
-                   mode={"reflect": "reflect", "replicate": "edge"}[mode])
+                   mode={"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[mode])
         pads = [0] * (2 * n)
     inputs = [x, g.constant("W", module.W)]
     if getattr(module, "b", None) is not None:
@@ -859,12 +860,14 @@ def _conv(g, module, x, example):
     )
 
 
+@register_converter(ConvTranspose1d)
+@register_converter(ConvTranspose2d)
 def conv_transpose(g, module, x, example):
     """The converter of ConvTranspose1d/2d, for PyTorch's attributes
     (``weight (C_in, C_out / groups, *k)`` -- or ``W`` as nnumpy's Conv --, ``bias`` / ``b``, ``stride``, ``padding``,
     ``output_padding``, ``dilation``, ``groups``): ONNX's ``ConvTranspose``
-    has the same weight layout and meaning. Register it for the layer:
-    ``register_converter(ConvTranspose2d)(conv_transpose)``."""
+    has the same weight layout and meaning. Registered for ConvTranspose1d/2d;
+    a layer of yours with these attributes can use it too."""
     if getattr(module, "padding_mode", "zeros") != "zeros":
         g.refuse(module, f"padding_mode={module.padding_mode!r} (only 'zeros' is exported)")
     weight = module.weight if hasattr(module, "weight") else module.W  # PyTorch's name or nnumpy's Conv one
