@@ -201,3 +201,12 @@ def test_character_lstm_with_step_linear():
     ids = np.random.default_rng(0).integers(0, 20, size=(3, 9))
     both_ways(char_lstm(20, 8, 16, num_layers=2, rng=0), randomize(TorchCharLSTM()), [ids], lambda m, x: m(x),
               like=True)
+
+
+def test_conv_transpose_decoder_both_ways():
+    """ConvTranspose moves by the usual-names rule (weight, bias), unlisted."""
+    theirs = randomize(tnn.Sequential(tnn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1),
+                                      tnn.BatchNorm2d(3), tnn.ReLU(), tnn.ConvTranspose2d(3, 1, 2, bias=False)))
+    ours = nn.Sequential(nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1), nn.BatchNorm2d(3),
+                         nn.ReLU(), nn.ConvTranspose2d(3, 1, 2, bias=False))
+    both_ways(ours, theirs, [x_of(2, 4, 5, 5)], lambda m, x: m(x))
