@@ -171,9 +171,22 @@ def test_multihead_per_head_mask_in_graph():
     check_onnx(net, inputs, dynamic_axes={"q": {1: "N"}, "mask": {0: "NH"}})
 
 
-def test_add_bias_kv_refused():
-    with pytest.raises(nn.onnx.ExportError, match="add_bias_kv"):
-        nn.onnx.export(nn.MultiheadAttention(4, 2, add_bias_kv=True), np.zeros((1, 3, 4), np.float32))
+@pytest.mark.parametrize("bias_kv, zero_attn", [(True, False), (False, True), (True, True)])
+def test_multihead_appended_keys(bias_kv, zero_attn):
+    """add_bias_kv / add_zero_attn: positions appended after the projections,
+    never masked (a fully masked query still attends them)."""
+    nn.manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, add_bias_kv=bias_kv, add_zero_attn=zero_attn, batch_first=True)
+    check_onnx(mha, tokens(5, 8), opsets=(13, 18))
+    q, kpm = nn.Input("q"), nn.Input("kpm")
+    net = nn.Graph([q, kpm], mha(q, q, q, kpm))
+
+    def inputs(batch):
+        pad = np.zeros((batch, 5), bool)
+        pad[0] = True  # every key of sample 0 hidden
+        return tokens(5, 8)(batch), pad
+
+    check_onnx(net, inputs)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])

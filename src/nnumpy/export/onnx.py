@@ -873,18 +873,31 @@ def conv_transpose(g, module, x, example):
     weight = module.weight if hasattr(module, "weight") else module.W  # PyTorch's name or nnumpy's Conv one
     bias = getattr(module, "bias", None) if hasattr(module, "weight") else getattr(module, "b", None)
     n = weight.ndim - 2
-    padding = _tuple(module.padding, n)
-    inputs = [x, g.constant("weight", weight)] + ([] if bias is None else [g.constant("bias", bias)])
-    return g.node(
+    padding, strides = _tuple(module.padding, n), _tuple(module.stride, n)
+    output_padding, pads_end, extra = list(_tuple(module.output_padding, n)), list(padding), [0] * n
+    if any(o >= s for o, s in zip(output_padding, strides, strict=True)):
+        # PyTorch allows output_padding < dilation too; onnxruntime refuses output_padding >= stride. The same
+        # output: end pads reduced by output_padding, and past the end pads, zero rows (+ bias) appended.
+        pads_end = [max(p - o, 0) for p, o in zip(padding, output_padding, strict=True)]
+        extra = [max(o - p, 0) for p, o in zip(padding, output_padding, strict=True)]
+        output_padding = [0] * n
+    late_bias = bias is not None and any(extra)
+    inputs = [x, g.constant("weight", weight)] + ([] if bias is None or late_bias else [g.constant("bias", bias)])
+    y = g.node(
         "ConvTranspose",
         inputs,
         kernel_shape=list(weight.shape[2:]),
-        strides=list(_tuple(module.stride, n)),
+        strides=list(strides),
         dilations=list(_tuple(module.dilation, n)),
-        pads=list(padding) * 2,
-        output_padding=list(_tuple(module.output_padding, n)),
+        pads=list(padding) + pads_end,
+        output_padding=output_padding,
         group=int(module.groups),
     )
+    if any(extra):
+        y = g.node("Pad", [y, g.ints("pads", [0] * (n + 2) + [0, 0] + extra)])
+    if late_bias:
+        y = g.node("Add", [y, g.constant("bias", np.reshape(bias, (1, -1) + (1,) * n))])
+    return y
 
 
 def _pool_geometry(module, n):
@@ -1152,15 +1165,14 @@ def _attention(g, mha, q, k, v, kpm=None, am=None, kpm_example=None, am_example=
     added; ``causal`` hides key ``j > i`` from query ``i``; with a mask, a row
     whose keys are all masked gets zero weights."""
     H, d, E = mha.num_heads, mha.head_dim, mha.embed_dim
-    if mha.bias_k is not None or mha.add_zero_attn:
-        g.refuse(mha, "add_bias_kv / add_zero_attn are not exported")
     tokens = (lambda t: t) if mha.batch_first else (lambda t: g.transpose(t, [1, 0, 2]))  # to (N, L, E)
 
     def heads(t, j, perm):
         return g.transpose(g.reshape(_projection(g, mha, tokens(t), j), [0, 0, H, d]), perm)
 
     qh, kt, vh = heads(q, 0, [0, 2, 1, 3]), heads(k, 1, [0, 2, 3, 1]), heads(v, 2, [0, 2, 1, 3])
-    scores = g.node("Mul", [g.node("MatMul", [qh, kt]), g.constant("scale", 1.0 / math.sqrt(d))])  # (N, H, L, S)
+    scale = g.constant("scale", 1.0 / math.sqrt(d))
+    scores = g.node("Mul", [g.node("MatMul", [qh, kt]), scale])  # (N, H, L, S)
     blocked = None
     for mask, mask_example, shape in ((am, am_example, None), (kpm, kpm_example, "kpm")):
         if mask is None:
@@ -1176,14 +1188,40 @@ def _attention(g, mha, q, k, v, kpm=None, am=None, kpm_example=None, am_example=
     if causal:
         future = _future_keys(g, scores)
         blocked = future if blocked is None else g.node("Or", [blocked, future])
+    if blocked is not None:
+        scores = g.node("Where", [blocked, g.constant("minus_inf", -np.inf), scores])
+    extra_k, extra_v = _extra_keys(g, mha, qh)  # add_bias_kv / add_zero_attn: never masked
+    if extra_k is not None:
+        scores = g.node("Concat", [scores, g.node("Mul", [g.node("MatMul", [qh, extra_k]), scale])], axis=-1)
+        vh = g.node("Concat", [vh, extra_v], axis=2)
     if am is None and kpm is None and not causal:
         weights = g.node("Softmax", [scores], axis=-1)
     else:
-        weights = _masked_softmax(g, scores, blocked)
+        weights = _masked_softmax(g, scores, None)
     ctx = g.reshape(g.transpose(g.node("MatMul", [weights, vh]), [0, 2, 1, 3]), [0, 0, E])
     with g.within("out_proj"):
         out = _dense(g, mha.out_proj, ctx)
     return out if mha.batch_first else g.transpose(out, [1, 0, 2])
+
+
+def _extra_keys(g, mha, qh):
+    """The positions MultiheadAttention appends after the projections, as
+    ``(keys (N, H, d, n), values (N, H, n, d))``: ``bias_k`` / ``bias_v``,
+    then zeros with ``add_zero_attn``; ``(None, None)`` when there are none."""
+    H, d = mha.num_heads, mha.head_dim
+    keys, values = [], []
+    if mha.bias_k is not None:
+        keys.append(mha.bias_k.reshape(1, H, d, 1))
+        values.append(mha.bias_v.reshape(1, H, 1, d))
+    if mha.add_zero_attn:
+        keys.append(np.zeros((1, H, d, 1)))
+        values.append(np.zeros((1, H, 1, d)))
+    if not keys:
+        return None, None
+    batch = g.node("Concat", [g.slice(g.node("Shape", [qh]), [0], [1], [0]), g.ints("ones", [1, 1, 1])], axis=0)
+    k = g.node("Expand", [g.constant("extra_k", np.concatenate(keys, axis=3)), batch])
+    v = g.node("Expand", [g.constant("extra_v", np.concatenate(values, axis=2)), batch])
+    return k, v
 
 
 def _future_keys(g, scores):
