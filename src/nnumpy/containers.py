@@ -74,7 +74,7 @@ def _trainable(module):
 
 # attributes no use of a shared module restores: its modes and the protocol's bookkeeping
 _SHARED_BY_ALL_USES = frozenset(
-    {"training", "_frozen", "_zeroed_grads", "_init_args", "_kept_for_acc", "skip_input_grad"}
+    {"training", "_frozen", "_init_args", "_kept_for_acc", "skip_input_grad"}
 )
 
 

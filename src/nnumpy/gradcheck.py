@@ -32,13 +32,22 @@ class GradcheckResult:
             (relative to its tolerance), ``name`` being ``"input"`` or a
             parameter's dotted name.
         checked: names of the arrays that were checked.
+        undeclared: dotted names of the module's array attributes that are
+            neither declared parameters nor buffers (``Module.undeclared_arrays``)
+            and that the output depends on: a weight whose declaration was
+            forgotten. Its gradient cannot be checked, optimizers never update
+            it and model files do not save it, so any makes ``ok`` False.
+        unused: undeclared array attributes the output does not depend on
+            (stale scratch arrays), for information; they do not fail the check.
     """
 
-    def __init__(self, ok, max_error, worst, checked):
+    def __init__(self, ok, max_error, worst, checked, undeclared=(), unused=()):
         self.ok, self.max_error, self.worst, self.checked = ok, max_error, worst, checked
+        self.undeclared, self.unused = list(undeclared), list(unused)
 
     def __repr__(self):
-        return f"GradcheckResult(ok={self.ok}, max_error={self.max_error:.3g}, worst={self.worst})"
+        extra = f", undeclared={self.undeclared}" if self.undeclared else ""
+        return f"GradcheckResult(ok={self.ok}, max_error={self.max_error:.3g}, worst={self.worst}{extra})"
 
     def __bool__(self):
         return self.ok
@@ -162,7 +171,8 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
         for name, param in dict(base.named_parameters()).items():
             numeric[name] = _numeric_gradient(lambda: run(copy.deepcopy(base)), param, eps)
 
-    ok, max_error, worst, worst_ratio = True, 0.0, None, -1.0
+    undeclared, unused = ([], []) if is_criterion else _undeclared(base, run, seed)
+    ok, max_error, worst, worst_ratio = not undeclared, 0.0, None, -1.0
     for name, num in numeric.items():
         ana = analytic.get(name)
         if ana is None or np.shape(ana) != num.shape:
@@ -177,7 +187,13 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
             worst_ratio = float(ratio[i])
             worst = (name, tuple(int(k) for k in i), float(ana[i]), float(num[i]))
         ok = ok and not (ratio > 1).any()
-    result = GradcheckResult(ok, max_error, worst, list(numeric))
+    result = GradcheckResult(ok, max_error, worst, list(numeric), undeclared, unused)
+    if undeclared and raise_exception:
+        raise GradcheckError(
+            f"gradcheck failed for {_who(module)}: its output depends on {', '.join(undeclared)}, array "
+            "attribute(s) declared neither in _parameters (with a gradient) nor in _buffers: their gradient "
+            "is not checked, optimizers do not update them and model files do not save them"
+        )
     if not ok and raise_exception:
         name, index, a, n = worst
         raise GradcheckError(
@@ -185,6 +201,30 @@ def gradcheck(module, input, target=None, *, eps=1e-6, atol=1e-5, rtol=1e-3, see
             f"(max abs error {max_error:.3g}, atol={atol}, rtol={rtol})"
         )
     return result
+
+
+def _who(module):
+    text = repr(module)
+    return text if "\n" not in text else type(module).__name__
+
+
+def _undeclared(base, run, seed):
+    """Split ``base.undeclared_arrays()`` into those ``run``'s value depends on
+    (each perturbed alone on a fresh copy) and the others."""
+    names = base.undeclared_arrays()
+    if not names:
+        return [], []
+    reference = run(copy.deepcopy(base))
+    rng = np.random.default_rng(seed + 1)
+    depends, unused = [], []
+    for name in names:
+        m = copy.deepcopy(base)
+        prefix, _, attr = name.rpartition(".")
+        owner = dict(m.named_modules())[prefix]
+        array = getattr(owner, attr)
+        object.__setattr__(owner, attr, array + rng.uniform(0.5, 1.5, size=array.shape).astype(array.dtype))
+        (depends if run(m) != reference else unused).append(name)
+    return depends, unused
 
 
 def _random_like(out, rng):

@@ -56,7 +56,11 @@ class Module(SeedModuleDialect):
 
     _parameters = ()
     _buffers = ()
-    _zeroed_grads = ()  # the gradient arrays the last zeroGradParameters zeroed (see _take_zeroed)
+    # arrays computed from the configuration, neither trained nor saved (PyTorch's non-persistent buffers)
+    _constants = ()
+    # True for a class whose _parameters lists every name any configuration may have (RNN's
+    # per-layer names): a declared parameter it never set is absent rather than an error
+    _optional_parameters = False
     _kept_for_acc = None  # (gradOutput, value) that updateGradInput left for accGradParameters
     # None inside a gradOutput means zeros; backward fills them in unless the class handles None itself
     _accepts_none_grad = False
@@ -75,6 +79,13 @@ class Module(SeedModuleDialect):
 
     def __init__(self):
         pass
+
+    def __setattr__(self, name, value):
+        # assigning a declared parameter (``layer.W = W64``) reallocates its gradient to match
+        object.__setattr__(self, name, value)
+        grad_name = _pair_index(type(self)).get(name)
+        if grad_name is not None:
+            _follow(self, grad_name, value)
 
     # ------------------------------------------------------------------ protocol
     def forward(self, input):
@@ -192,8 +203,45 @@ class Module(SeedModuleDialect):
             yield from child.named_modules(f"{prefix}.{name}" if prefix else str(name), seen)
 
     def own_parameter_pairs(self):
-        """This module's ``(param_attr, grad_attr)`` pairs whose parameter is set."""
-        return [(p, g) for p, g in type(self)._parameters if getattr(self, p, None) is not None]
+        """This module's ``(param_attr, grad_attr)`` pairs whose parameter is set
+        (not None). A declared parameter that was never assigned (a typo in
+        ``_parameters``, or a layer that forgot to create it) raises an
+        AttributeError naming the module and the attribute."""
+        pairs = []
+        for p, g in type(self)._parameters:
+            param = getattr(self, p, _MISSING)
+            if param is _MISSING and not type(self)._optional_parameters:
+                raise AttributeError(
+                    f"{_who(self)}: declares parameter {p!r} (with gradient {g!r}) in _parameters, but has no "
+                    f"attribute {p!r}; set it in __init__ (None for an absent one, e.g. bias=False)"
+                )
+            if param is not None and param is not _MISSING:
+                pairs.append((p, g))
+        return pairs
+
+    def undeclared_arrays(self):
+        """Dotted names (``"0.weight"``) of the float array attributes of this
+        module and its descendants that are neither declared parameters or
+        gradients (``_parameters``) nor buffers (``_buffers``): a weight whose
+        declaration was forgotten trains nothing and is not saved.
+        ``output``, ``gradInput`` and private names (``_cache``) are not
+        counted: keep a layer's scratch arrays under a leading underscore,
+        and declare arrays computed from the configuration (a positional
+        encoding's table) in ``_constants``.
+        ``summary`` prints them as a warning and ``gradcheck`` fails on those
+        the output depends on."""
+        names = []
+        for prefix, module in self.named_modules():
+            cls = type(module)
+            declared = {n for pair in cls._parameters for n in pair} | set(cls._buffers) | set(cls._constants)
+            declared |= {"output", "gradInput"}
+            for name, value in vars(module).items():
+                if name.startswith("_") or name in declared:
+                    continue
+                dtype = getattr(value, "dtype", None)
+                if isinstance(dtype, np.dtype) and dtype.kind == "f" and getattr(value, "ndim", 0) > 0:
+                    names.append(f"{prefix}.{name}" if prefix else name)
+        return names
 
     def own_buffer_names(self):
         """The names of this module's declared buffers (``_buffers``), set or not."""
@@ -216,11 +264,14 @@ class Module(SeedModuleDialect):
     def getGradParameters(self):
         """The gradients, in the same structure as ``getParameters()``.
 
-        A gradient follows its parameter's dtype: after ``layer.W = W64`` the
-        gradient becomes float64 (its values kept), as in the seeds. A gradient
-        whose shape is not its parameter's raises a ``ValueError`` naming the
-        parameter and both shapes. A seed-003 module that creates its gradients
-        in ``backward`` (``self.grad_W = ...``) has zero gradients until then.
+        A gradient follows its parameter: assigning ``layer.W = W64`` casts
+        ``gradW`` to float64 (values kept), as in the seeds, and a new shape
+        makes it zeros of that shape. A gradient whose shape or dtype is not
+        its parameter's (one a layer or user wrote) raises a ``ValueError``
+        naming the parameter and both; a declared gradient attribute that does
+        not exist raises an AttributeError (None means "zeros, created now").
+        A seed-003 module that creates its gradients in ``backward``
+        (``self.grad_W = ...``) has zero gradients until then.
         """
         own = _dialect_override(self, ("get_parameters_grad", "grad_parameters"))
         if own is not None:
@@ -235,10 +286,15 @@ class Module(SeedModuleDialect):
             return grads
         grads = []
         for p, g in self.own_parameter_pairs():
-            param, grad = getattr(self, p), getattr(self, g, None)
-            if grad is None or getattr(grad, "dtype", param.dtype) != param.dtype:
-                grad = np.zeros_like(param) if grad is None else grad.astype(param.dtype)
-                setattr(self, g, grad)
+            param, grad = getattr(self, p), getattr(self, g, _MISSING)
+            if grad is _MISSING:
+                raise AttributeError(
+                    f"{_who(self)}: declares gradient {g!r} of parameter {p!r} in _parameters, but has no "
+                    f"attribute {g!r}; set it in __init__ (np.zeros_like({p}), or None to create it at first use)"
+                )
+            if grad is None:  # not created yet: zeros
+                grad = np.zeros_like(param)
+                object.__setattr__(self, g, grad)
             _check_grad_shape(self, p, param, grad)
             grads.append(grad)
         return grads
@@ -261,22 +317,6 @@ class Module(SeedModuleDialect):
                 grads = []  # a seed-003 module creates its gradients in its first backward
             for grad in grads:
                 grad[...] = 0
-            self._zeroed_grads = tuple(grads)
-
-    def _take_zeroed(self, *grads):
-        """For each of ``grads`` (this module's gradient arrays): True when it
-        is the very array ``zeroGradParameters`` zeroed and no
-        ``accGradParameters`` has asked since. Forgets the zeroed arrays.
-
-        ``accGradParameters`` calls it once: where True it may *write* the
-        gradient (``matmul(..., out=grad)``) instead of adding a temporary to
-        zeros, which saves a pass over the array and the temporary (PyTorch
-        likewise assigns a gradient that ``zero_grad`` set to None). So add
-        extra terms to a gradient after ``backward``, not between
-        ``zeroGradParameters`` and ``backward`` (PyTorch has no such step either).
-        """
-        zeroed, self._zeroed_grads = self._zeroed_grads, ()
-        return [any(g is z for z in zeroed) for g in grads]
 
     def _keep_for_acc(self, gradOutput, value):
         """Leave ``value`` (computed by ``updateGradInput`` on its way, e.g.
@@ -655,12 +695,47 @@ def _attr_name(module, array, default):
 
 
 def _check_grad_shape(module, name, param, grad):
+    """A gradient must have its parameter's shape and dtype: else a ValueError naming both."""
     shape, grad_shape = getattr(param, "shape", None), getattr(grad, "shape", None)
     if shape != grad_shape:
         raise ValueError(
             f"{_who(module)}: the gradient of parameter {name} has shape {grad_shape}, but {name} has shape "
             f"{shape}; a gradient must have its parameter's shape (sum over the batch axis without keepdims)"
         )
+    dtype, grad_dtype = getattr(param, "dtype", None), getattr(grad, "dtype", None)
+    if dtype != grad_dtype:
+        raise ValueError(
+            f"{_who(module)}: the gradient of parameter {name} has dtype {grad_dtype}, but {name} has dtype "
+            f"{dtype}; a gradient must have its parameter's dtype (assign the parameter, and its gradient follows)"
+        )
+
+
+def _pair_index(cls):
+    """``{parameter attribute: gradient attribute}`` of a class's declared pairs (cached per class)."""
+    index = _PAIR_INDEX.get(cls)
+    if index is None or index[0] is not cls._parameters:
+        index = _PAIR_INDEX[cls] = (cls._parameters, {p: g for p, g in cls._parameters})
+    return index[1]
+
+
+_PAIR_INDEX = {}
+
+
+def _follow(module, grad_name, param):
+    """After ``module.<param> = param``: its gradient follows the new array. A
+    gradient of another shape becomes zeros of the parameter's shape and dtype,
+    one of another dtype is cast (values kept); None stays None."""
+    grad = module.__dict__.get(grad_name)
+    if grad is None or not hasattr(grad, "shape"):
+        return
+    if param is None:
+        object.__setattr__(module, grad_name, None)
+    elif not hasattr(param, "shape"):
+        return
+    elif grad.shape != param.shape:
+        object.__setattr__(module, grad_name, np.zeros_like(param))
+    elif grad.dtype != param.dtype:
+        object.__setattr__(module, grad_name, grad.astype(param.dtype))
 
 
 def _unique(modules):

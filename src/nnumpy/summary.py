@@ -45,7 +45,9 @@ def summary(model, input_shape, print_fn=print, dtype=None):
     parameter count, then the totals. ``input_shape`` is one sample's shape
     (no batch axis), e.g. ``(784,)`` or ``(1, 28, 28)``. Runs one forward of
     a zero batch in evaluate mode (modes are restored). Prints the table with
-    ``print_fn`` (None: silent) and returns it."""
+    ``print_fn`` (None: silent) and returns it. Float array attributes that
+    are neither declared parameters nor buffers (``Module.undeclared_arrays``:
+    a forgotten declaration) are named on a warning line at the end."""
     input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
     dtype = _trace(model, input_shape, dtype)
     rows = [("Layer (type)", "Output shape", "Param #")]
@@ -72,6 +74,12 @@ def summary(model, input_shape, print_fn=print, dtype=None):
         f"Parameter size: {nbytes / 2**20:.2f} MiB",
         line,
     ]
+    undeclared = model.undeclared_arrays()
+    if undeclared:  # a weight whose declaration was forgotten: not trained, not saved
+        lines += [
+            f"Warning: array attributes neither declared parameters nor buffers: {', '.join(undeclared)}",
+            line,
+        ]
     text = "\n".join(lines)
     if print_fn is not None:
         print_fn(text)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .._checks import check_input, check_positive_int
-from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
+from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..kernels.matmul import matmul
 from ..module import Module
 
@@ -83,17 +83,9 @@ class Linear(Module):
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
-        xp = get_array_module(input)
-        w_zero, b_zero = self._take_zeroed(self.gradW, self.gradb)
-        if w_zero:  # all zeros: write the product (no temporary, no extra pass)
-            matmul(gradOutput.T, input, out=self.gradW)
-        else:
-            self.gradW += matmul(gradOutput.T, input)
+        self.gradW += matmul(gradOutput.T, input)
         if self.b is not None:
-            if b_zero:
-                xp.sum(gradOutput, axis=0, out=self.gradb)
-            else:
-                self.gradb += gradOutput.sum(axis=0)
+            self.gradb += gradOutput.sum(axis=0)
 
     def extra_repr(self):
         text = f"{self.W.shape[1]} -> {self.W.shape[0]}"

@@ -444,6 +444,7 @@ class _RNNBase(Module):
     # The base class reads the parameter declaration from the class; a network
     # deeper than this declares more on its class when built (see __init__).
     _parameters = _parameter_names(4)
+    _optional_parameters = True  # the names of every depth and option: those not built are absent
 
     def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                  proj_size, return_state, dtype, rng):

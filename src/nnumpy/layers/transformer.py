@@ -737,6 +737,8 @@ class SinusoidalPositionalEncoding(_PositionalEncoding):
         """No state; its constant table ``pe`` (``(max_len, d_model)``, not saved) counts."""
         return {"~pe": (config.get("max_len", 5000), config["d_model"])}
 
+    _constants = ("pe",)  # computed from d_model and max_len: not trained, not saved
+
     def __init__(self, d_model, max_len=5000, batch_first=False):
         super().__init__()
         self.d_model = check_positive_int("SinusoidalPositionalEncoding", "d_model", d_model)

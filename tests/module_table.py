@@ -1,0 +1,852 @@
+"""The one table of every public module (PyTorch's ``ModuleInfo`` style): data
+only, no tests. ``tests/test_modules.py`` runs its generic tests over it
+(gradcheck in float64 on every configuration, parity with PyTorch in float32
+and float64 where PyTorch has the class, dtype kept, state_dict and model-file
+round trips, train vs evaluate, error cases) and fails when a public module
+has no entry (``PUBLIC``).
+
+An ``Entry`` holds:
+
+- ``make(seed)``: a fresh module, float32 parameters drawn from ``seed``.
+- ``inputs``: input specs, one per sample configuration (the first is the one
+  the cheaper columns use). A spec is a shape (a float array, values kept 0.1
+  away from 0, ReLU's kink), a tuple of specs (a tuple input), ``Ints(shape,
+  high)`` (integer indices), ``Const(array)``, or ``Fn(f)`` with ``f(dtype,
+  seed)`` giving the input.
+- ``torch(module)``: the PyTorch module of the same configuration (None where
+  PyTorch has no such class); our arrays are copied into it with
+  ``nnumpy.interop.to_torch_state_dict(..., like=)`` and its gradients are
+  read back the same way. ``torch_call(tmod, inputs)`` calls it (default
+  ``tmod(x)``, ``tmod(*x)`` for a tuple) and returns our output's structure.
+- ``errors``: ``(bad input spec, regex)`` pairs; forward must raise a
+  ValueError/TypeError whose message starts with the module's class name and
+  matches the regex, before any state changes.
+- flags: ``random`` (a random mask in training mode: parity and round trips in
+  evaluate mode only), ``mode_dependent`` (train and evaluate differ),
+  ``torch_state`` (compare buffers with PyTorch's after two training steps),
+  ``gradcheck`` (the configurations to check, default all), ``batch_axis``
+  (for the batch-of-one test; None where the leaves do not share one).
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+import nnumpy as nn
+from nnumpy import layers
+
+tnn = torch.nn
+
+
+# ------------------------------------------------------------------ input specs
+@dataclass(frozen=True)
+class Ints:
+    shape: tuple
+    high: int
+    low: int = 0
+
+
+@dataclass(frozen=True)
+class Const:
+    value: object
+
+
+@dataclass(frozen=True)
+class Fn:
+    f: Callable
+
+
+def make_input(spec, dtype=np.float64, seed=0):
+    """The input a spec describes, in ``dtype`` for its float parts."""
+    if isinstance(spec, Ints):
+        return np.random.default_rng(seed).integers(spec.low, spec.high, size=spec.shape)
+    if isinstance(spec, Const):
+        value = spec.value
+        return value.copy() if isinstance(value, np.ndarray) else value
+    if isinstance(spec, Fn):
+        return spec.f(dtype, seed)
+    if spec and isinstance(spec[0], (tuple, Ints, Const, Fn)):
+        return tuple(make_input(part, dtype, seed + 7 * i) for i, part in enumerate(spec))
+    n = np.random.default_rng(seed).normal(size=spec)
+    return (np.sign(n) * (0.1 + np.abs(n))).astype(dtype)
+
+
+def _distinct(shape):
+    def f(dtype, seed):
+        r = np.random.default_rng(seed)
+        return (r.permutation(int(np.prod(shape))).reshape(shape) * 0.1 - 0.05 * np.prod(shape) / 2).astype(dtype)
+
+    return Fn(f)
+
+
+def _lengths(shape_tnf, lengths):
+    """A (sequence, lengths) pair: padded float sequence and integer lengths."""
+
+    def f(dtype, seed):
+        return (make_input(shape_tnf, dtype, seed), np.array(lengths))
+
+    return Fn(f)
+
+
+@dataclass
+class Entry:
+    name: str
+    make: Callable
+    inputs: list
+    torch: Callable = None
+    torch_call: Callable = None
+    errors: list = field(default_factory=list)
+    random: bool = False
+    mode_dependent: bool = False
+    torch_state: bool = True
+    gradcheck: tuple = None  # indices into inputs; None: all
+    repr: str = None
+    torch_float64: bool = True  # PyTorch's float64 result is exact (False: it rounds a constant to float32)
+    batch_axis: int = 0  # the batch axis of every input and output leaf (None: no such axis for all)
+
+    @property
+    def cls(self):
+        return type(self.make(0))
+
+
+# ------------------------------------------------------------------ torch helpers
+def _self_attention(t, x):
+    return t(x, x, x, need_weights=False)[0]
+
+
+def _cross_attention(t, x):
+    return t(*x, need_weights=False)[0]
+
+
+def _rnn_out(t, x):
+    return t(x)[0]
+
+
+def _lstm_state(t, x):
+    out, (h, c) = t(x)
+    return out, (h, c)
+
+
+def _rnn_state(t, x):
+    out, h = t(x)
+    return out, h
+
+
+def _dropout_eval(cls):
+    return lambda m: cls(m.p)
+
+
+def _upsample(m):
+    return tnn.Upsample(size=m.size, scale_factor=m.scale_factor, mode=m.mode, align_corners=m.align_corners)
+
+
+# ------------------------------------------------------------------ containers' samples
+def _nested(s):
+    return nn.Sequential(
+        nn.Linear(4, 5, rng=s),
+        nn.ReLU(),
+        nn.Sequential(nn.Linear(5, 3, rng=s + 1), nn.Tanh()),
+        nn.Sequential(),
+        nn.LogSoftMax(),
+    )
+
+
+def _t_nested(m):
+    return tnn.Sequential(
+        tnn.Linear(4, 5), tnn.ReLU(), tnn.Sequential(tnn.Linear(5, 3), tnn.Tanh()), tnn.Sequential(), tnn.LogSoftmax(1)
+    )
+
+
+def _graph(s):
+    x, y = nn.Input(), nn.Input()
+    shared = nn.Linear(3, 4, rng=s)
+    a, b = shared(x), shared(y)
+    h = nn.CAddTable()(nn.Tanh()(a), b)
+    out = nn.Linear(4, 2, rng=s + 1)(h)
+    return nn.Graph([x, y], [out, nn.CMulTable()(a, b)])
+
+
+def _graph_one(s):
+    x = nn.Input()
+    h = nn.ReLU()(nn.Linear(4, 5, rng=s)(x))
+    return nn.Graph(x, nn.JoinTable(1)(h, nn.Linear(4, 2, rng=s + 1)(x)))
+
+
+def _residual(s):
+    return nn.Residual(nn.Sequential(nn.Linear(4, 4, rng=s), nn.Tanh()))
+
+
+def _residual_shortcut(s):
+    return nn.Residual(nn.Linear(4, 3, rng=s), shortcut=nn.Linear(4, 3, bias=False, rng=s + 1))
+
+
+def _encoder_layer(s, **kw):
+    return layers.TransformerEncoderLayer(4, 2, 6, dropout=0.0, rng=s, **kw)
+
+
+def _t_encoder_layer(m, **kw):
+    return tnn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, **kw)
+
+
+def _encoder(s):
+    return layers.TransformerEncoder(_encoder_layer(s), 2, norm=layers.LayerNorm(4))
+
+
+def _decoder_layer(s, **kw):
+    return layers.TransformerDecoderLayer(4, 2, 6, dropout=0.0, rng=s, **kw)
+
+
+def _decoder(s):
+    return layers.TransformerDecoder(_decoder_layer(s), 2, norm=layers.LayerNorm(4))
+
+
+def _transformer(s):
+    return layers.Transformer(4, 2, 1, 1, 6, dropout=0.0, rng=s)
+
+
+def _bn(cls, n, s, **kw):
+    m = cls(n, **kw)
+    r = np.random.default_rng(s)
+    m.weight[...] = r.uniform(0.5, 1.5, n)
+    m.bias[...] = r.uniform(-0.5, 0.5, n)
+    return m
+
+
+def _affine(m, s):
+    """Random values for every parameter (norms start at ones/zeros: test more than that)."""
+    r = np.random.default_rng(s)
+    for p, _ in m.own_parameter_pairs():
+        value = getattr(m, p)
+        value[...] = r.uniform(0.5, 1.5, value.shape)
+    return m
+
+
+A = (3, 4)  # a small batch of features for element-wise layers
+A3 = (2, 3, 2)
+IMG = (2, 3, 4, 4)
+SEQ = (5, 2, 3)  # (T, N, F)
+
+
+def _act(name, make, torch_make=None, inputs=(A, A3, (1, 5)), **kw):
+    return Entry(name, make, list(inputs), torch=torch_make, **kw)
+
+
+# ------------------------------------------------------------------ the table
+MODULES = [
+    # ---- linear and element-wise
+    Entry(
+        "Linear",
+        lambda s: nn.Linear(4, 3, rng=s),
+        [(2, 4), (5, 4), (1, 4)],
+        torch=lambda m: tnn.Linear(4, 3),
+        errors=[((2, 5), r"expected input of shape \(N, 4\), got \(2, 5\)"), ((4,), "expected input")],
+        repr="Linear(4 -> 3)",
+    ),
+    Entry(
+        "Linear-nobias",
+        lambda s: nn.Linear(4, 3, bias=False, rng=s),
+        [(3, 4)],
+        torch=lambda m: tnn.Linear(4, 3, bias=False),
+        repr="Linear(4 -> 3, bias=False)",
+    ),
+    _act("ReLU", lambda s: nn.ReLU(), lambda m: tnn.ReLU(), repr="ReLU()"),
+    _act("LeakyReLU", lambda s: nn.LeakyReLU(0.1), lambda m: tnn.LeakyReLU(0.1), repr="LeakyReLU(slope=0.1)"),
+    _act("ELU", lambda s: nn.ELU(0.7), lambda m: tnn.ELU(0.7), repr="ELU(alpha=0.7)"),
+    _act("SoftPlus", lambda s: nn.SoftPlus(), lambda m: tnn.Softplus(), repr="SoftPlus()"),
+    _act("Sigmoid", lambda s: nn.Sigmoid(), lambda m: tnn.Sigmoid(), repr="Sigmoid()"),
+    _act("Tanh", lambda s: nn.Tanh(), lambda m: tnn.Tanh(), repr="Tanh()"),
+    _act("Identity", lambda s: nn.Identity(), lambda m: tnn.Identity(), repr="Identity()"),
+    _act("GELU", lambda s: layers.GELU(), lambda m: tnn.GELU()),
+    _act("GELU-tanh", lambda s: layers.GELU(approximate="tanh"), lambda m: tnn.GELU(approximate="tanh")),
+    _act("SiLU", lambda s: layers.SiLU(), lambda m: tnn.SiLU()),
+    _act("Mish", lambda s: layers.Mish(), lambda m: tnn.Mish()),
+    # kinks at +-3: inputs drawn in (-2.9, 2.9) are away from them (and from 0 by 0.1)
+    _act("Hardswish", lambda s: layers.Hardswish(), lambda m: tnn.Hardswish()),
+    # PyTorch's float64 backward of Hardsigmoid uses a float32 1/6: compared at float32's tolerance
+    _act("Hardsigmoid", lambda s: layers.Hardsigmoid(), lambda m: tnn.Hardsigmoid(), torch_float64=False),
+    _act("ReLU6", lambda s: layers.ReLU6(), lambda m: tnn.ReLU6()),
+    _act("Hardtanh", lambda s: layers.Hardtanh(-0.5, 2.0), lambda m: tnn.Hardtanh(-0.5, 2.0)),
+    _act("SELU", lambda s: layers.SELU(), lambda m: tnn.SELU()),
+    _act("CELU", lambda s: layers.CELU(0.5), lambda m: tnn.CELU(0.5)),
+    _act("Softsign", lambda s: layers.Softsign(), lambda m: tnn.Softsign()),
+    _act("Tanhshrink", lambda s: layers.Tanhshrink(), lambda m: tnn.Tanhshrink()),
+    Entry(
+        "PReLU",
+        lambda s: _affine(layers.PReLU(3, init=0.1), s),
+        [(4, 3), (2, 3, 5)],
+        torch=lambda m: tnn.PReLU(3),
+        errors=[((2, 4), r"expected input of shape \(N, 3, \*\)")],
+    ),
+    Entry("PReLU-shared", lambda s: layers.PReLU(), [A, IMG], torch=lambda m: tnn.PReLU()),
+    Entry(
+        "SoftMax",
+        lambda s: nn.SoftMax(),
+        [(3, 5), (4, 3, 2)],
+        torch=lambda m: tnn.Softmax(dim=1),
+        errors=[((3,), r"expected input of shape \(N, C, \*\)")],
+        repr="SoftMax()",
+    ),
+    Entry("SoftMax-dim", lambda s: nn.SoftMax(dim=-1), [(2, 3, 4)], torch=lambda m: tnn.Softmax(dim=-1)),
+    Entry("LogSoftMax", lambda s: nn.LogSoftMax(), [(3, 5), (4, 3, 2)], torch=lambda m: tnn.LogSoftmax(dim=1)),
+    Entry("LogSoftMax-dim", lambda s: nn.LogSoftMax(dim=2), [(2, 3, 4)], torch=lambda m: tnn.LogSoftmax(dim=2)),
+    Entry(
+        "Dropout",
+        lambda s: nn.Dropout(0.3, rng=s),
+        [(4, 5), (3, 2, 2)],
+        torch=_dropout_eval(tnn.Dropout),
+        random=True,
+        mode_dependent=True,
+        repr="Dropout(p=0.3)",
+    ),
+    Entry(
+        "Dropout2d",
+        lambda s: layers.Dropout2d(0.3, rng=s),
+        [IMG],
+        torch=_dropout_eval(tnn.Dropout2d),
+        random=True,
+        mode_dependent=True,
+        errors=[((2, 3), r"expected input of shape \(N, C, H, W\)")],
+    ),
+    # ---- shapes
+    Entry(
+        "Flatten", lambda s: nn.Flatten(), [(2, 3, 4), (3, 2, 2, 2)], torch=lambda m: tnn.Flatten(), repr="Flatten()"
+    ),
+    Entry(
+        "Unflatten",
+        lambda s: layers.Unflatten(1, (2, -1)),
+        [(2, 6), (3, 4, 5)],
+        torch=lambda m: tnn.Unflatten(1, (2, -1)),
+        errors=[((2, 5), r"expected axis 1 of size")],
+    ),
+    Entry(
+        "Mean",
+        lambda s: layers.Mean((1, 2), keepdim=True),
+        [(2, 5, 3)],
+        errors=[((2, 4), r"expected input with axis")],
+    ),
+    Entry("Mean-dim", lambda s: layers.Mean(1), [(2, 5, 3), (3, 4)]),
+    # ---- normalisation
+    Entry(
+        "BatchNormalization",
+        lambda s: nn.BatchNormalization(alpha=0.9),
+        [(6, 3), (5, 2, 3)],
+        mode_dependent=True,
+        repr="BatchNormalization(alpha=0.9)",
+    ),
+    Entry(
+        "BatchNormalization-nfeats",
+        lambda s: nn.BatchNormalization(0.5, n_feats=3),
+        [(6, 3), (3, 3, 2, 2)],
+        mode_dependent=True,
+    ),
+    Entry(
+        "ChannelwiseScaling",
+        lambda s: nn.ChannelwiseScaling(3, rng=s),
+        [(4, 3), (2, 3, 3, 2)],
+        errors=[((2, 4), r"expected input of shape \(N, 3\)")],
+        repr="ChannelwiseScaling(3)",
+    ),
+    Entry(
+        "BatchNorm1d",
+        lambda s: _bn(nn.BatchNorm1d, 3, s, eps=1e-3, momentum=0.3),
+        [(5, 3), (4, 3, 6)],
+        torch=lambda m: tnn.BatchNorm1d(3, eps=1e-3, momentum=0.3),
+        mode_dependent=True,
+        errors=[((2, 4), r"expected input of shape \(N, 3\) or \(N, 3, L\)")],
+    ),
+    Entry(
+        "BatchNorm1d-noaffine",
+        lambda s: nn.BatchNorm1d(3, affine=False),
+        [(5, 3)],
+        torch=lambda m: tnn.BatchNorm1d(3, affine=False),
+        mode_dependent=True,
+    ),
+    Entry(
+        "BatchNorm2d",
+        lambda s: _bn(nn.BatchNorm2d, 2, s, momentum=0.3),
+        [(3, 2, 4, 4), (2, 2, 3, 5)],
+        torch=lambda m: tnn.BatchNorm2d(2, momentum=0.3),
+        mode_dependent=True,
+        errors=[((2, 3, 4, 4), r"expected input of shape \(N, 2, H, W\)")],
+    ),
+    Entry(
+        "BatchNorm",  # seed 003's name
+        lambda s: _bn(nn.BatchNorm, 3, s),
+        [(5, 3)],
+        torch=lambda m: tnn.BatchNorm1d(3),
+        mode_dependent=True,
+    ),
+    Entry(
+        "LayerNorm",
+        lambda s: _affine(layers.LayerNorm((3, 4), eps=1e-3), s),
+        [(2, 3, 4), (5, 3, 4)],
+        torch=lambda m: tnn.LayerNorm((3, 4), eps=1e-3),
+        errors=[((2, 3), r"expected input of shape \(\*, 3, 4\)")],
+    ),
+    Entry(
+        "LayerNorm-nobias",
+        lambda s: _affine(layers.LayerNorm(4, bias=False), s),
+        [(3, 4)],
+        torch=lambda m: tnn.LayerNorm(4, bias=False),
+    ),
+    Entry(
+        "LayerNorm-noaffine",
+        lambda s: layers.LayerNorm(4, elementwise_affine=False),
+        [(3, 2, 4)],
+        torch=lambda m: tnn.LayerNorm(4, elementwise_affine=False),
+    ),
+    Entry(
+        "GroupNorm",
+        lambda s: _affine(layers.GroupNorm(2, 4, eps=1e-3), s),
+        [(3, 4, 5), (2, 4, 3, 3)],
+        torch=lambda m: tnn.GroupNorm(2, 4, eps=1e-3),
+        errors=[((2, 3, 5), r"expected input of shape \(N, 4, \*\)")],
+    ),
+    Entry(
+        "InstanceNorm1d",
+        lambda s: _affine(layers.InstanceNorm1d(3, affine=True, track_running_stats=True), s),
+        [(2, 3, 5)],
+        torch=lambda m: tnn.InstanceNorm1d(3, affine=True, track_running_stats=True),
+        mode_dependent=True,
+    ),
+    Entry(
+        "InstanceNorm2d",
+        lambda s: layers.InstanceNorm2d(3, momentum=0.3),
+        [(2, 3, 4, 4), (3, 4, 4)],
+        torch=lambda m: tnn.InstanceNorm2d(3, momentum=0.3),
+        errors=[((1, 4, 5, 5), r"expected input of shape \(N, 3, H, W\)")],
+    ),
+    # ---- convolutions and pooling
+    Entry(
+        "Conv2d",
+        lambda s: nn.Conv2d(2, 4, 3, stride=(2, 1), padding=1, rng=s),
+        [(2, 2, 7, 6), (1, 2, 5, 5)],
+        torch=lambda m: tnn.Conv2d(2, 4, 3, stride=(2, 1), padding=1),
+        errors=[((1, 3, 5, 5), r"expected input of shape \(N, 2, H, W\), got \(1, 3, 5, 5\)"), ((3, 5, 5), "expected")],
+    ),
+    Entry(
+        "Conv2d-groups-dilation",
+        lambda s: nn.Conv2d(4, 6, (3, 2), groups=2, dilation=(1, 2), padding=(1, 0), bias=False, rng=s),
+        [(2, 4, 5, 6)],
+        torch=lambda m: tnn.Conv2d(4, 6, (3, 2), groups=2, dilation=(1, 2), padding=(1, 0), bias=False),
+    ),
+    Entry(
+        "Conv2d-depthwise-same",
+        lambda s: nn.Conv2d(3, 3, 3, groups=3, padding="same", rng=s),
+        [(2, 3, 5, 4)],
+        torch=lambda m: tnn.Conv2d(3, 3, 3, groups=3, padding="same"),
+    ),
+    Entry(
+        "Conv1d",
+        lambda s: nn.Conv1d(2, 3, 5, dilation=2, padding=1, rng=s),
+        [(2, 2, 12), (1, 2, 9)],
+        torch=lambda m: tnn.Conv1d(2, 3, 5, dilation=2, padding=1),
+        errors=[((1, 3, 5), r"expected input of shape \(N, 2, L\)")],
+    ),
+    Entry(
+        "Conv1d-stride-groups",
+        lambda s: nn.Conv1d(4, 2, 3, stride=2, padding=0, groups=2, rng=s),
+        [(3, 4, 9)],
+        torch=lambda m: tnn.Conv1d(4, 2, 3, stride=2, groups=2),
+    ),
+    Entry(
+        "Conv2d-padding-modes",
+        lambda s: nn.Conv2d(2, 3, 3, padding=(2, 1), padding_mode="reflect", rng=s),
+        [(2, 2, 5, 4)],
+        torch=lambda m: tnn.Conv2d(2, 3, 3, padding=(2, 1), padding_mode="reflect"),
+        errors=[((1, 2, 2, 4), r"padding_mode='reflect' needs padding smaller than the input's spatial size")],
+    ),
+    Entry(
+        "Conv1d-circular",
+        lambda s: nn.Conv1d(2, 3, 3, padding=2, padding_mode="circular", rng=s),
+        [(2, 2, 5)],
+        torch=lambda m: tnn.Conv1d(2, 3, 3, padding=2, padding_mode="circular"),
+    ),
+    Entry(
+        "ConvTranspose2d",
+        lambda s: layers.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1, rng=s),
+        [(2, 2, 4, 3), (1, 2, 2, 2)],
+        torch=lambda m: tnn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1),
+        errors=[((2, 3, 4, 4), r"expected input")],
+    ),
+    Entry(
+        "ConvTranspose2d-groups-dilation",
+        lambda s: layers.ConvTranspose2d(4, 2, (2, 3), groups=2, dilation=(2, 1), bias=False, rng=s),
+        [(2, 4, 3, 3)],
+        torch=lambda m: tnn.ConvTranspose2d(4, 2, (2, 3), groups=2, dilation=(2, 1), bias=False),
+    ),
+    Entry(
+        "ConvTranspose1d",
+        lambda s: layers.ConvTranspose1d(2, 3, 4, stride=3, padding=1, rng=s),
+        [(2, 2, 5)],
+        torch=lambda m: tnn.ConvTranspose1d(2, 3, 4, stride=3, padding=1),
+        errors=[((2, 3, 5), r"expected input")],
+    ),
+    Entry(
+        "MaxPool2d",
+        lambda s: nn.MaxPool2d(2),
+        [_distinct((2, 3, 6, 6)), _distinct((1, 2, 5, 7))],
+        torch=lambda m: tnn.MaxPool2d(2),
+        errors=[((3, 5), r"expected input of shape \(N, C, H, W\)")],
+    ),
+    Entry(
+        "MaxPool2d-overlap-pad",
+        lambda s: nn.MaxPool2d(3, stride=2, padding=1),
+        [_distinct((2, 2, 7, 6))],
+        torch=lambda m: tnn.MaxPool2d(3, stride=2, padding=1),
+    ),
+    Entry(
+        "AvgPool2d",
+        lambda s: nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
+        [(2, 3, 7, 7), (1, 2, 5, 6)],
+        torch=lambda m: tnn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
+    ),
+    Entry("AvgPool2d-2", lambda s: nn.AvgPool2d(2), [(2, 3, 6, 6)], torch=lambda m: tnn.AvgPool2d(2)),
+    Entry(
+        "MaxPool2d-ceil",
+        lambda s: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        [_distinct((2, 2, 6, 7))],
+        torch=lambda m: tnn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+    ),
+    Entry(
+        "AvgPool2d-ceil",
+        lambda s: nn.AvgPool2d(2, ceil_mode=True),
+        [(2, 3, 5, 7)],
+        torch=lambda m: tnn.AvgPool2d(2, ceil_mode=True),
+    ),
+    Entry(
+        "MaxPool1d",
+        lambda s: nn.MaxPool1d(3, stride=2, padding=1),
+        [_distinct((2, 3, 8))],
+        torch=lambda m: tnn.MaxPool1d(3, stride=2, padding=1),
+    ),
+    Entry(
+        "AvgPool1d",
+        lambda s: nn.AvgPool1d(2),
+        [(2, 3, 8), (1, 2, 7)],
+        torch=lambda m: tnn.AvgPool1d(2),
+        errors=[((2, 3), r"expected input of shape \(N, C, L\)")],
+    ),
+    Entry(
+        "GlobalAvgPool2d",
+        lambda s: nn.GlobalAvgPool2d(),
+        [(2, 3, 5, 5), (1, 2, 3, 4)],
+        torch=lambda m: tnn.Sequential(tnn.AdaptiveAvgPool2d(1), tnn.Flatten()),
+        errors=[((3, 4), r"expected input of shape \(N, C, H, W\)")],
+    ),
+    Entry(
+        "GlobalAvgPool2d-keepdims",
+        lambda s: nn.GlobalAvgPool2d(keepdims=True),
+        [(2, 3, 5, 5)],
+        torch=lambda m: tnn.AdaptiveAvgPool2d(1),
+    ),
+    Entry(
+        "AdaptiveAvgPool2d",
+        lambda s: layers.AdaptiveAvgPool2d((3, None)),
+        [(2, 3, 7, 5), (1, 2, 5, 4)],
+        torch=lambda m: tnn.AdaptiveAvgPool2d((3, None)),
+        errors=[((2, 3), r"expected input of shape \(N, C, H, W\)")],
+    ),
+    Entry(
+        "AdaptiveMaxPool2d",
+        lambda s: layers.AdaptiveMaxPool2d(2),
+        [_distinct((2, 3, 7, 5))],
+        torch=lambda m: tnn.AdaptiveMaxPool2d(2),
+    ),
+    Entry(
+        "Upsample",
+        lambda s: layers.Upsample(scale_factor=(2, 1.5), mode="bilinear", align_corners=False),
+        [(2, 3, 4, 4)],
+        torch=_upsample,
+        errors=[((2, 3), r"expected input of shape \(N, C, H, W\), got \(2, 3\)")],
+    ),
+    Entry("Upsample-nearest", lambda s: layers.Upsample(scale_factor=2), [(2, 3, 3, 4), (2, 3, 5)], torch=_upsample),
+    Entry("Upsample-linear-size", lambda s: layers.Upsample(size=7, mode="linear"), [(2, 3, 4)], torch=_upsample),
+    Entry(
+        "Upsample-bilinear-aligned",
+        lambda s: layers.Upsample(size=(5, 6), mode="bilinear", align_corners=True),
+        [(1, 2, 3, 4)],
+        torch=_upsample,
+    ),
+    Entry(
+        "UpsamplingNearest2d",
+        lambda s: layers.UpsamplingNearest2d(size=(5, 6)),
+        [(2, 3, 4, 4)],
+        torch=lambda m: tnn.UpsamplingNearest2d(size=(5, 6)),
+    ),
+    Entry(
+        "UpsamplingBilinear2d",
+        lambda s: layers.UpsamplingBilinear2d(scale_factor=2),
+        [(2, 3, 4, 4)],
+        torch=lambda m: tnn.UpsamplingBilinear2d(scale_factor=2),
+    ),
+    Entry(
+        "ZeroPad2d",
+        lambda s: layers.ZeroPad2d((1, -1, 2, 0)),
+        [(2, 3, 4, 4), (3, 4, 4)],
+        torch=lambda m: tnn.ZeroPad2d((1, -1, 2, 0)),
+        errors=[((2, 3), r"expected input of shape \(N, C, H, W\) or \(C, H, W\)")],
+    ),
+    Entry(
+        "ReflectionPad2d",
+        lambda s: layers.ReflectionPad2d(2),
+        [(2, 3, 4, 4)],
+        torch=lambda m: tnn.ReflectionPad2d(2),
+        errors=[((1, 1, 2, 2), r"padding must be smaller than the input")],
+    ),
+    Entry(
+        "ReplicationPad2d",
+        lambda s: layers.ReplicationPad2d([1, 0, 3, 2]),
+        [(2, 3, 4, 4)],
+        torch=lambda m: tnn.ReplicationPad2d((1, 0, 3, 2)),
+    ),
+    # ---- embeddings and recurrent layers
+    Entry(
+        "Embedding",
+        lambda s: layers.Embedding(7, 3, rng=s),
+        [Const(np.array([[1, 0, 6], [2, 2, 5]])), Ints((4,), 7)],
+        torch=lambda m: tnn.Embedding(7, 3),
+        errors=[
+            (Const(np.array([[7]])), r"expected indices in \[0, 7\)"),
+            (Const(np.ones((2, 2), np.float32)), r"expected integer indices"),
+        ],
+    ),
+    Entry(  # no gradient into the padding row, by design: parity with PyTorch instead of gradcheck
+        "Embedding-padding",
+        lambda s: layers.Embedding(7, 3, padding_idx=0, rng=s),
+        [Const(np.array([[1, 0, 6], [2, 0, 5]]))],
+        torch=lambda m: tnn.Embedding(7, 3, padding_idx=0),
+        gradcheck=(),
+    ),
+    Entry(
+        "RNN",
+        lambda s: layers.RNN(3, 4, 2, "relu", rng=s),
+        [SEQ, (3, 1, 3)],
+        torch=lambda m: tnn.RNN(3, 4, 2, "relu"),
+        torch_call=_rnn_out,
+        errors=[((5, 2, 4), r"expected input of shape \(T, N, 3\)")],
+        batch_axis=1,
+    ),
+    Entry(
+        "RNN-dropout",
+        lambda s: layers.RNN(3, 4, 2, batch_first=True, dropout=0.5, rng=s),
+        [(2, 4, 3)],
+        torch=lambda m: tnn.RNN(3, 4, 2, batch_first=True, dropout=0.5),
+        torch_call=_rnn_out,
+        random=True,
+        mode_dependent=True,
+    ),
+    Entry(
+        "RNN-lengths-state",
+        lambda s: layers.RNN(3, 4, return_state=True, rng=s),
+        [_lengths(SEQ, [5, 3])],
+        batch_axis=None,
+    ),
+    Entry(
+        "LSTM",
+        lambda s: layers.LSTM(3, 4, rng=s),
+        [SEQ, (1, 3, 3)],
+        torch=lambda m: tnn.LSTM(3, 4),
+        torch_call=_rnn_out,
+        errors=[((5, 2, 4), r"expected input of shape \(T, N, 3\)")],
+        batch_axis=1,
+    ),
+    Entry(
+        "LSTM-bidirectional-proj-state",
+        lambda s: layers.LSTM(3, 4, bidirectional=True, proj_size=2, bias=False, return_state=True, rng=s),
+        [SEQ],
+        torch=lambda m: tnn.LSTM(3, 4, bidirectional=True, proj_size=2, bias=False),
+        torch_call=_lstm_state,
+        batch_axis=1,
+    ),
+    Entry(
+        "LSTM-lengths",
+        lambda s: layers.LSTM(3, 4, num_layers=2, batch_first=True, rng=s),
+        [_lengths((2, 5, 3), [3, 5])],
+        batch_axis=None,
+    ),
+    Entry(
+        "GRU",
+        lambda s: layers.GRU(3, 4, num_layers=2, bidirectional=True, rng=s),
+        [SEQ],
+        torch=lambda m: tnn.GRU(3, 4, num_layers=2, bidirectional=True),
+        torch_call=_rnn_out,
+        batch_axis=1,
+    ),
+    Entry(
+        "GRU-state",
+        lambda s: layers.GRU(3, 4, batch_first=True, return_state=True, rng=s),
+        [(2, 4, 3)],
+        torch=lambda m: tnn.GRU(3, 4, batch_first=True),
+        torch_call=_rnn_state,
+        batch_axis=None,
+    ),
+    Entry(
+        "RNNCell",
+        lambda s: layers.RNNCell(3, 4, nonlinearity="relu", rng=s),
+        [(2, 3), ((2, 3), (2, 4))],
+        torch=lambda m: tnn.RNNCell(3, 4, nonlinearity="relu"),
+        errors=[((2, 4), r"expected input of shape \(N, 3\)")],
+    ),
+    Entry(
+        "LSTMCell",
+        lambda s: layers.LSTMCell(3, 4, rng=s),
+        [(2, 3), ((2, 3), ((2, 4), (2, 4)))],
+        torch=lambda m: tnn.LSTMCell(3, 4),
+    ),
+    Entry(
+        "LSTMCell-nobias",
+        lambda s: layers.LSTMCell(3, 4, bias=False, rng=s),
+        [(2, 3)],
+        torch=lambda m: tnn.LSTMCell(3, 4, bias=False),
+    ),
+    Entry(
+        "GRUCell",
+        lambda s: layers.GRUCell(3, 4, rng=s),
+        [(2, 3), ((2, 3), (2, 4))],
+        torch=lambda m: tnn.GRUCell(3, 4),
+    ),
+    Entry(
+        "LastStep",
+        lambda s: layers.LastStep(),
+        [(2, 5, 3), _lengths((2, 5, 3), [2, 5])],
+        errors=[((2, 4), r"expected a sequence of shape \(N, T, F\)")],
+    ),
+    Entry(
+        "LastStep-bidirectional",
+        lambda s: layers.LastStep(batch_first=False, bidirectional=True),
+        [(5, 2, 6)],
+        batch_axis=None,  # (T, N, F) in, (N, F) out
+    ),
+    # ---- attention and transformers (dropout 0 for parity; the dropout path is tested in its family files)
+    Entry(
+        "MultiheadAttention",
+        lambda s: layers.MultiheadAttention(6, 2, rng=s),
+        [(3, 2, 6), (4, 6)],
+        torch=lambda m: tnn.MultiheadAttention(6, 2),
+        torch_call=_self_attention,
+        errors=[((3, 2, 5), r"expected query with 6 features")],
+        batch_axis=1,
+    ),
+    Entry(
+        "MultiheadAttention-kdim-biaskv",
+        lambda s: layers.MultiheadAttention(6, 3, kdim=5, vdim=3, add_bias_kv=True, add_zero_attn=True, rng=s),
+        [((3, 2, 6), (4, 2, 5), (4, 2, 3))],
+        torch=lambda m: tnn.MultiheadAttention(6, 3, kdim=5, vdim=3, add_bias_kv=True, add_zero_attn=True),
+        torch_call=_cross_attention,
+        batch_axis=1,
+    ),
+    Entry(
+        "MultiheadAttention-batch-first",
+        lambda s: layers.MultiheadAttention(4, 2, batch_first=True, bias=False, rng=s),
+        [((2, 3, 4), (2, 5, 4), (2, 5, 4))],
+        torch=lambda m: tnn.MultiheadAttention(4, 2, batch_first=True, bias=False),
+        torch_call=_cross_attention,
+    ),
+    Entry(
+        "TransformerEncoderLayer",
+        lambda s: _encoder_layer(s),
+        [(3, 2, 4)],
+        torch=_t_encoder_layer,
+        errors=[((3, 2, 6), r"expected src of shape \(L, N, E\) or \(L, E\) with E = 4")],
+        batch_axis=1,
+    ),
+    Entry(
+        "TransformerEncoderLayer-gelu-normfirst",
+        lambda s: _encoder_layer(s, activation="gelu", norm_first=True, batch_first=True),
+        [(2, 3, 4)],
+        torch=lambda m: _t_encoder_layer(m, activation="gelu", norm_first=True, batch_first=True),
+    ),
+    Entry(
+        "TransformerEncoderLayer-dropout",
+        lambda s: layers.TransformerEncoderLayer(4, 2, 6, dropout=0.3, rng=s),
+        [(3, 2, 4)],
+        random=True,
+        mode_dependent=True,
+        batch_axis=1,
+    ),
+    Entry(
+        "TransformerEncoder",
+        _encoder,
+        [(3, 2, 4)],
+        torch=lambda m: tnn.TransformerEncoder(
+            _t_encoder_layer(m), 2, norm=tnn.LayerNorm(4), enable_nested_tensor=False
+        ),
+        batch_axis=1,
+    ),
+    Entry(
+        "TransformerDecoderLayer",
+        lambda s: _decoder_layer(s, batch_first=True),
+        [((2, 3, 4), (2, 4, 4))],
+        torch=lambda m: tnn.TransformerDecoderLayer(4, 2, 6, dropout=0.0, batch_first=True),
+    ),
+    Entry(
+        "TransformerDecoder",
+        _decoder,
+        [((3, 2, 4), (4, 2, 4))],
+        torch=lambda m: tnn.TransformerDecoder(
+            tnn.TransformerDecoderLayer(4, 2, 6, dropout=0.0), 2, norm=tnn.LayerNorm(4)
+        ),
+        batch_axis=1,
+    ),
+    Entry(
+        "Transformer",
+        _transformer,
+        [((3, 2, 4), (2, 2, 4))],
+        torch=lambda m: tnn.Transformer(4, 2, 1, 1, 6, dropout=0.0),
+        batch_axis=1,
+    ),
+    Entry(
+        "SinusoidalPositionalEncoding",
+        lambda s: layers.SinusoidalPositionalEncoding(6, 10, batch_first=True),
+        [(2, 4, 6), (3, 6)],
+        errors=[((2, 11, 6), r"sequence length 11 exceeds max_len=10")],
+    ),
+    Entry(
+        "LearnedPositionalEncoding",
+        lambda s: layers.LearnedPositionalEncoding(6, 10, rng=s),
+        [(4, 2, 6)],
+        errors=[((3, 2, 5), r"expected input of shape \(L, N, E\) or \(L, E\) with E = 6")],
+        batch_axis=1,
+    ),
+    # ---- containers and graphs
+    Entry("Sequential", _nested, [(3, 4), (1, 4)], torch=_t_nested),
+    Entry("Sequential-empty", lambda s: nn.Sequential(), [(3, 4)], torch=lambda m: tnn.Sequential()),
+    Entry("Residual", _residual, [(3, 4)]),
+    Entry("Residual-shortcut", _residual_shortcut, [(3, 4)]),
+    Entry("ConcatTable", lambda s: nn.ConcatTable(nn.Linear(4, 2, rng=s), nn.Tanh()), [(3, 4)]),
+    Entry(
+        "ParallelTable",
+        lambda s: nn.ParallelTable(nn.Linear(4, 2, rng=s), nn.Sigmoid()),
+        [((3, 4), (3, 5))],
+    ),
+    Entry("Concat", lambda s: nn.Concat(nn.Linear(4, 2, rng=s), nn.Tanh(), dim=1), [(3, 4)]),
+    Entry("CAddTable", lambda s: nn.CAddTable(), [((3, 4), (3, 4)), ((2, 3), (2, 3), (2, 3))]),
+    Entry("CSubTable", lambda s: nn.CSubTable(), [((3, 4), (3, 4))]),
+    Entry("CMulTable", lambda s: nn.CMulTable(), [((3, 4), (3, 4), (3, 4))]),
+    Entry("JoinTable", lambda s: nn.JoinTable(1), [((3, 4), (3, 2))]),
+    Entry("SplitTable", lambda s: nn.SplitTable(1), [(3, 4)]),
+    Entry("SelectTable", lambda s: nn.SelectTable(1), [((3, 4), (3, 2))]),
+    Entry("SelectTable-negative", lambda s: nn.SelectTable(-1), [((3, 4), (2, 2), (3, 2))]),
+    Entry("Graph", _graph, [((3, 3), (3, 3))]),
+    Entry("Graph-one-input", _graph_one, [(3, 4)]),
+]
+
+# the names that need an entry: every public layer, container and Graph
+CONTAINERS = [
+    "Sequential",
+    "Residual",
+    "ConcatTable",
+    "ParallelTable",
+    "Concat",
+    "CAddTable",
+    "CSubTable",
+    "CMulTable",
+    "JoinTable",
+    "SplitTable",
+    "SelectTable",
+    "Graph",
+]
+PUBLIC = sorted(set(layers.__all__) | set(CONTAINERS))
