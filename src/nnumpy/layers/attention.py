@@ -21,6 +21,7 @@ from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..containers import unbroadcast  # the gradient of broadcasting: sum over the broadcast axes
 from ..init import xavier_normal_, xavier_uniform_
 from ..module import Module
+from .dropout import keep_mask
 from .linear import Linear
 
 __all__ = [
@@ -155,7 +156,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     attn = masked_softmax(scores, allowed, additive)
     attn_used = attn
     if dropout_p > 0.0:
-        keep = resolve_rng(rng).random(attn.shape, dtype=attn.dtype) >= dropout_p
+        keep = keep_mask(resolve_rng(rng), attn.shape, dropout_p)
         factor = 1.0 / (1.0 - dropout_p) if dropout_p < 1.0 else 0.0
         attn_used = attn * (keep * attn.dtype.type(factor))
     out = attn_used @ value

@@ -34,6 +34,7 @@ from .._checks import check_float_array, check_positive_int, check_real
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..module import Module
 from ..parallel import parallel_for
+from .dropout import keep_mask
 from .linear import as_dtype_of
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
@@ -585,8 +586,7 @@ class _RNNBase(Module):
         for layer in range(self.num_layers):
             drop = None
             if layer > 0 and self.training and self.dropout > 0:
-                draw = np.float64 if inp.dtype == np.float64 else np.float32  # Generator has no float16
-                keep = self.rng.random(inp.shape, dtype=draw) >= self.dropout
+                keep = keep_mask(self.rng, inp.shape, self.dropout)
                 drop = keep * inp.dtype.type(1.0 / (1.0 - self.dropout) if self.dropout < 1 else 0.0)
                 inp = inp * drop
             drop_masks.append(drop)
