@@ -6,7 +6,7 @@ mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
 ``register_converter`` below) holds:
 
 - layers: Linear -> Gemm; Conv1d/Conv2d -> Conv (padding_mode reflect /
-  replicate: Pad first); ConvTranspose1d/2d -> ConvTranspose; Max/AvgPool -> MaxPool /
+  replicate / circular: Pad first); ConvTranspose1d/2d -> ConvTranspose; Max/AvgPool -> MaxPool /
   AveragePool; GlobalAvgPool2d, AdaptiveAvg/MaxPool2d -> Global*Pool (output
   1), *Pool (an input divisible by the output), else MatMul with the
   averaging matrices / Gather + ReduceMax over the bins; BatchNorm* ->
