@@ -82,7 +82,6 @@ def test_info(capsys):
 
 
 def test_export_onnx(run_dir, tmp_path, capsys):
-    pytest.importorskip("onnx")
     target = tmp_path / "m.onnx"
     assert cli.main(["export", str(run_dir / "checkpoint.npz"), "--onnx", str(target), "--opset", "18"]) == 0
     assert target.stat().st_size > 1000
@@ -93,7 +92,7 @@ def test_export_onnx(run_dir, tmp_path, capsys):
     "argv, code, message",
     [
         (["train", "--epochs", "0"], 2, "expected a positive integer"),
-        (["train", "--model", "resnet"], 2, "invalid choice"),
+        (["train", "--model", "resnet50"], 2, "invalid choice"),
         (["train", "--bogus"], 2, "unrecognized arguments"),
         (["frobnicate"], 2, "invalid choice"),
         (["evaluate", "missing.npz"], 1, "no such file"),
