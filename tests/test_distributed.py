@@ -197,8 +197,6 @@ def test_find_mpiexec_prefers_the_one_next_to_python():
 @pytest.mark.mpi
 @requires_mpi
 def test_two_ranks_match_one_process(tmp_path, model, dtype):
-    if model == "cnn" and not train_steps.has_conv():
-        pytest.skip("Conv2d/MaxPool2d not available; the BatchNorm1d MLP ('bn') covers sync BN")
     steps = 7  # crosses the epoch boundary: the uneven tail batch (5/6 samples) is step 5
     proc = mpirun(
         [SCRIPTS / "train_steps.py", tmp_path / "out.npz", "--model", model, "--dtype", dtype, "--steps", steps]

@@ -6,12 +6,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import nnumpy as nn
 from nnumpy.interop import load_torch_state_dict, to_torch_state_dict
 from nnumpy.models import cnn_f, mlp_f
 
-torch = pytest.importorskip("torch")
 tnn = torch.nn
 
 

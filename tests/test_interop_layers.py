@@ -5,13 +5,13 @@ from a torch module of the same structure and written back, outputs compared."""
 
 import numpy as np
 import pytest
+import torch
 from helpers import assert_close
 
 import nnumpy as nn
 from nnumpy.blocks import basic_block, basic_block_graph
 from nnumpy.interop import load_torch_state_dict, register_torch_names, to_torch_state_dict
 
-torch = pytest.importorskip("torch")
 tnn = torch.nn
 # torch warns about its own fast paths (nested tensors, oneDNN): not our concern here
 pytestmark = [

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import nnumpy
 from nnumpy import Linear, LogSoftMax, Sequential, fit
@@ -14,8 +15,6 @@ from nnumpy.lr_scheduler import (
     ReduceLROnPlateau,
     StepLR,
 )
-
-torch = pytest.importorskip("torch")
 
 
 def torch_optimizer(lr):

@@ -6,16 +6,15 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 
 import nnumpy as nn
+import nnumpy.onnx as nxo
 from nnumpy.layers import AvgPool1d, AvgPool2d, Conv1d, Conv2d, GlobalAvgPool2d, MaxPool1d, MaxPool2d
 from nnumpy.models import cnn_f, mlp_f
 from nnumpy.module import Module
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-nxo = pytest.importorskip("nnumpy.onnx")
 
 OPSETS = (13, 18, 21)
 BATCHES = (1, 7)

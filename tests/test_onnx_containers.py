@@ -2,15 +2,12 @@
 run in onnxruntime at two batch sizes and compared with nnumpy's forward."""
 
 import numpy as np
-import pytest
+import onnx  # noqa: F401  (a test dependency: a missing one fails, not skips)
+import onnxruntime  # noqa: F401
+from onnx_common import check_onnx  # noqa: E402
 
 import nnumpy as nn
 from nnumpy.blocks import basic_block, basic_block_graph
-
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
-from onnx_common import check_onnx  # noqa: E402
 
 
 def data(*shape, seed=0):

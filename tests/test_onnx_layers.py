@@ -3,14 +3,12 @@ opsets 13, 18 and 21 (the formula and the operator forms), run in onnxruntime
 at two batch sizes and compared with nnumpy's forward; the refusals."""
 
 import numpy as np
+import onnx  # noqa: F401  (a test dependency: a missing one fails, not skips)
+import onnxruntime  # noqa: F401
 import pytest
+from onnx_common import check_onnx  # noqa: E402
 
 import nnumpy as nn
-
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
-from onnx_common import check_onnx  # noqa: E402
 
 OPSETS = (13, 18, 21)
 
@@ -142,7 +140,7 @@ def test_refusals_name_the_module():
 def test_conv_transpose_hook_with_pytorchs_attributes():
     """``nnumpy.onnx.conv_transpose`` is ready for a ConvTranspose layer with
     PyTorch's attributes; checked on a stand-in computed by torch."""
-    torch = pytest.importorskip("torch")
+    import torch
 
     class StandIn(nn.Module):
         def __init__(self, stride, padding, output_padding, dilation, groups):

@@ -5,15 +5,13 @@ Transformer layers, stacks and positional encodings; run in onnxruntime and
 compared with nnumpy's forward."""
 
 import numpy as np
+import onnx
+import onnxruntime  # noqa: F401
 import pytest
-
-import nnumpy as nn
-
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-
 from helpers import assert_close  # noqa: E402
 from onnx_common import check_onnx, run_onnx  # noqa: E402
+
+import nnumpy as nn
 
 
 def seq(T, F, batch_first=True, seed=0):

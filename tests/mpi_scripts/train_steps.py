@@ -18,10 +18,6 @@ N_SAMPLES = 75  # 4 full global batches of 16, then a tail of 11 split 5/6 over 
 BATCH = 16
 
 
-def has_conv():
-    return hasattr(nn, "Conv2d") and hasattr(nn, "MaxPool2d")
-
-
 def build(kind, dtype):
     rng = np.random.default_rng(1)
     if kind == "mlp":
