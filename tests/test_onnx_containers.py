@@ -4,6 +4,7 @@ run in onnxruntime at two batch sizes and compared with nnumpy's forward."""
 import numpy as np
 import onnx  # noqa: F401  (a test dependency: a missing one fails, not skips)
 import onnxruntime  # noqa: F401
+import pytest
 from onnx_common import check_onnx  # noqa: E402
 
 import nnumpy as nn
@@ -121,3 +122,16 @@ def test_resnet_blocks_export():
                 m.running_mean[...] = rng.normal(size=m.num_features)
                 m.running_var[...] = rng.uniform(0.5, 2, size=m.num_features)
         check_onnx(block, data(3, 6, 6))
+
+
+def test_bad_io_names_and_dynamic_axes():
+    export = nn.onnx.export
+    x = np.zeros((1, 3), np.float32)
+    with pytest.raises(ValueError, match=r"dynamic_axes names \['inptu'\], which are not inputs"):
+        export(nn.ReLU(), x, dynamic_axes={"inptu": {0: "N"}})
+    with pytest.raises(ValueError, match=r"dynamic_axes\['input'\] names axis 2"):
+        export(nn.ReLU(), x, dynamic_axes={"input": {2: "T"}})
+    with pytest.raises(ValueError, match="expected 2 output names"):
+        export(nn.ConcatTable(nn.ReLU(), nn.Tanh()), x, output_name=["only_one"])
+    proto = export(nn.ConcatTable(nn.ReLU(), nn.Tanh()), x, output_name="y")
+    assert [o.name for o in proto.graph.output] == ["y_0", "y_1"]

@@ -470,10 +470,16 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
         return helper.np_dtype_to_tensor_dtype(dtype if a.dtype.kind == "f" else a.dtype)
 
     dynamic_axes = dynamic_axes or {}
+    unknown = sorted(set(dynamic_axes) - set(in_names))
+    if unknown:
+        raise ValueError(f"nnumpy.onnx.export: dynamic_axes names {unknown}, which are not inputs; inputs: {in_names}")
     inputs = []
     for name, a in zip(in_names, given, strict=True):
         dims = list(a.shape)
         for axis, label in dynamic_axes.get(name, {0: "N"}).items():
+            if not -len(dims) <= axis < len(dims):
+                raise ValueError(f"nnumpy.onnx.export: dynamic_axes[{name!r}] names axis {axis} of an input of "
+                                 f"shape {a.shape}")
             dims[axis] = label
         inputs.append(helper.make_tensor_value_info(name, elem(a), dims))
     outputs = [helper.make_tensor_value_info(n, elem(a), None) for n, a in zip(out_names, out_arrays, strict=True)]
