@@ -420,21 +420,11 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
     if dtype.kind != "f":
         raise ValueError(f"nnumpy.onnx.export: dtype must be a float dtype, got {dtype}")
 
-    def as_input(a):
-        a = np.asarray(a)
-        return a.astype(dtype) if a.dtype.kind == "f" else a
-
-    leaves = [None if a is None else as_input(a) for a in _leaves(example_input)]
-    for a in leaves:
-        if a is not None and (a.ndim < 1 or a.shape[0] < 1):
-            raise ValueError(
-                "nnumpy.onnx.export: example_input needs a batch axis with at least one sample, "
-                f"got shape {a.shape}"
-            )
+    leaves = [None if a is None else _as_input(a, dtype) for a in _leaves(example_input)]
     given = [a for a in leaves if a is not None]
     graph_names = None
-    if isinstance(model, Graph) and is_seq(example_input) and len(_leaves(example_input)) == len(example_input):
-        graph_names = model.plan()["inputs"]
+    if isinstance(model, Graph) and is_seq(example_input) and len(leaves) == len(example_input):
+        graph_names = model.plan()["inputs"]  # a Graph's inputs keep their node names
     in_names = _io_names(input_name, len(given), graph_names, "input")
     names = iter(in_names)
     x = _rebuild(example_input, iter([None if a is None else next(names) for a in leaves]))
@@ -452,37 +442,10 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
 
     out_leaves, out_arrays = _leaves(out), _leaves(out_example)
     out_names = _io_names(output_name, len(out_leaves), None, "output")
-    produced = {name for node in g.nodes for name in node.output}
-    renamed = {}
-    for internal, public in zip(out_leaves, out_names, strict=True):
-        if internal in produced and internal not in renamed and out_leaves.count(internal) == 1:
-            renamed[internal] = public
-        else:  # an input, a constant or a tensor given twice: copy it
-            g.nodes.append(helper.make_node("Identity", [internal], [public], name=f"/Identity_{public}"))
-    for node in g.nodes:
-        for i, name in enumerate(node.output):
-            node.output[i] = renamed.get(name, name)
-        for i, name in enumerate(node.input):
-            node.input[i] = renamed.get(name, name)
-
-    def elem(a):
-        a = np.asarray(a)
-        return helper.np_dtype_to_tensor_dtype(dtype if a.dtype.kind == "f" else a.dtype)
-
-    dynamic_axes = dynamic_axes or {}
-    unknown = sorted(set(dynamic_axes) - set(in_names))
-    if unknown:
-        raise ValueError(f"nnumpy.onnx.export: dynamic_axes names {unknown}, which are not inputs; inputs: {in_names}")
-    inputs = []
-    for name, a in zip(in_names, given, strict=True):
-        dims = list(a.shape)
-        for axis, label in dynamic_axes.get(name, {0: "N"}).items():
-            if not -len(dims) <= axis < len(dims):
-                raise ValueError(f"nnumpy.onnx.export: dynamic_axes[{name!r}] names axis {axis} of an input of "
-                                 f"shape {a.shape}")
-            dims[axis] = label
-        inputs.append(helper.make_tensor_value_info(name, elem(a), dims))
-    outputs = [helper.make_tensor_value_info(n, elem(a), None) for n, a in zip(out_names, out_arrays, strict=True)]
+    _name_outputs(g, out_leaves, out_names)
+    inputs = _input_infos(in_names, given, dtype, dynamic_axes or {})
+    outputs = [helper.make_tensor_value_info(n, _elem(a, dtype), None) for n, a in zip(out_names, out_arrays,
+                                                                                        strict=True)]
     graph = helper.make_graph(g.nodes, f"nnumpy_{type(model).__name__}", inputs, outputs, initializer=g.initializers)
     opsets = [helper.make_opsetid("", int(opset))]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnumpy", doc_string=repr(model))
@@ -494,10 +457,66 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
             declared.CopyFrom(found)
         else:  # inference stopped (a shape computed at run time): the traced shape, batch axis dynamic
             dims = ["N", *np.shape(a)[1:]] if np.ndim(a) else []
-            declared.CopyFrom(helper.make_tensor_value_info(declared.name, elem(a), dims))
+            declared.CopyFrom(helper.make_tensor_value_info(declared.name, _elem(a, dtype), dims))
     if path is not None:
         onnx.save(proto, str(path))
     return proto
+
+
+def _as_input(a, dtype):
+    """An example input array: floats in the export dtype, ids and masks as they are; needs a batch axis."""
+    a = np.asarray(a)
+    if a.ndim < 1 or a.shape[0] < 1:
+        raise ValueError(
+            f"nnumpy.onnx.export: example_input needs a batch axis with at least one sample, got shape {a.shape}"
+        )
+    return a.astype(dtype) if a.dtype.kind == "f" else a
+
+
+def _elem(a, dtype):
+    """The ONNX element type of a value like ``a`` (floats: the export dtype)."""
+    from onnx import helper
+
+    a = np.asarray(a)
+    return helper.np_dtype_to_tensor_dtype(dtype if a.dtype.kind == "f" else a.dtype)
+
+
+def _input_infos(names, arrays, dtype, dynamic_axes):
+    """The graph inputs: the example's shapes, axis 0 (or ``dynamic_axes``'s axes) symbolic."""
+    from onnx import helper
+
+    unknown = sorted(set(dynamic_axes) - set(names))
+    if unknown:
+        raise ValueError(f"nnumpy.onnx.export: dynamic_axes names {unknown}, which are not inputs; inputs: {names}")
+    infos = []
+    for name, a in zip(names, arrays, strict=True):
+        dims = list(a.shape)
+        for axis, label in dynamic_axes.get(name, {0: "N"}).items():
+            if not -len(dims) <= axis < len(dims):
+                raise ValueError(f"nnumpy.onnx.export: dynamic_axes[{name!r}] names axis {axis} of an input of "
+                                 f"shape {a.shape}")
+            dims[axis] = label
+        infos.append(helper.make_tensor_value_info(name, _elem(a, dtype), dims))
+    return infos
+
+
+def _name_outputs(g, internal_names, public_names):
+    """Give the graph's outputs their public names: the producing node's output
+    renamed, or an Identity for an input, a constant or a tensor given twice."""
+    from onnx import helper
+
+    produced = {name for node in g.nodes for name in node.output}
+    renamed = {}
+    for internal, public in zip(internal_names, public_names, strict=True):
+        if internal in produced and internal not in renamed and internal_names.count(internal) == 1:
+            renamed[internal] = public
+        else:
+            g.nodes.append(helper.make_node("Identity", [internal], [public], name=f"/Identity_{public}"))
+    for node in g.nodes:
+        for i, name in enumerate(node.output):
+            node.output[i] = renamed.get(name, name)
+        for i, name in enumerate(node.input):
+            node.input[i] = renamed.get(name, name)
 
 
 def example_input(model, input_shape, dtype=None):
