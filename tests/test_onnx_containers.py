@@ -135,3 +135,52 @@ def test_bad_io_names_and_dynamic_axes():
         export(nn.ConcatTable(nn.ReLU(), nn.Tanh()), x, output_name=["only_one"])
     proto = export(nn.ConcatTable(nn.ReLU(), nn.Tanh()), x, output_name="y")
     assert [o.name for o in proto.graph.output] == ["y_0", "y_1"]
+
+
+def random_graph(seed):
+    """A random DAG over feature vectors of width 4: unary modules, sums,
+    products, joins followed by a projection back to 4, splits and selects."""
+    rng = np.random.default_rng(seed)
+    inputs = [nn.Input(f"x{i}") for i in range(int(rng.integers(1, 3)))]
+    nodes = list(inputs)
+    for _ in range(int(rng.integers(3, 9))):
+        a, b = (nodes[int(i)] for i in rng.integers(len(nodes), size=2))
+        kind = int(rng.integers(6))
+        if kind == 0:
+            node = [nn.Linear(4, 4), nn.Tanh(), nn.GELU(), nn.LayerNorm(4)][int(rng.integers(4))](a)
+        elif kind == 1:
+            node = nn.CAddTable()(a, b)
+        elif kind == 2:
+            node = nn.CMulTable()(a, nn.Sigmoid()(b))
+        elif kind == 3:
+            node = nn.Linear(8, 4)(nn.JoinTable(1)(a, b))
+        elif kind == 4:
+            halves = nn.SplitTable(1)(nn.Unflatten(1, (2, 2))(a))  # (N, 2, 2) -> two (N, 2)
+            node = nn.JoinTable(1)(nn.CSubTable()(halves[1], halves[0]), halves[0])
+        else:
+            node = nn.Residual(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))(a)
+        nodes.append(node)
+    outputs = [nodes[-1]] + ([nodes[-2]] if rng.random() < 0.5 else [])
+    used = set()
+    stack = list(outputs)
+    while stack:
+        n = stack.pop()
+        if id(n) not in used:
+            used.add(id(n))
+            stack.extend(n.parents)
+    inputs = [x for x in inputs if id(x) in used]
+    return nn.Graph(inputs, outputs), len(inputs)
+
+
+def test_random_graphs():
+    used = set()
+    for seed in range(30):
+        nn.manual_seed(seed)
+        net, n_inputs = random_graph(seed)
+        used |= {type(m).__name__ for _, m in net.named_modules()}
+
+        def inputs(batch, n=n_inputs, seed=seed):  # the graph takes a tuple (built with a list of inputs)
+            return tuple(data(4, seed=seed + i)(batch) for i in range(n))
+
+        check_onnx(net, inputs)
+    assert {"CAddTable", "CMulTable", "JoinTable", "SplitTable", "SelectTable", "Residual", "LayerNorm"} <= used
