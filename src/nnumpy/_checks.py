@@ -3,7 +3,8 @@ who (the layer's repr), what was expected, what came."""
 
 import numpy as np
 
-__all__ = ["check_float_array", "check_input", "check_positive_int", "check_real"]
+__all__ = ["as_shape", "check_float_array", "check_input", "check_positive_int", "check_real", "check_shape",
+           "shape_probe"]
 
 
 def _describe(x):
@@ -30,14 +31,39 @@ def check_input(owner, x, ndim=None, features=None, feature_axis=1, layout=None)
         layout: text such as ``"(N, 3, H, W)"`` used in the message.
     """
     check_float_array(owner, x)
+    check_shape(owner, x.shape, ndim, features, feature_axis, layout)
+
+
+def check_shape(owner, shape, ndim=None, features=None, feature_axis=1, layout=None):
+    """``check_input``'s shape checks on a shape alone (what ``output_shape``
+    validates, with the very message ``forward`` would raise); returns the
+    shape as a tuple of ints."""
+    shape = tuple(int(s) for s in shape)
     if ndim is not None:
         accepted = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        if x.ndim not in accepted:
+        if len(shape) not in accepted:
             want = layout or " or ".join(f"{d}-D" for d in accepted)
-            raise ValueError(f"{owner!r}: expected input of shape {want}, got {_describe(x)}")
-    if features is not None and (x.ndim <= feature_axis or x.shape[feature_axis] != features):
+            raise ValueError(f"{owner!r}: expected input of shape {want}, got {shape}")
+    if features is not None and (len(shape) <= feature_axis or shape[feature_axis] != features):
         want = layout or f"(N, {features})"
-        raise ValueError(f"{owner!r}: expected input of shape {want}, got {_describe(x)}")
+        raise ValueError(f"{owner!r}: expected input of shape {want}, got {shape}")
+    return shape
+
+
+def shape_probe(shape, dtype=np.float32):
+    """A read-only zero array of ``shape`` that holds no memory (every stride 0):
+    what ``output_shape`` hands to a layer's own input checks, so that they
+    raise the very error ``forward`` would."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+def as_shape(owner, shape):
+    """``shape`` as a tuple of ints, or a TypeError naming ``owner`` (a module)
+    when it is not one (a structure of shapes, for a layer taking one array)."""
+    if isinstance(shape, (tuple, list)) and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                                for s in shape):
+        return tuple(int(s) for s in shape)
+    raise TypeError(f"{owner!r}: expected the shape of one array (a tuple of ints), got {shape!r}")
 
 
 def check_positive_int(owner_name, name, value, minimum=1):

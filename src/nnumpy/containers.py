@@ -23,11 +23,12 @@ module counts once in ``parameters()`` and ``state_dict()``.
 
 import numpy as np
 
-from ._checks import check_float_array
+from ._checks import check_float_array, shape_probe
 from ._structure import add, all_none, describe, fill_none, float_like, is_seq
 from .anomaly import NonFiniteError, anomaly_mode, check_finite
 from .backend import get_array_module
 from .module import Module, unique_modules
+from .summary import note_shape
 
 __all__ = [
     "Sequential",
@@ -70,6 +71,27 @@ def _child_backward(child, input, gradOutput, need_input_grad):
 
 def _trainable(module):
     return bool(module.parameter_pairs())
+
+
+def _is_shape(x):
+    """True for one array's shape (a tuple of ints), False for a structure of shapes."""
+    return isinstance(x, (tuple, list)) and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in x)
+
+
+def _shape_of(x):
+    """The shape structure of an input (``(2, 4)``, ``((2, 4), (2, 3))``); None when
+    part of it is neither an array nor a structure (nothing to pre-check)."""
+    if is_seq(x):
+        parts = tuple(_shape_of(v) for v in x)
+        return None if any(p is None for p in parts) else parts
+    shape = getattr(x, "shape", None)
+    return None if shape is None or not hasattr(x, "dtype") else tuple(int(s) for s in shape)
+
+
+def _probe(shape):
+    """Zero-memory arrays of the shapes of ``shape`` (a shape or a structure), for the
+    tables' own checks."""
+    return shape_probe(shape) if _is_shape(shape) else tuple(_probe(s) for s in shape)
 
 
 # attributes no use of a shared module restores: its modes and the protocol's bookkeeping
@@ -216,6 +238,16 @@ class _Composite(Module):
         except Exception as error:
             _rethrow(error, where, child)
 
+    def _child_shape(self, child, shape, where):
+        """``child.output_shape(shape)`` with errors named as ``forward`` names them
+        (``Sequential child (2) Linear(...)``); None when the child cannot tell."""
+        try:
+            out = child.output_shape(shape)
+        except Exception as error:
+            _rethrow(error, where, child)
+        note_shape(child, out)
+        return out
+
     def _repr_lines(self):
         extra = [self.extra_repr()] if self.extra_repr() else []
         return extra + [f"({name}): " + repr(m) for name, m in self.children()]
@@ -317,7 +349,35 @@ class Sequential(_Container):
     def _where(self, i):
         return f"Sequential child ({i})"
 
+    def output_shape(self, input_shape):
+        """The last module's output shape, each module's from the one before; None
+        past a module that cannot tell."""
+        shape = input_shape
+        for i, child in enumerate(self.modules):
+            shape = self._child_shape(child, shape, self._where(i))
+            if shape is None:
+                return None
+        return shape
+
+    def _check_shapes(self, input):
+        """The shape pre-check: every child's ``output_shape`` along the chain
+        before any child runs, so a shape error in child k leaves every child
+        untouched. Done once per input shape (and list of children); it stops
+        at a child that cannot tell."""
+        shape = _shape_of(input)
+        if shape is None:
+            return
+        key = (shape, tuple(map(id, self.modules)))
+        checked = self.__dict__.setdefault("_checked_shapes", set())
+        if key in checked:
+            return
+        self.output_shape(shape)
+        if len(checked) >= 64:  # many shapes (variable sequence lengths): forget the old ones
+            checked.clear()
+        checked.add(key)
+
     def updateOutput(self, input):
+        self._check_shapes(input)
         self._uses = _Uses(self.modules)
         inputs = []
         x = input
@@ -407,6 +467,19 @@ class Residual(_Composite):
         self.output = add(y, s)
         return self.output
 
+    def output_shape(self, input_shape):
+        """The body's output shape, which must be the shortcut's (or the input's)."""
+        y = self._child_shape(self.body, input_shape, "Residual body")
+        s = input_shape if self.shortcut is None else self._child_shape(self.shortcut, input_shape, "Residual shortcut")
+        if y is None or s is None:
+            return None
+        if y != s:
+            raise ValueError(
+                f"Residual: the body's output {describe(_probe(y))} and the shortcut's {describe(_probe(s))} "
+                "must have the same shape"
+            )
+        return y
+
     def _backward(self, input, gradOutput, need_input_grad):
         self._check_backward(gradOutput)
         if all_none(gradOutput):
@@ -452,6 +525,12 @@ class ConcatTable(_Container):
         ((2, 3), (2, 4))
     """
 
+    def output_shape(self, input_shape):
+        """The tuple of the branches' output shapes."""
+        self._require_modules()
+        shapes = tuple(self._child_shape(m, input_shape, self._where(i)) for i, m in enumerate(self.modules))
+        return None if any(s is None for s in shapes) else shapes
+
     def updateOutput(self, input):
         self._require_modules()
         self._uses = _Uses(self.modules)
@@ -492,6 +571,15 @@ class ParallelTable(_Container):
         >>> [y.shape for y in ParallelTable(Linear(4, 3), Tanh()).forward(x)]
         [(2, 3), (2, 5)]
     """
+
+    def output_shape(self, input_shape):
+        """Branch ``i``'s output shape for input shape ``i``, as a tuple."""
+        self._require_modules()
+        if _is_shape(input_shape) or len(input_shape) != len(self.modules):
+            return None  # forward words the error (it describes the arrays)
+        shapes = tuple(self._child_shape(m, s, self._where(i)) for i, (m, s) in enumerate(zip(self.modules, input_shape,
+                                                                                           strict=True)))
+        return None if any(s is None for s in shapes) else shapes
 
     def updateOutput(self, input):
         self._require_modules()
@@ -563,6 +651,15 @@ class Concat(_Container):
     def extra_repr(self):
         return f"dim={self.dim}"
 
+    def output_shape(self, input_shape):
+        """The branches' output shapes joined along ``dim``."""
+        self._require_modules()
+        shapes = [self._child_shape(m, input_shape, self._where(i)) for i, m in enumerate(self.modules)]
+        if any(s is None or not _is_shape(s) for s in shapes):
+            return None
+        axis = _join_axis(self, [shape_probe(s) for s in shapes], "branch outputs")
+        return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1 :])
+
     def updateOutput(self, input):
         self._require_modules()
         self._uses = _Uses(self.modules)
@@ -617,6 +714,15 @@ def _broadcast_shape(owner, input):
         ) from None
 
 
+def _table_shape(owner, input_shape, exactly=None):
+    """A table's output shape: its input shapes checked as ``forward`` checks the arrays, broadcast."""
+    if _is_shape(input_shape):
+        raise TypeError(f"{owner!r}: expected a tuple of arrays, got {describe(shape_probe(input_shape))}")
+    probes = _probe(input_shape)
+    _check_table(owner, probes, exactly=exactly)
+    return tuple(int(s) for s in _broadcast_shape(owner, probes))
+
+
 def _unbroadcast(grad, shape):
     """Sum ``grad`` down to ``shape`` (the gradient of broadcasting an array of that shape)."""
     if grad.shape == tuple(shape):
@@ -643,6 +749,10 @@ class CAddTable(Module):
         >>> CAddTable().forward((np.ones(2), np.full(2, 2.0))).tolist()
         [3.0, 3.0]
     """
+
+    def output_shape(self, input_shape):
+        """The broadcast shape of the inputs' shapes."""
+        return _table_shape(self, input_shape)
 
     def updateOutput(self, input):
         _check_table(self, input)
@@ -675,6 +785,10 @@ class CSubTable(Module):
         [-2.0, -2.0]
     """
 
+    def output_shape(self, input_shape):
+        """The broadcast shape of the two inputs' shapes."""
+        return _table_shape(self, input_shape, exactly=2)
+
     def updateOutput(self, input):
         _check_table(self, input, exactly=2)
         _broadcast_shape(self, input)
@@ -702,6 +816,10 @@ class CMulTable(Module):
         >>> CMulTable().forward((np.full(2, 2.0), np.full(2, 3.0))).tolist()
         [6.0, 6.0]
     """
+
+    def output_shape(self, input_shape):
+        """The broadcast shape of the inputs' shapes."""
+        return _table_shape(self, input_shape)
 
     def updateOutput(self, input):
         _check_table(self, input)
@@ -775,6 +893,16 @@ class JoinTable(Module):
         super().__init__()
         self.dim = _check_dim("JoinTable", dim)
 
+    def output_shape(self, input_shape):
+        """The inputs' shapes joined along ``dim``."""
+        if _is_shape(input_shape):
+            raise TypeError(f"{self!r}: expected a tuple of arrays, got {describe(shape_probe(input_shape))}")
+        probes = _probe(input_shape)
+        _check_table(self, probes)
+        axis = _join_axis(self, list(probes), "inputs")
+        first = tuple(probes[0].shape)
+        return (*first[:axis], sum(p.shape[axis] for p in probes), *first[axis + 1 :])
+
     def updateOutput(self, input):
         _check_table(self, input)
         axis = _join_axis(self, list(input), "inputs")
@@ -816,6 +944,16 @@ class SplitTable(Module):
     def __init__(self, dim):
         super().__init__()
         self.dim = _check_dim("SplitTable", dim)
+
+    def output_shape(self, input_shape):
+        """A tuple of ``K`` shapes without axis ``dim`` (``K`` its size)."""
+        if not _is_shape(input_shape):
+            raise TypeError(f"{self!r}: expected an array, got {describe(_probe(input_shape))}")
+        shape = tuple(int(s) for s in input_shape)
+        if not -len(shape) <= self.dim < len(shape):
+            raise ValueError(f"{self!r}: expected an input with an axis {self.dim}, got shape {shape}")
+        axis = self.dim % len(shape)
+        return tuple(shape[:axis] + shape[axis + 1 :] for _ in range(shape[axis]))
 
     def updateOutput(self, input):
         shape = getattr(input, "shape", None)
@@ -867,6 +1005,16 @@ class SelectTable(Module):
             raise TypeError(f"SelectTable: index must be an integer, got {index!r}")
         self.index = index
 
+    def output_shape(self, input_shape):
+        """The shape of entry ``index``."""
+        if _is_shape(input_shape):
+            raise TypeError(f"{self!r}: expected a tuple, got {describe(shape_probe(input_shape))}")
+        if not -len(input_shape) <= self.index < len(input_shape):
+            raise ValueError(
+                f"{self!r}: expected a tuple of more than {self._least()} entries, got {describe(_probe(input_shape))}"
+            )
+        return input_shape[self.index]
+
     def updateOutput(self, input):
         if not is_seq(input):
             raise TypeError(f"{self!r}: expected a tuple, got {describe(input)}")
@@ -895,3 +1043,4 @@ Uses = _Uses
 trainable = _trainable
 child_backward = _child_backward
 unbroadcast = _unbroadcast
+is_shape = _is_shape

@@ -18,7 +18,7 @@ parameter gradients over the uses.
 import itertools
 
 from ._structure import add, all_none, describe, is_seq
-from .containers import Composite, SelectTable, Uses, trainable
+from .containers import Composite, SelectTable, Uses, is_shape, trainable
 
 __all__ = ["Graph", "Input", "Node"]
 
@@ -212,6 +212,24 @@ class Graph(Composite):
         outputs = [values[p] for p in self._outputs]
         self.output = tuple(outputs) if self._multi_out else outputs[0]
         return self.output
+
+    def output_shape(self, input_shape):
+        """The outputs' shapes, node by node in topological order; None past a
+        module that cannot tell (or for a tuple of the wrong length: forward says so)."""
+        if self._multi_in:
+            if is_shape(input_shape) or len(input_shape) != self._n_inputs:
+                return None
+            values = list(input_shape)
+        else:
+            values = [input_shape]
+        for module, parents, packed, name in self._steps:
+            x = tuple(values[p] for p in parents) if packed else values[parents[0]]
+            out = self._child_shape(module, x, f"Graph node {name!r}")
+            if out is None:
+                return None
+            values.append(out)
+        outputs = [values[p] for p in self._outputs]
+        return tuple(outputs) if self._multi_out else outputs[0]
 
     # ------------------------------------------------------------ backward
     def _backward(self, input, gradOutput, need_input_grad):

@@ -178,6 +178,23 @@ class Module(SeedModuleDialect):
         """Accumulate parameter gradients; nothing to do for parameter-free modules."""
         self._update_parameters_grad(input, gradOutput)
 
+    def output_shape(self, input_shape):
+        """The shape of ``forward``'s output for an input of shape ``input_shape``
+        (batch axis included; a tuple of shapes for several inputs, and likewise
+        for several outputs), computed from the shape alone: nothing runs,
+        nothing changes. Raises the error ``forward`` would raise for that shape
+        (naming the module, expected vs got). None when the module cannot tell:
+        the default, so a user's layer without it is simply not checked
+        (``Sequential``'s shape pre-check and ``summary``'s shape inference stop
+        there). Every nnumpy layer and container implements it.
+
+        Example:
+            >>> from nnumpy import Linear
+            >>> Linear(4, 3).output_shape((10, 4))
+            (10, 3)
+        """
+        return None
+
     # ------------------------------------------------------------ structure
     def children(self):
         """Direct sub-modules as ``(name, module)`` pairs (empty for a leaf)."""

@@ -1,8 +1,10 @@
 """Shape inference and the model summary table (core: no training needed).
 
-``output_shapes(model, input_shape)`` runs one forward of a zero batch in
-evaluate mode and returns every module's output shape; ``summary`` prints
-them as a torchinfo-like table with the parameter counts. ``Module.summary()``
+``output_shapes(model, input_shape)`` returns every module's output shape,
+from the modules' ``output_shape`` (shape inference: nothing is computed);
+where a module cannot tell (a user's layer without ``output_shape``), from
+one forward of a zero batch in evaluate mode instead. ``summary`` prints them
+as a torchinfo-like table with the parameter counts. ``Module.summary()``
 calls ``summary``.
 
 Example:
@@ -14,49 +16,91 @@ Example:
 
 import numpy as np
 
-__all__ = ["summary", "output_shapes"]
+__all__ = ["summary", "output_shapes", "infer_shapes", "note_shape"]
 
 
 def _shape_text(shape):
     return "(" + ", ".join(["N", *(str(s) for s in shape[1:])]) + ")"
 
 
+_recording = []  # the open shape recordings of infer_shapes: {id(module): output shape}
+
+
+def note_shape(module, shape):
+    """Record ``shape`` as ``module``'s output shape while ``infer_shapes`` runs
+    (containers call it for each child's ``output_shape``); a no-op otherwise."""
+    if _recording:
+        _recording[-1].setdefault(id(module), shape)
+
+
+def infer_shapes(model, input_shape):
+    """``{id(module): output shape}`` of ``model`` and every module inside it for
+    an input of ``input_shape`` (batch axis included), from ``output_shape``
+    alone; None when some module cannot tell."""
+    _recording.append({})
+    try:
+        with model.preserved_modes():
+            model.evaluate()
+            out = model.output_shape(input_shape)
+    finally:
+        shapes = _recording.pop()
+    if out is None:
+        return None
+    shapes[id(model)] = out
+    if any(id(m) not in shapes for _, m in model.named_modules()):
+        return None
+    return shapes
+
+
+def _plain(shape):
+    """A shape as a tuple, or None for a structure of several."""
+    ok = isinstance(shape, tuple) and all(isinstance(s, int) for s in shape)
+    return shape if ok else None
+
+
 def _trace(model, input_shape, dtype):
-    """One forward of a zero batch of one sample in evaluate mode (modes restored)."""
+    """``(dtype, {id(module): output shape})`` for a batch of one sample: by shape
+    inference where every module reports its ``output_shape``, else from one
+    forward of a zero batch in evaluate mode (modes restored)."""
     params = model.parameters()
     dtype = np.dtype(dtype or (params[0].dtype if params else np.float32))
+    shapes = infer_shapes(model, (1, *input_shape))
+    if shapes is not None:
+        return dtype, {k: _plain(v) for k, v in shapes.items()}
     with model.preserved_modes():
         model.evaluate()
         model.forward(np.zeros((1, *input_shape), dtype=dtype))
-    return dtype
+    return dtype, {id(m): getattr(m.output, "shape", None) for _, m in model.named_modules()}
 
 
 def output_shapes(model, input_shape, dtype=None):
     """``{dotted_name: output shape}`` of every module of ``model`` for a batch of
-    one sample of shape ``input_shape`` (no batch axis), from one forward of
-    zeros in evaluate mode (modes are restored); the model itself is ``""``."""
+    one sample of shape ``input_shape`` (no batch axis); the model itself is
+    ``""``. From the modules' ``output_shape``; if one cannot tell, from one
+    forward of zeros in evaluate mode (modes are restored). None for an output
+    that is a tuple."""
     input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
-    _trace(model, input_shape, dtype)
-    return {name: getattr(m.output, "shape", None) for name, m in model.named_modules()}
+    _, shapes = _trace(model, input_shape, dtype)
+    return {name: shapes.get(id(m)) for name, m in model.named_modules()}
 
 
 def summary(model, input_shape, print_fn=print, dtype=None):
     """A torchinfo-like table: every module with its output shape and
     parameter count, then the totals. ``input_shape`` is one sample's shape
-    (no batch axis), e.g. ``(784,)`` or ``(1, 28, 28)``. Runs one forward of
-    a zero batch in evaluate mode (modes are restored). Prints the table with
+    (no batch axis), e.g. ``(784,)`` or ``(1, 28, 28)``. The shapes come from
+    ``output_shapes``. Prints the table with
     ``print_fn`` (None: silent) and returns it. Float array attributes that
     are neither declared parameters nor buffers (``Module.undeclared_arrays``:
     a forgotten declaration) are named on a warning line at the end."""
     input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
-    dtype = _trace(model, input_shape, dtype)
+    dtype, shapes = _trace(model, input_shape, dtype)
     rows = [("Layer (type)", "Output shape", "Param #")]
     modules = [(n, m) for n, m in model.named_modules() if not (m is model and m.children())]
     width = max((len(n.split(".")[-1]) for n, _ in modules), default=1)
     for name, module in modules:
         depth = name.count(".")
         label = "  " * depth + f"{name.split('.')[-1] or '-':<{width}}  {repr(module).splitlines()[0].rstrip('(')}"
-        shape = getattr(module.output, "shape", None)
+        shape = shapes.get(id(module))
         count = sum(int(p.size) for p in module.parameters())
         rows.append((label, _shape_text(shape) if shape is not None else "-", f"{count:,}" if count else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

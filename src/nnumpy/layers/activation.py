@@ -6,7 +6,7 @@ Sigmoid, Tanh, SoftMax, LogSoftMax), so no extra array is kept.
 
 import numpy as np
 
-from .._checks import check_float_array, check_input, check_positive_int, check_real
+from .._checks import as_shape, check_float_array, check_input, check_positive_int, check_real, check_shape
 from ..backend import DEFAULT_DTYPE
 from ..kernels.elementwise import relu_backward, relu_forward
 from ..module import Module
@@ -34,9 +34,17 @@ class _Elementwise(Module):
     def _check(self, input):
         check_float_array(self, input)
 
+    def output_shape(self, input_shape):
+        """The input's shape (element-wise)."""
+        return as_shape(self, input_shape)
+
 
 class Identity(Module):
     """``y = x``. Shape: any."""
+
+    def output_shape(self, input_shape):
+        """The input's shape."""
+        return as_shape(self, input_shape)
 
     def updateOutput(self, input):
         check_float_array(self, input)
@@ -191,6 +199,16 @@ class _SoftMaxFamily(Module):
             need = self.dim + 1 if self.dim >= 0 else -self.dim
             raise ValueError(f"{self!r}: expected input with at least {need} dims, got {tuple(input.shape)}")
         return self.dim % input.ndim
+
+    def output_shape(self, input_shape):
+        """The input's shape, checked as ``forward`` checks it."""
+        shape = as_shape(self, input_shape)
+        if self.dim == 1:
+            return check_shape(self, shape, ndim=range(2, 33), layout="(N, C, *)")
+        if not -len(shape) <= self.dim < len(shape):
+            need = self.dim + 1 if self.dim >= 0 else -self.dim
+            raise ValueError(f"{self!r}: expected input with at least {need} dims, got {shape}")
+        return shape
 
     def extra_repr(self):
         return "" if self.dim == 1 else f"dim={self.dim}"
@@ -596,11 +614,17 @@ class PReLU(Module):
             return w
         return w.reshape((1, -1) + (1,) * (x.ndim - 2))
 
+    def output_shape(self, input_shape):
+        """The input's shape (``(N, C, *)`` when ``num_parameters`` is C > 1)."""
+        shape = as_shape(self, input_shape)
+        c = self.weight.shape[0]
+        if c > 1 and (len(shape) < 2 or shape[1] != c):
+            raise ValueError(f"{self!r}: expected input of shape (N, {c}, *), got {shape}")
+        return shape
+
     def updateOutput(self, input):
         check_float_array(self, input)
-        c = self.weight.shape[0]
-        if c > 1 and (input.ndim < 2 or input.shape[1] != c):
-            raise ValueError(f"{self!r}: expected input of shape (N, {c}, *), got {tuple(input.shape)}")
+        self.output_shape(input.shape)
         with np.errstate(under="ignore"):
             self.output = np.where(input > 0, input, input * self._slope(input))
         return self.output

@@ -12,7 +12,7 @@ maximum unchanged) and keeps the argmax for backward.
 
 import numpy as np
 
-from .._checks import check_input, check_positive_int
+from .._checks import as_shape, check_input, check_positive_int, shape_probe
 from ..backend import get_array_module
 from ..module import Module
 
@@ -62,6 +62,12 @@ class _AdaptivePool2d(Module):
             raise ValueError(f"{self!r}: expected non-empty H and W, got input {input.shape}")
         oh, ow = self.output_size
         return h, w, h if oh is None else oh, w if ow is None else ow
+
+    def output_shape(self, input_shape):
+        """``(N, C, oh, ow)`` (or ``(C, oh, ow)``); raises what ``forward`` would."""
+        shape = as_shape(self, input_shape)
+        _, _, oh, ow = self._sizes(shape_probe(shape))
+        return (*shape[:-2], oh, ow)
 
     def extra_repr(self):
         return f"output_size={self._given!r}"

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array, check_positive_int, check_real
+from .._checks import as_shape, check_float_array, check_positive_int, check_real, shape_probe
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..containers import unbroadcast  # the gradient of broadcasting: sum over the broadcast axes
 from ..init import xavier_normal_, xavier_uniform_
@@ -516,6 +516,19 @@ class MultiheadAttention(Module):
             additive = xp.where(allowed, additive, dtype.type(-np.inf))
             allowed = None
         return allowed, additive
+
+    def output_shape(self, input_shape):
+        """The query's shape (``x`` or ``(query, key, value)`` shapes); None with masks in
+        the tuple (their values matter). Raises what ``forward`` would."""
+        if isinstance(input_shape, (tuple, list)) and input_shape and isinstance(input_shape[0], (tuple, list)):
+            if len(input_shape) != 3:
+                return None
+            q, k, v = (shape_probe(as_shape(self, s)) for s in input_shape)
+            self._check(q, k, v, None, None, 3)
+            return tuple(q.shape[:-1]) + (self.embed_dim,)
+        x = shape_probe(as_shape(self, input_shape))
+        self._check(x, x, x, None, None, 0)
+        return tuple(x.shape)
 
     def updateOutput(self, input):
         q_in, k_in, v_in, kpm, am, n_tuple = self._unpack(input)

@@ -9,7 +9,7 @@ plain reference) compute the output and, in one pass, both gradients.
 
 import numpy as np
 
-from .._checks import check_input, check_positive_int
+from .._checks import as_shape, check_input, check_positive_int, shape_probe
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..kernels.conv import conv2d_backward, conv2d_forward
 from ..module import Module
@@ -175,6 +175,18 @@ class _ConvNd(Module):
                 f"{self!r}: padding_mode={mode!r} needs padding {bound} the input's spatial size, "
                 f"got padding {self.pads} for size {tuple(size)}"
             )
+
+    def output_shape(self, input_shape):
+        """``(N, out_channels, *out)``, ``out = (size + pads - dilation*(k-1) - 1) // stride + 1``
+        per spatial axis; raises what ``forward`` would."""
+        shape = as_shape(self, input_shape)
+        self._check(shape_probe(shape))
+        out = tuple(
+            (s + lo + hi - d * (k - 1) - 1) // st + 1
+            for s, (lo, hi), k, d, st in zip(shape[2:], self.pads, self.kernel_size, self.dilation, self.stride,
+                                             strict=True)
+        )
+        return (shape[0], self.out_channels, *out)
 
     def updateOutput(self, input):
         self._check(input)

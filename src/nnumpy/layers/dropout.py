@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import check_float_array, check_real
+from .._checks import as_shape, check_float_array, check_real
 from ..backend import resolve_rng
 from ..module import Module
 
@@ -48,6 +48,10 @@ class Dropout(Module):
         self.p = float(p)
         self.rng = resolve_rng(rng)
         self._mask = None
+
+    def output_shape(self, input_shape):
+        """The input's shape."""
+        return as_shape(self, input_shape)
 
     def updateOutput(self, input):
         check_float_array(self, input)
@@ -106,6 +110,13 @@ class Dropout2d(Dropout):
     """
 
     _scaled_mask_attr = "_channel_mask"  # ``mask`` is (N, C, 1, 1)
+
+    def output_shape(self, input_shape):
+        """The input's shape, ``(N, C, H, W)``."""
+        shape = as_shape(self, input_shape)
+        if len(shape) != 4:
+            raise ValueError(f"{self!r}: expected input of shape (N, C, H, W), got {shape}")
+        return shape
 
     def updateOutput(self, input):
         check_float_array(self, input)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import check_positive_int
+from .._checks import as_shape, check_positive_int
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..module import Module
 
@@ -143,6 +143,15 @@ class Embedding(Module):
                     f"{self!r}: expected indices in [0, {self.num_embeddings}), got {bad} "
                     f"(indices range over [{low}, {high}])"
                 )
+
+    def output_shape(self, input_shape):
+        """``(*, embedding_dim)`` for indices of shape ``(*)`` (with ``lengths``:
+        the pair of shapes, the lengths' unchanged)."""
+        if isinstance(input_shape, (tuple, list)) and len(input_shape) == 2 and all(
+            isinstance(s, (tuple, list)) for s in input_shape
+        ):
+            return (self.output_shape(input_shape[0]), as_shape(self, input_shape[1]))
+        return (*as_shape(self, input_shape), self.embedding_dim)
 
     def updateOutput(self, input):
         indices, lengths = _split_lengths(input)

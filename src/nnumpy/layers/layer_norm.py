@@ -11,7 +11,7 @@ per column.
 
 import numpy as np
 
-from .._checks import check_float_array, check_input, check_positive_int, check_real
+from .._checks import as_shape, check_float_array, check_input, check_positive_int, check_real, shape_probe
 from ..anomaly import check_statistics
 from ..backend import DEFAULT_DTYPE, get_array_module
 from ..module import Module
@@ -123,6 +123,15 @@ class LayerNorm(Module):
     def _rows(self, a):
         d = int(np.prod(self.normalized_shape))
         return a.reshape(-1, d)
+
+    def output_shape(self, input_shape):
+        """The input's shape, whose last axes must be ``normalized_shape``."""
+        shape = as_shape(self, input_shape)
+        k = len(self.normalized_shape)
+        if len(shape) < k or shape[len(shape) - k :] != self.normalized_shape:
+            want = "(*, " + ", ".join(str(d) for d in self.normalized_shape) + ")"
+            raise ValueError(f"{self!r}: expected input of shape {want}, got {shape}")
+        return shape
 
     def updateOutput(self, input):
         check_float_array(self, input)
@@ -254,6 +263,14 @@ class GroupNorm(_ChannelGroupNorm):
         self.eps = _check_eps("GroupNorm", eps)
         self._init_affine(self.num_channels, affine, dtype)
 
+    def output_shape(self, input_shape):
+        """The input's shape, checked as ``forward`` checks it."""
+        shape, c = as_shape(self, input_shape), self.num_channels
+        check_input(self, shape_probe(shape), ndim=range(2, 33), features=c, layout=f"(N, {c}, *)")
+        if c // self.num_groups * int(np.prod(shape[2:])) == 1:
+            raise ValueError(f"{self!r}: expected more than 1 value per group, got input of shape {shape}")
+        return shape
+
     def updateOutput(self, input):
         c = self.num_channels
         check_input(self, input, ndim=range(2, 33), features=c, layout=f"(N, {c}, *)")
@@ -307,6 +324,15 @@ class _InstanceNorm(_ChannelGroupNorm):
         if x.shape[1] != c:
             raise ValueError(f"{self!r}: expected input of shape (N, {c}, {dims}) or ({c}, {dims}), got {input.shape}")
         return x.reshape(x.shape[0], c, int(np.prod(x.shape[2:])))
+
+    def output_shape(self, input_shape):
+        """The input's shape, checked as ``forward`` checks it (in training mode,
+        more than one position per channel)."""
+        shape = as_shape(self, input_shape)
+        x3 = self._batched(shape_probe(shape))
+        if (self.training or not self.track_running_stats) and x3.shape[2] <= 1:
+            raise ValueError(f"{self!r}: expected more than 1 spatial element when training, got {shape}")
+        return shape
 
     def updateOutput(self, input):
         x3 = self._batched(input)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import check_input, check_positive_int
+from .._checks import as_shape, check_input, check_positive_int, check_shape
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..kernels.matmul import matmul
 from ..module import Module
@@ -69,6 +69,12 @@ class Linear(Module):
         if config.get("bias", True):
             shapes["b"] = (config["n_out"],)
         return shapes
+
+    def output_shape(self, input_shape):
+        """``(N, n_out)`` for an input of shape ``(N, n_in)``; raises what ``forward`` would."""
+        n_in = self.W.shape[1]
+        n = check_shape(self, as_shape(self, input_shape), ndim=2, features=n_in, layout=f"(N, {n_in})")[0]
+        return (n, self.W.shape[0])
 
     def updateOutput(self, input):
         check_input(self, input, ndim=2, features=self.W.shape[1], layout=f"(N, {self.W.shape[1]})")

@@ -17,7 +17,7 @@ data-parallel training sets ``stats_sync`` to add those sums over processes
 
 import numpy as np
 
-from .._checks import check_input, check_positive_int
+from .._checks import as_shape, check_input, check_positive_int, shape_probe
 from ..anomaly import check_statistics
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..kernels.batchnorm import (
@@ -184,6 +184,12 @@ class BatchNormalization(_BatchStatistics):
         self.moving_mean = np.zeros(n, dtype=dtype)
         self.moving_variance = np.ones(n, dtype=dtype)
 
+    def output_shape(self, input_shape):
+        """The input's shape, checked as ``forward`` checks it."""
+        shape = as_shape(self, input_shape)
+        self._check(shape_probe(shape), self.moving_mean.shape[0] if self.moving_mean is not None else None)
+        return shape
+
     def updateOutput(self, input):
         features = self.moving_mean.shape[0] if self.moving_mean is not None else None
         self._check(input, features)
@@ -242,6 +248,13 @@ class ChannelwiseScaling(Module):
         """``gamma`` and ``beta``: ``(n_out,)`` (model files check them before building)."""
         return {"gamma": (config["n_out"],), "beta": (config["n_out"],)}
 
+    def output_shape(self, input_shape):
+        """The input's shape, checked as ``forward`` checks it."""
+        shape = as_shape(self, input_shape)
+        n = self.gamma.shape[0]
+        check_input(self, shape_probe(shape), ndim=(2, 3, 4), features=n, layout=f"(N, {n}) or (N, {n}, *)")
+        return shape
+
     def updateOutput(self, input):
         n = self.gamma.shape[0]
         check_input(self, input, ndim=(2, 3, 4), features=n, layout=f"(N, {n}) or (N, {n}, *)")
@@ -295,6 +308,12 @@ class _BatchNorm(_BatchStatistics):
         ``(num_features,)`` each (model files check them before building)."""
         names = (["weight", "bias"] if config.get("affine", True) else []) + ["running_mean", "running_var"]
         return {n: (config["num_features"],) for n in names}
+
+    def output_shape(self, input_shape):
+        """The input's shape, checked as ``forward`` checks it."""
+        shape, c = as_shape(self, input_shape), self.num_features
+        check_input(self, shape_probe(shape), ndim=self._ndims, features=c, layout=self._layout.format(c=c))
+        return shape
 
     def updateOutput(self, input):
         c = self.num_features

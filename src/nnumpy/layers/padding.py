@@ -8,7 +8,7 @@ rows, replication: the edge row), with slices, never a loop over positions.
 
 import numpy as np
 
-from .._checks import check_input
+from .._checks import as_shape, check_input, shape_probe
 from ..backend import get_array_module
 from ..module import Module
 
@@ -102,6 +102,13 @@ class _Pad2d(Module):
             raise ValueError(f"{self!r}: expected non-empty H and W, got input {input.shape}")
         if h + top + bottom < 0 or w + left + right < 0:
             raise ValueError(f"{self!r}: padding crops more than the input holds, got input {input.shape}")
+
+    def output_shape(self, input_shape):
+        """The input's shape with ``H + top + bottom`` and ``W + left + right``."""
+        shape = as_shape(self, input_shape)
+        self._check(shape_probe(shape))
+        left, right, top, bottom = self.padding
+        return (*shape[:-2], shape[-2] + top + bottom, shape[-1] + left + right)
 
     def updateOutput(self, input):
         self._check(input)

@@ -10,9 +10,15 @@ Floor mode by default; ``ceil_mode=True`` adds the last, partial window
 wherever it starts inside the input or the left padding (PyTorch's rule).
 """
 
-from .._checks import check_input
+from .._checks import as_shape, check_input, check_shape, shape_probe
 from ..backend import get_array_module
-from ..kernels.pooling import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+from ..kernels.pooling import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+    pool_output_size,
+)
 from ..module import Module
 from .conv import int_tuple
 
@@ -57,6 +63,14 @@ class _Pool2d(Module):
                 f"{self!r}: input of spatial size {tuple(input.shape[2:])} (padded {padded}) is smaller "
                 f"than the kernel {self.kernel_size}"
             )
+
+    def output_shape(self, input_shape):
+        """``(N, C, *out)`` (the formula under Shape); raises what ``forward`` would."""
+        shape = as_shape(self, input_shape)
+        self._check(shape_probe(shape))
+        ceil = getattr(self, "ceil_mode", False)
+        out = pool_output_size(shape[2:], self.kernel_size, self.stride, self.padding, ceil)
+        return (*shape[:2], *out)
 
     def updateOutput(self, input):
         self._check(input)
@@ -212,6 +226,11 @@ class GlobalAvgPool2d(Module):
     def __init__(self, keepdims=False):
         super().__init__()
         self.keepdims = bool(keepdims)
+
+    def output_shape(self, input_shape):
+        """``(N, C)``, or ``(N, C, 1, 1)`` with ``keepdims``."""
+        n, c = check_shape(self, as_shape(self, input_shape), ndim=4, layout="(N, C, H, W)")[:2]
+        return (n, c, 1, 1) if self.keepdims else (n, c)
 
     def updateOutput(self, input):
         check_input(self, input, ndim=4, layout="(N, C, H, W)")

@@ -30,7 +30,7 @@ sequences compute; those steps' outputs are 0.
 
 import numpy as np
 
-from .._checks import check_float_array, check_positive_int, check_real
+from .._checks import as_shape, check_float_array, check_positive_int, check_real, shape_probe
 from ..backend import DEFAULT_DTYPE, get_array_module, resolve_rng
 from ..module import Module
 from ..parallel import parallel_for
@@ -564,6 +564,23 @@ class _RNNBase(Module):
             lengths = _check_lengths(self, lengths, batch, steps)
         return x, h0, c0, lengths, form, unbatched
 
+    def output_shape(self, input_shape):
+        """For an input ``x`` alone: ``output``'s shape ``(N, T, D * out)`` (``(T, N, ...)``
+        unless ``batch_first``; ``(T, D * out)`` unbatched), with ``return_state`` paired
+        with ``h_n`` (and ``c_n``). None for a tuple input (hx, lengths: their values decide)."""
+        if isinstance(input_shape, (tuple, list)) and any(isinstance(s, (tuple, list)) for s in input_shape):
+            return None
+        shape = as_shape(self, input_shape)
+        self._validate(shape_probe(shape))
+        D, P = self.num_directions, self._out_size
+        LD = self.num_layers * D
+        out = (*shape[:-1], D * P)
+        if not self.return_state:
+            return out
+        batch = () if len(shape) == 2 else (shape[0] if self.batch_first else shape[1],)
+        h_n, c_n = (LD, *batch, P), (LD, *batch, self.hidden_size)
+        return (out, (h_n, c_n) if self.mode == "LSTM" else h_n)
+
     def updateOutput(self, input):
         x, h0, c0, lengths, form, unbatched = self._validate(input)
         xp = get_array_module(x)
@@ -934,6 +951,19 @@ class _CellBase(Module):
                 raise TypeError(f"{self!r}: give hx inside the input tuple or as a keyword, not both")
             input = (input, hx)
         return Module.forward(self, input)
+
+    def output_shape(self, input_shape):
+        """For an input ``x`` alone (``(N, input_size)`` or unbatched): ``h``'s shape,
+        ``(h, c)``'s for LSTMCell; None for ``(x, hx)``."""
+        if isinstance(input_shape, (tuple, list)) and any(isinstance(s, (tuple, list)) for s in input_shape):
+            return None
+        shape = as_shape(self, input_shape)
+        if len(shape) not in (1, 2) or shape[-1] != self.input_size:
+            raise ValueError(
+                f"{self!r}: expected input of shape (N, {self.input_size}) or ({self.input_size},), got {shape}"
+            )
+        h = (*shape[:-1], self.hidden_size)
+        return (h, h) if self.mode == "LSTM" else h
 
     def updateOutput(self, input):
         given = isinstance(input, tuple)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import as_shape, check_float_array
 from ..module import Module
 
 __all__ = ["Flatten", "Unflatten"]
@@ -26,6 +26,13 @@ class Flatten(Module):
     def updateGradInput(self, input, gradOutput):
         self.gradInput = gradOutput.reshape(input.shape)
         return self.gradInput
+
+    def output_shape(self, input_shape):
+        """``(N, prod(*))``: known from the shape, so also for an empty batch."""
+        shape = as_shape(self, input_shape)
+        if len(shape) < 1:
+            raise ValueError(f"{self!r}: expected input with a batch axis, got a scalar")
+        return (shape[0], int(np.prod(shape[1:], dtype=np.int64)))
 
 
 class Unflatten(Module):
@@ -63,17 +70,22 @@ class Unflatten(Module):
         self.dim = int(dim)
         self.unflattened_size = tuple(int(s) for s in sizes)
 
-    def updateOutput(self, input):
-        check_float_array(self, input)
-        if not -input.ndim <= self.dim < input.ndim:
-            raise ValueError(f"{self!r}: expected input with axis {self.dim}, got {tuple(input.shape)}")
-        axis = self.dim % input.ndim
-        size, known = input.shape[axis], int(np.prod([s for s in self.unflattened_size if s != -1]))
+    def output_shape(self, input_shape):
+        """The input's shape with axis ``dim`` split into ``unflattened_size``."""
+        shape = as_shape(self, input_shape)
+        if not -len(shape) <= self.dim < len(shape):
+            raise ValueError(f"{self!r}: expected input with axis {self.dim}, got {shape}")
+        axis = self.dim % len(shape)
+        size, known = shape[axis], int(np.prod([s for s in self.unflattened_size if s != -1]))
         sizes = tuple(size // known if s == -1 else s for s in self.unflattened_size)
         if int(np.prod(sizes)) != size:
             want = f"a multiple of {known}" if -1 in self.unflattened_size else f"{known}"
-            raise ValueError(f"{self!r}: expected axis {self.dim} of size {want}, got input {tuple(input.shape)}")
-        self.output = input.reshape(input.shape[:axis] + sizes + input.shape[axis + 1 :])
+            raise ValueError(f"{self!r}: expected axis {self.dim} of size {want}, got input {shape}")
+        return shape[:axis] + sizes + shape[axis + 1 :]
+
+    def updateOutput(self, input):
+        check_float_array(self, input)
+        self.output = input.reshape(self.output_shape(input.shape))
         return self.output
 
     def updateGradInput(self, input, gradOutput):

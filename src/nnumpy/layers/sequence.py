@@ -9,7 +9,7 @@ PyTorch computes on the packed sequence, and there is no ``PackedSequence`` type
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import as_shape, check_float_array, shape_probe
 from ..backend import get_array_module
 from ..module import Module
 
@@ -129,6 +129,14 @@ class LastStep(Module):
             )
         return input, lengths, None, None
 
+    def output_shape(self, input_shape):
+        """``(N, F)`` for an output sequence alone; None for a tuple (its lengths' values matter)."""
+        if isinstance(input_shape, (tuple, list)) and any(isinstance(s, (tuple, list)) for s in input_shape):
+            return None
+        shape = as_shape(self, input_shape)
+        self._parse(shape_probe(shape))
+        return (shape[0] if self.batch_first else shape[1], shape[2])
+
     def updateOutput(self, input):
         seq, lengths, h_n, c_n = self._parse(input)
         xp = get_array_module(seq)
@@ -215,6 +223,12 @@ class Mean(Module):
         if len(axes) != len(dims):
             raise ValueError(f"{self!r}: dim names an axis twice for input of {x.ndim} dims")
         return axes
+
+    def output_shape(self, input_shape):
+        """The input's shape without the axes ``dim`` (kept as 1 with ``keepdim``)."""
+        shape = as_shape(self, input_shape)
+        axes = self._axes(shape_probe(shape))
+        return tuple(1 if i in axes else s for i, s in enumerate(shape) if self.keepdim or i not in axes)
 
     def updateOutput(self, input):
         check_float_array(self, input)

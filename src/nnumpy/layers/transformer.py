@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array, check_positive_int
+from .._checks import as_shape, check_float_array, check_positive_int, shape_probe
 from .._structure import fill_none, float_like
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..containers import Composite, Container, child_backward
@@ -103,6 +103,17 @@ def _stack_shapes(layer, num_layers, norm=None):
 
 def _back(child, input, grad, need=True):
     return child_backward(child, input, grad, need)
+
+
+def _pair_shape(block, input_shape, names):
+    """The pair of shapes ``input_shape``, checked by ``block._pair`` as ``forward`` checks the arrays."""
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 2 or not all(
+        isinstance(s, (tuple, list)) for s in input_shape
+    ):
+        raise ValueError(f"{block._name()}: expected input ({names[0]}, {names[1]}), got shape {input_shape!r}")
+    a, b = (as_shape(block, s) for s in input_shape)
+    block._pair((shape_probe(a), shape_probe(b)), names)
+    return a, b
 
 
 class _Block(Composite):
@@ -284,6 +295,12 @@ class TransformerEncoderLayer(_Layer):
         """Run the layer; see the class docstring."""
         return self._call(src, dict(mask=src_mask, kpm=src_key_padding_mask, causal=bool(is_causal)))
 
+    def output_shape(self, input_shape):
+        """The shape of ``src``; raises what ``forward`` would."""
+        shape = as_shape(self, input_shape)
+        self._check_tokens(shape_probe(shape), "src", self.d_model)
+        return shape
+
     def updateOutput(self, input):
         self._check_tokens(input, "src", self.d_model)
         mask, kpm, causal = self._option("mask"), self._option("kpm"), bool(self._option("causal"))
@@ -373,6 +390,10 @@ class TransformerDecoderLayer(_Layer):
                                       memory_kpm=memory_key_padding_mask, tgt_causal=bool(tgt_is_causal),
                                       memory_causal=bool(memory_is_causal)))
 
+    def output_shape(self, input_shape):
+        """The shape of ``tgt`` for the input ``(tgt, memory)``."""
+        return _pair_shape(self, input_shape, ("tgt", "memory"))[0]
+
     def updateOutput(self, input):
         tgt, memory = self._pair(input, ("tgt", "memory"))
         o = self._option
@@ -439,6 +460,13 @@ class _Stack(_Block):
 
     def children(self):
         return [("layers", self.layers)] + ([("norm", self.norm)] if self.norm is not None else [])
+
+    def output_shape(self, input_shape):
+        """The shape of ``src`` (encoder) or of ``tgt`` for ``(tgt, memory)`` (decoder):
+        every layer and the norm keep it."""
+        if isinstance(input_shape, (tuple, list)) and input_shape and isinstance(input_shape[0], (tuple, list)):
+            return _pair_shape(self, input_shape, ("tgt", "memory"))[0]
+        return self.layers[0].output_shape(input_shape)
 
     def extra_repr(self):
         return f"num_layers={self.num_layers}"
@@ -654,6 +682,10 @@ class Transformer(_Block):
                                       memory_kpm=memory_key_padding_mask, src_causal=src_is_causal,
                                       tgt_causal=tgt_is_causal, memory_causal=memory_is_causal))
 
+    def output_shape(self, input_shape):
+        """The shape of ``tgt`` for the input ``(src, tgt)``."""
+        return _pair_shape(self, input_shape, ("src", "tgt"))[1]
+
     def updateOutput(self, input):
         src, tgt = self._pair(input, ("src", "tgt"))
         o = self._option
@@ -688,6 +720,12 @@ class _PositionalEncoding(Module):
         if L > self.max_len:
             raise ValueError(f"{self!r}: sequence length {L} exceeds max_len={self.max_len}")
         return L
+
+    def output_shape(self, input_shape):
+        """The input's shape; raises what ``forward`` would."""
+        shape = as_shape(self, input_shape)
+        self._check(shape_probe(shape))
+        return shape
 
     def _table(self, table, L, x):
         """``table[:L]`` shaped to broadcast against ``x``."""

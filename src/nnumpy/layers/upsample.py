@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_input, check_positive_int, check_real
+from .._checks import as_shape, check_input, check_positive_int, check_real, shape_probe
 from ..backend import get_array_module
 from ..module import Module
 
@@ -168,6 +168,11 @@ class Upsample(Module):
         if self.mode == "nearest":
             return [nearest_indices(i, o, s) for i, o, s in geometry]
         return [linear_indices(i, o, bool(self.align_corners), s, dtype) for i, o, s in geometry]
+
+    def output_shape(self, input_shape):
+        """``(N, C, *out)`` with the output size ``size`` or ``floor(size * scale_factor)``."""
+        shape = as_shape(self, input_shape)
+        return (*shape[:2], *(o for _, o, _ in self._geometry(shape_probe(shape))))
 
     def updateOutput(self, input):
         geometry = self._geometry(input)
