@@ -21,12 +21,20 @@ model's parameter and gradient arrays at every ``step()`` and skip frozen
 modules.
 """
 
-import inspect
 import math
 
 import numpy as np
 
-from .compat import adam_optimizer, sgd_momentum  # noqa: F401  (the seeds' functional optimizers, re-exported)
+from .compat import (  # noqa: F401  (the seeds' optimizers, re-exported)
+    Seed003Adam,
+    Seed003Momentum,
+    Seed003Nadam,
+    Seed003Optimizer,
+    Seed003RMSProp,
+    Seed003SGD,
+    adam_optimizer,
+    sgd_momentum,
+)
 from .module import Module
 
 __all__ = [
@@ -142,7 +150,7 @@ class Optimizer:
     def __new__(cls, *args, **kwargs):
         seed = cls.__dict__.get("_seed003")
         if seed is not None and "params" not in kwargs and "model" not in kwargs and (not args or _is_number(args[0])):
-            return seed._build(cls.__name__, *args, **kwargs)
+            return seed.build(cls.__name__, *args, **kwargs)
         return super().__new__(cls)
 
     def __getnewargs_ex__(self):
@@ -889,168 +897,6 @@ class Lion(Optimizer):
         param -= lr * np.sign(beta1 * m + (1 - beta1) * grad)
         m *= beta2
         m += (1 - beta2) * grad
-
-
-# --------------------------------------------------------------------- seed 003
-class Seed003Optimizer:
-    """Seed 003's optimizers, what ``SGD()``, ``Momentum(lr=...)``,
-    ``RMSProp(1e-3, 1e-8, 0.9)``, ``Adam(lr=...)`` or ``Nadam(...)`` build
-    when given no model or parameters: the seed's signatures, positional
-    order, defaults and update rules, called as ``opt(params, gradients)``
-    on lists of arrays (flat, or nested as ``getParameters()``), updated in
-    place, with state kept across calls by list position.
-
-    Differences from the seed: mismatched list lengths raise a ValueError
-    (the seed's ``zip`` stopped silently), and the state grows if a later call
-    passes more arrays. ``lr`` and the other arguments are attributes
-    (schedules change ``lr``). ``step()`` raises: there is no model.
-    """
-
-    model = None
-    signature = ""
-
-    @classmethod
-    def _build(cls, name, *args, **kwargs):
-        try:
-            inspect.signature(cls).bind(*args, **kwargs)
-        except TypeError as error:
-            raise TypeError(
-                f"{name}: built without a model or parameters this is seed 003's {cls.signature}, called as "
-                f"opt(params, grads) ({error}); for torch.optim's {name} pass the model or parameters first: "
-                f"{name}(model, ...)"
-            ) from None
-        return cls(*args, **kwargs)
-
-    def __init__(self, **hyper):
-        for key, value in hyper.items():
-            setattr(self, key, value)
-        self._hyper = tuple(hyper)
-        self.state = {}
-
-    def __call__(self, params, gradients):
-        params, gradients = _flatten(params), _flatten(gradients)
-        if len(params) != len(gradients):
-            raise ValueError(f"{self._name}: got {len(params)} parameters but {len(gradients)} gradients")
-        for index, (weights, gradient) in enumerate(zip(params, gradients, strict=True)):
-            self._update(self.state.setdefault(index, {}), weights, gradient)
-        self._after_call()
-
-    def _after_call(self):
-        pass
-
-    @property
-    def _name(self):
-        return self.signature.split("(")[0]
-
-    def step(self):
-        raise RuntimeError(
-            f"{self._name} was built without a model (seed 003's way): call it as opt(params, grads), "
-            f"or build it as {self._name}(model, ...)"
-        )
-
-    def zero_grad(self):
-        """Nothing to zero: seed 003's optimizers hold no model."""
-
-    def state_dict(self):
-        state = {
-            i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in e.items()} for i, e in self.state.items()
-        }
-        return {"hyper": {k: getattr(self, k) for k in self._hyper}, "state": state, "t": getattr(self, "t", None)}
-
-    def load_state_dict(self, state_dict):
-        for key, value in state_dict.get("hyper", {}).items():
-            if key not in self._hyper:
-                raise ValueError(f"{self._name}.load_state_dict: unknown hyper-parameter {key!r}")
-            setattr(self, key, value)
-        if state_dict.get("t") is not None:
-            self.t = int(state_dict["t"])
-        self.state = {
-            int(i): {str(k): (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in e.items()}
-            for i, e in state_dict.get("state", {}).items()
-        }
-
-    def __repr__(self):
-        return f"{self._name}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._hyper)})"
-
-
-class Seed003SGD(Seed003Optimizer):
-    """Seed 003's ``SGD(lr=1e-3)``: ``w -= lr * g``."""
-
-    signature = "SGD(lr=1e-3)"
-
-    def __init__(self, lr=1e-3):
-        super().__init__(lr=lr)
-
-    def _update(self, state, weights, gradient):
-        weights -= self.lr * gradient
-
-
-class Seed003Momentum(Seed003Optimizer):
-    """Seed 003's ``Momentum(lr=1e-3, momentum=0.9)``: ``u = momentum * u + lr * g; w -= u``."""
-
-    signature = "Momentum(lr=1e-3, momentum=0.9)"
-
-    def __init__(self, lr=1e-3, momentum=0.9):
-        super().__init__(lr=lr, momentum=momentum)
-
-    def _update(self, state, weights, gradient):
-        state["u"] = state.get("u", 0) * self.momentum + self.lr * gradient
-        weights -= state["u"]
-
-
-class Seed003RMSProp(Seed003Optimizer):
-    """Seed 003's ``RMSProp(lr=1e-3, eps=1e-8, beta=0.9)``:
-    ``g2 = beta * g2 + (1 - beta) * g*g; w -= lr * g / sqrt(g2 + eps)`` (the
-    ``eps`` inside the root, unlike PyTorch's ``RMSprop``)."""
-
-    signature = "RMSProp(lr=1e-3, eps=1e-8, beta=0.9)"
-
-    def __init__(self, lr=1e-3, eps=1e-8, beta=0.9):
-        super().__init__(lr=lr, eps=eps, beta=beta)
-
-    def _update(self, state, weights, gradient):
-        state["g"] = state.get("g", 0) * self.beta + gradient * gradient * (1 - self.beta)
-        weights -= (self.lr * gradient) / np.sqrt(state["g"] + self.eps)
-
-
-class Seed003Adam(Seed003Optimizer):
-    """Seed 003's ``Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)``:
-    ``m_hat = m / (1 - beta1**t)``, ``u_hat = u / (1 - beta2**t)``,
-    ``w -= lr * m_hat / (sqrt(u_hat) + eps)``; ``t`` (from 1) counts the
-    calls, ``reset_t()`` sets it back to 1."""
-
-    signature = "Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)"
-
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
-        self.t = 1
-
-    def _moments(self, state, gradient):
-        state["m"] = self.beta1 * state.get("m", 0) + (1 - self.beta1) * gradient
-        state["u"] = self.beta2 * state.get("u", 0) + (1 - self.beta2) * gradient * gradient
-        return state["m"] / (1 - self.beta1**self.t), state["u"] / (1 - self.beta2**self.t)
-
-    def _update(self, state, weights, gradient):
-        hat_m, hat_u = self._moments(state, gradient)
-        weights -= (self.lr * hat_m) / (np.sqrt(hat_u) + self.eps)
-
-    def _after_call(self):
-        self.t += 1
-
-    def reset_t(self):
-        self.t = 1
-
-
-class Seed003Nadam(Seed003Adam):
-    """Seed 003's ``Nadam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)``:
-    ``w -= lr * (beta1 * m_hat + (1 - beta1) * g / (1 - beta1**t)) / (sqrt(u_hat) + eps)``."""
-
-    signature = "Nadam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)"
-
-    def _update(self, state, weights, gradient):
-        hat_m, hat_u = self._moments(state, gradient)
-        b1 = self.beta1
-        weights -= (self.lr * (b1 * hat_m + ((1 - b1) * gradient) / (1 - b1**self.t))) / (np.sqrt(hat_u) + self.eps)
 
 
 SGD._seed003 = Seed003SGD
