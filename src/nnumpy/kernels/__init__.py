@@ -6,6 +6,8 @@ lines, only with fewer passes over memory, in cache-sized chunks, and split
 over nnumpy's threads; ``tests/test_kernels.py`` compares the two in float64.
 
 - ``conv``: 2-D convolution as chunked im2col products (``conv2d_forward``, ``conv2d_backward``);
+- ``conv_transpose``: the transposed convolution, as the convolution's kernels with the roles of
+  forward and backward exchanged (``conv_transpose2d_forward``, ``conv_transpose2d_backward``);
 - ``batchnorm``: batch normalisation over the rows of an ``(M, C)`` matrix;
 - ``pooling``: max and average pooling over strided window views;
 - ``elementwise``: threaded ReLU;
