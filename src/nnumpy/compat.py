@@ -294,12 +294,12 @@ seed004.__doc__ = """Seed 004's functions and ``CNN`` with its signatures and nu
 ``Adam(x, dx, learning_rate, m, v, t, beta1, beta2, eps)`` (no bias correction, as the seed)."""
 
 
-def _flatten(arrays):
+def flatten_arrays(arrays):
     """Flatten nested lists of arrays (``getParameters()`` of a container)."""
     flat = []
     for item in arrays:
         if isinstance(item, (list, tuple)):
-            flat.extend(_flatten(item))
+            flat.extend(flatten_arrays(item))
         else:
             flat.append(item)
     return flat
@@ -344,7 +344,7 @@ class Seed003Optimizer:
         self.state = {}
 
     def __call__(self, params, gradients):
-        params, gradients = _flatten(params), _flatten(gradients)
+        params, gradients = flatten_arrays(params), flatten_arrays(gradients)
         if len(params) != len(gradients):
             raise ValueError(f"{self._name}: got {len(params)} parameters but {len(gradients)} gradients")
         for index, (weights, gradient) in enumerate(zip(params, gradients, strict=True)):

@@ -33,6 +33,7 @@ from .compat import (  # noqa: F401  (the seeds' optimizers, re-exported)
     Seed003RMSProp,
     Seed003SGD,
     adam_optimizer,
+    flatten_arrays,
     sgd_momentum,
 )
 from .module import Module
@@ -65,17 +66,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------- parameter groups
-def _flatten(arrays):
-    """Flatten nested lists of arrays (``getParameters()`` of a container)."""
-    flat = []
-    for item in arrays:
-        if isinstance(item, (list, tuple)):
-            flat.extend(_flatten(item))
-        else:
-            flat.append(item)
-    return flat
-
-
 def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -355,7 +345,7 @@ class Optimizer:
     def __call__(self, params, gradients):
         """Update ``params`` in place from ``gradients`` (lists, flat or nested),
         with the first group's hyper-parameters."""
-        params, gradients = _flatten(params), _flatten(gradients)
+        params, gradients = flatten_arrays(params), flatten_arrays(gradients)
         if len(params) != len(gradients):
             raise ValueError(f"{type(self).__name__}: got {len(params)} parameters but {len(gradients)} gradients")
         for index, (param, grad) in enumerate(zip(params, gradients, strict=True)):
