@@ -28,6 +28,7 @@ An ``Entry`` holds:
   (for the batch-of-one test; None where the leaves do not share one).
 """
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,7 +36,26 @@ import numpy as np
 import torch
 
 import nnumpy as nn
-from nnumpy import layers
+from nnumpy import (
+    MSE,
+    BCECriterion,
+    BCEWithLogitsCriterion,
+    ClassNLLCriterion,
+    ClassNLLCriterionUnstable,
+    CosineEmbeddingCriterion,
+    CrossEntropy,
+    CrossEntropyCriterion,
+    HuberCriterion,
+    KLDivCriterion,
+    L1Criterion,
+    MarginRankingCriterion,
+    MSECriterion,
+    MSELoss,
+    MultiMarginCriterion,
+    NLLLoss,
+    SmoothL1Criterion,
+    layers,
+)
 
 tnn = torch.nn
 
@@ -241,7 +261,7 @@ MODULES = [
         lambda s: nn.Linear(4, 3, rng=s),
         [(2, 4), (5, 4), (1, 4)],
         torch=lambda m: tnn.Linear(4, 3),
-        errors=[((2, 5), r"expected input of shape \(N, 4\), got \(2, 5\)"), ((4,), "expected input")],
+        errors=[((2, 5), r"expected input of shape \(N, 4\).*got \(2, 5\)")],
         repr="Linear(4 -> 3)",
     ),
     Entry(
@@ -850,3 +870,495 @@ CONTAINERS = [
     "Graph",
 ]
 PUBLIC = sorted(set(layers.__all__) | set(CONTAINERS))
+
+
+# ================================================================== criteria
+# ``Case(name, ours, theirs, data, reduction)``: ``ours()`` builds the criterion,
+# ``theirs(x, t)`` computes the same loss in PyTorch, ``data(dtype)`` gives
+# ``(input, target)``. Every configuration is compared with PyTorch in float32
+# and gradchecked in float64 (a third of the many classification ones).
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _log_softmax(z, axis=1):
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def _probabilities(shape, r):
+    return np.exp(_log_softmax(r.normal(size=shape)))
+
+
+def _t(a, like=None):
+    """``a`` as a tensor (in ``like``'s dtype when given: torch wants weights in the input's)."""
+    if a is None:
+        return None
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t if like is None else t.to(like.dtype)
+
+
+class Case:
+    """One configuration: our criterion, the same loss in PyTorch, and the data."""
+
+    def __init__(self, name, ours, theirs, data, reduction):
+        self.name, self.ours, self.theirs, self.data, self.reduction = name, ours, theirs, data, reduction
+
+    def __repr__(self):
+        return self.name
+
+
+def _classification_cases():
+    """CrossEntropy / ClassNLL / ClassNLLUnstable over shapes, weights, ignore_index,
+    label smoothing, probability targets and every reduction."""
+    cases = []
+    shapes = [(5, 4), (3, 4, 3), (2, 3, 2, 3)]
+    for shape, weighted, kind, smoothing, reduction in itertools.product(
+        shapes, (False, True), ("labels", "ignore", "probs"), (0.0, 0.2), REDUCTIONS
+    ):
+        seed = len(cases)
+        n, c = shape[:2]
+
+        def data(dtype, seed=seed, shape=shape, kind=kind):
+            r = np.random.default_rng(seed)
+            x = (3 * r.normal(size=shape)).astype(dtype)
+            labels_shape = (shape[0], *shape[2:])
+            if kind == "probs":
+                t = np.moveaxis(_probabilities((int(np.prod(labels_shape)), shape[1]), r), -1, 0)
+                t = np.moveaxis(t.reshape(shape[1], *labels_shape), 0, 1).astype(dtype)
+            else:
+                t = r.integers(0, shape[1], size=labels_shape)
+                if kind == "ignore":
+                    t.reshape(-1)[::3] = 1 if seed % 2 else -100  # ignore_index 1 or the default
+            return x, t
+
+        ignore = 1 if seed % 2 else -100
+        weight = np.random.default_rng(seed + 7).uniform(0.2, 2.0, c) if weighted else None
+        kw = {"weight": weight, "ignore_index": ignore if kind == "ignore" else -100, "reduction": reduction}
+        tkw = {k: v for k, v in kw.items() if k != "weight"}
+        tag = f"{'x'.join(map(str, shape))}-{'w' if weighted else 'nw'}-{kind}-ls{smoothing}-{reduction}"
+        cases.append(
+            Case(
+                f"CrossEntropy-{tag}",
+                lambda kw=kw, s=smoothing: CrossEntropyCriterion(**kw, label_smoothing=s),
+                lambda x, t, kw=tkw, s=smoothing, w=weight: torch.nn.CrossEntropyLoss(
+                    _t(w, x), **kw, label_smoothing=s
+                )(x, _t(t, x) if t.dtype.kind == "f" else _t(t)),
+                data,
+                reduction,
+            )
+        )
+        if smoothing or kind == "probs":
+            continue  # PyTorch's NLLLoss has neither
+
+        def log_data(dtype, data=data):
+            x, t = data(np.float64)
+            return _log_softmax(x).astype(dtype), t
+
+        def prob_data(dtype, data=data):
+            x, t = data(np.float64)
+            return np.exp(_log_softmax(x)).astype(dtype), t
+
+        cases.append(
+            Case(
+                f"ClassNLL-{tag}",
+                lambda kw=kw: ClassNLLCriterion(**kw),
+                lambda x, t, kw=tkw, w=weight: torch.nn.NLLLoss(_t(w, x), **kw)(x, _t(t)),
+                log_data,
+                reduction,
+            )
+        )
+        cases.append(
+            Case(
+                f"ClassNLLUnstable-{tag}",
+                lambda kw=kw: ClassNLLCriterionUnstable(**kw),
+                lambda x, t, kw=tkw, w=weight: torch.nn.NLLLoss(_t(w, x), **kw)(
+                    torch.log(x.clamp(1e-15, 1 - 1e-15)), _t(t)
+                ),
+                prob_data,
+                reduction,
+            )
+        )
+    return cases
+
+
+def _same(shape, scale=1.0):
+    def data(dtype, seed=0):
+        r = np.random.default_rng(seed + sum(shape))
+        return (scale * r.normal(size=shape)).astype(dtype), (scale * r.normal(size=shape)).astype(dtype)
+
+    return data
+
+
+def _mse_criterion_torch(reduction):
+    def loss(x, t):
+        sq = ((x - _t(t)) ** 2).reshape(x.shape[0], -1).sum(axis=1)
+        return {"mean": sq.mean(), "sum": sq.sum(), "none": sq}[reduction]
+
+    return loss
+
+
+def _regression_cases():
+    cases = []
+    for reduction, shape in itertools.product(REDUCTIONS, [(4, 3), (3, 2, 4), (6,)]):
+        tag = f"{'x'.join(map(str, shape))}-{reduction}"
+        kw = {"reduction": reduction}
+        cases += [
+            Case(
+                f"MSECriterion-{tag}",
+                lambda kw=kw: MSECriterion(**kw),
+                _mse_criterion_torch(reduction),
+                _same(shape),
+                reduction,
+            ),
+            Case(
+                f"MSELoss-{tag}",
+                lambda kw=kw: MSELoss(**kw),
+                lambda x, t, kw=kw: torch.nn.MSELoss(**kw)(x, _t(t)),
+                _same(shape),
+                reduction,
+            ),
+            Case(
+                f"L1-{tag}",
+                lambda kw=kw: L1Criterion(**kw),
+                lambda x, t, kw=kw: torch.nn.L1Loss(**kw)(x, _t(t)),
+                _same(shape),
+                reduction,
+            ),
+        ]
+        for beta in (1.0, 0.5, 0.0):
+            cases.append(
+                Case(
+                    f"SmoothL1-beta{beta}-{tag}",
+                    lambda kw=kw, beta=beta: SmoothL1Criterion(**kw, beta=beta),
+                    lambda x, t, kw=kw, beta=beta: torch.nn.SmoothL1Loss(**kw, beta=beta)(x, _t(t)),
+                    _same(shape, 1.5),
+                    reduction,
+                )
+            )
+        for delta in (1.0, 0.3, 2.5):
+            cases.append(
+                Case(
+                    f"Huber-delta{delta}-{tag}",
+                    lambda kw=kw, delta=delta: HuberCriterion(**kw, delta=delta),
+                    lambda x, t, kw=kw, delta=delta: torch.nn.HuberLoss(**kw, delta=delta)(x, _t(t)),
+                    _same(shape, 1.5),
+                    reduction,
+                )
+            )
+    return cases
+
+
+def _binary_cases():
+    cases = []
+    for reduction, shape, weighted in itertools.product(REDUCTIONS, [(5, 3), (2, 3, 4)], (False, True)):
+        tag = f"{'x'.join(map(str, shape))}-{'w' if weighted else 'nw'}-{reduction}"
+        r = np.random.default_rng(len(cases))
+        weight = r.uniform(0.2, 2.0, shape[-1:]) if weighted else None
+        pos_weight = r.uniform(0.5, 3.0, shape[-1:]) if weighted else None
+
+        seed = len(cases)
+
+        def probs(dtype, shape=shape, seed=seed):
+            r = np.random.default_rng(seed)
+            x = 1 / (1 + np.exp(-2 * r.normal(size=shape)))
+            return x.astype(dtype), r.uniform(0, 1, shape).astype(dtype)
+
+        def logits(dtype, shape=shape, seed=seed):
+            r = np.random.default_rng(seed)
+            return (3 * r.normal(size=shape)).astype(dtype), r.uniform(0, 1, shape).astype(dtype)
+
+        cases += [
+            Case(
+                f"BCE-{tag}",
+                lambda w=weight, red=reduction: BCECriterion(w, reduction=red),
+                lambda x, t, w=weight, red=reduction: torch.nn.BCELoss(_t(w, x), reduction=red)(x, _t(t)),
+                probs,
+                reduction,
+            ),
+            Case(
+                f"BCEWithLogits-{tag}",
+                lambda w=weight, pw=pos_weight, red=reduction: BCEWithLogitsCriterion(w, reduction=red, pos_weight=pw),
+                lambda x, t, w=weight, pw=pos_weight, red=reduction: torch.nn.BCEWithLogitsLoss(
+                    _t(w, x), reduction=red, pos_weight=_t(pw, x)
+                )(x, _t(t)),
+                logits,
+                reduction,
+            ),
+        ]
+    return cases
+
+
+def _kl_cases():
+    cases = []
+    for reduction, log_target, shape in itertools.product(
+        ("mean", "batchmean", "sum", "none"), (False, True), [(4, 5), (2, 3, 4)]
+    ):
+
+        def data(dtype, shape=shape, log_target=log_target):
+            r = np.random.default_rng(sum(shape))
+            x = _log_softmax(r.normal(size=shape))
+            t = _probabilities(shape, r)
+            t[0, 0] = 0.0  # a zero probability: 0 * log 0 = 0
+            if log_target:
+                t = _log_softmax(r.normal(size=shape))
+            return x.astype(dtype), t.astype(dtype)
+
+        cases.append(
+            Case(
+                f"KLDiv-{'x'.join(map(str, shape))}-log{log_target}-{reduction}",
+                lambda red=reduction, lt=log_target: KLDivCriterion(reduction=red, log_target=lt),
+                lambda x, t, red=reduction, lt=log_target: torch.nn.KLDivLoss(reduction=red, log_target=lt)(x, _t(t)),
+                data,
+                reduction,
+            )
+        )
+    return cases
+
+
+def _margin_cases():
+    cases = []
+    for reduction, (p, margin), weighted in itertools.product(
+        REDUCTIONS, [(1, 1.0), (2, 1.0), (1, 0.3), (2, 2.0)], (False, True)
+    ):
+        seed = len(cases)
+        weight = np.random.default_rng(seed).uniform(0.2, 2.0, 5) if weighted else None
+
+        def data(dtype, seed=seed):
+            r = np.random.default_rng(seed)
+            return r.normal(size=(6, 5)).astype(dtype), r.integers(0, 5, 6)
+
+        cases.append(
+            Case(
+                f"MultiMargin-p{p}-m{margin}-{'w' if weighted else 'nw'}-{reduction}",
+                lambda p=p, m=margin, w=weight, red=reduction: MultiMarginCriterion(p, m, w, reduction=red),
+                lambda x, t, p=p, m=margin, w=weight, red=reduction: torch.nn.MultiMarginLoss(
+                    p, m, _t(w, x), reduction=red
+                )(x, _t(t)),
+                data,
+                reduction,
+            )
+        )
+    for reduction, margin in itertools.product(REDUCTIONS, (0.0, 0.3, -0.2)):
+        seed = len(cases)
+
+        def pair(dtype, seed=seed):
+            r = np.random.default_rng(seed)
+            x1, x2 = r.normal(size=(8, 4)), r.normal(size=(8, 4))
+            x2[:2] = x1[:2] + 0.1 * x2[:2]  # similar pairs: cos near 1
+            return (x1.astype(dtype), x2.astype(dtype)), np.where(r.uniform(size=8) < 0.5, 1, -1)
+
+        def ranking(dtype, seed=seed):
+            r = np.random.default_rng(seed)
+            x1, x2 = r.normal(size=7).astype(dtype), r.normal(size=7).astype(dtype)
+            return (x1, x2), np.where(r.uniform(size=7) < 0.5, 1, -1)
+
+        cases += [
+            Case(
+                f"CosineEmbedding-m{margin}-{reduction}",
+                lambda m=margin, red=reduction: CosineEmbeddingCriterion(m, reduction=red),
+                lambda x, t, m=margin, red=reduction: torch.nn.CosineEmbeddingLoss(m, reduction=red)(*x, _t(t)),
+                pair,
+                reduction,
+            ),
+            Case(
+                f"MarginRanking-m{margin}-{reduction}",
+                lambda m=margin, red=reduction: MarginRankingCriterion(m, reduction=red),
+                lambda x, t, m=margin, red=reduction: torch.nn.MarginRankingLoss(m, reduction=red)(*x, _t(t)),
+                ranking,
+                reduction,
+            ),
+        ]
+    return cases
+
+
+def _seed_names_cases():
+    """The seeds' and PyTorch's other spellings that are classes of their own."""
+
+    def labels_data(dtype, seed=0):
+        r = np.random.default_rng(seed)
+        return (3 * r.normal(size=(5, 4))).astype(dtype), r.integers(0, 4, 5)
+
+    def log_probs(dtype):
+        x, t = labels_data(np.float64)
+        return _log_softmax(x).astype(dtype), t
+
+    def probs(dtype):
+        x, t = labels_data(np.float64, 1)
+        return np.exp(_log_softmax(x)).astype(dtype), t
+
+    return [
+        Case("NLLLoss", NLLLoss, lambda x, t: torch.nn.NLLLoss()(x, _t(t)), log_probs, "mean"),
+        Case(
+            "CrossEntropy-seed003",
+            CrossEntropy,
+            lambda x, t: torch.nn.NLLLoss()(torch.log(x), _t(t)),
+            probs,
+            "mean",
+        ),
+        Case("MSE-seed003", MSE, _mse_criterion_torch("mean"), _same((4, 3)), "mean"),
+    ]
+
+
+CRITERIA = (
+    _classification_cases()
+    + _regression_cases()
+    + _binary_cases()
+    + _kl_cases()
+    + _margin_cases()
+    + _seed_names_cases()
+)
+
+
+def _requires_grad(x):
+    if isinstance(x, tuple):
+        return tuple(_requires_grad(a) for a in x)
+    return _t(x).requires_grad_(True)
+
+
+def _upstream(loss, reduction, seed=5):
+    """A random gradOutput for 'none', None (the default 1) otherwise."""
+    if reduction != "none":
+        return None
+    return np.random.default_rng(seed).normal(size=np.shape(loss))
+
+
+# (criterion, input, target, exception, pattern): forward and backward raise it,
+# before anything is stored
+CRITERION_ERRORS = [
+    (
+        CrossEntropyCriterion(),
+        np.zeros((3, 4), np.float32),
+        np.array([0, 1]),
+        ValueError,
+        r"^CrossEntropyCriterion\(\): expected target of shape \(3,\) or \(3, 4\), got \(2,\)$",
+    ),
+    (
+        CrossEntropyCriterion(),
+        np.zeros((2, 4, 5), np.float32),
+        np.zeros((2, 4), int),
+        ValueError,
+        r"expected target of shape \(2, 5\) or \(2, 4, 5\), got \(2, 4\)$",
+    ),
+    (
+        CrossEntropyCriterion(),
+        np.zeros(4, np.float32),
+        np.array(1),
+        ValueError,
+        r"expected input of shape \(N, C\) or \(N, C, d1, \.\.\.\), got \(4,\)$",
+    ),
+    (
+        CrossEntropyCriterion(),
+        np.zeros((3, 4), np.float32),
+        np.array([0, 4, 1]),
+        ValueError,
+        r"label targets must be in \[0, 3\], got values in \[0, 4\]$",
+    ),
+    (
+        CrossEntropyCriterion(ignore_index=7),
+        np.zeros((3, 4), np.float32),
+        np.array([0, 7, -1]),
+        ValueError,
+        r"^CrossEntropyCriterion\(ignore_index=7\): label targets must be in \[0, 3\], got values in \[-1, 0\]$",
+    ),
+    (
+        CrossEntropyCriterion(),
+        np.zeros((3, 4), np.float32),
+        np.array([0.0, 1.0, 2.0]),
+        TypeError,
+        r"label targets must be integers, got dtype float64$",
+    ),
+    (
+        CrossEntropyCriterion(np.ones(3)),
+        np.zeros((3, 4), np.float32),
+        np.array([0, 1, 2]),
+        ValueError,
+        r"weight has shape \(3,\), expected \(4,\) for C = 4$",
+    ),
+    (CrossEntropyCriterion(), np.zeros((3, 4), int), np.array([0, 1, 2]), TypeError, r"floating dtype.*int64"),
+    (
+        MultiMarginCriterion(),
+        np.zeros((3, 4), np.float32),
+        np.array([0, 1, 5]),
+        ValueError,
+        r"^MultiMarginCriterion\(\): label targets must be in \[0, 3\], got values in \[0, 5\]$",
+    ),
+    (
+        MultiMarginCriterion(),
+        np.zeros((3, 4, 2), np.float32),
+        np.array([0, 1, 2]),
+        ValueError,
+        r"expected input of shape \(N, C\), got \(3, 4, 2\)$",
+    ),
+    (
+        MSECriterion(),
+        np.zeros((3, 4), np.float32),
+        np.zeros((3, 5)),
+        ValueError,
+        r"^MSECriterion\(\): expected target of shape \(3, 4\) \(the input's\), got \(3, 5\)$",
+    ),
+    (
+        HuberCriterion(),
+        np.zeros((3, 4), np.float32),
+        [0.0] * 4,
+        ValueError,
+        r"^HuberCriterion\(\): expected target .*got list$",
+    ),
+    (
+        BCECriterion(),
+        np.full((2, 2), 1.5, np.float32),
+        np.zeros((2, 2)),
+        ValueError,
+        r"^BCECriterion\(\): expected probabilities in \[0, 1\].*BCEWithLogitsCriterion$",
+    ),
+    (
+        BCECriterion(np.ones(3)),
+        np.full((2, 2), 0.5, np.float32),
+        np.zeros((2, 2)),
+        ValueError,
+        r"weight of shape \(3,\) does not broadcast to the input's \(2, 2\)$",
+    ),
+    (
+        BCEWithLogitsCriterion(pos_weight=np.ones(3)),
+        np.zeros((2, 2), np.float32),
+        np.zeros((2, 2)),
+        ValueError,
+        r"pos_weight of shape \(3,\) does not broadcast",
+    ),
+    (KLDivCriterion(), np.zeros((2, 2), np.float32), np.full((2, 2), -0.5), ValueError, r"log_target=True$"),
+    (
+        CosineEmbeddingCriterion(),
+        np.zeros((2, 3), np.float32),
+        np.ones(2),
+        TypeError,
+        r"^CosineEmbeddingCriterion\(\): expected input \(x1, x2\), a pair of arrays, got ndarray$",
+    ),
+    (CosineEmbeddingCriterion(), (np.zeros((2, 3), np.float32),) * 3, np.ones(2), TypeError, r"a tuple of length 3$"),
+    (
+        CosineEmbeddingCriterion(),
+        (np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32)),
+        np.ones(2),
+        ValueError,
+        r"x1 and x2 must have the same shape, got \(2, 3\) and \(2, 4\)$",
+    ),
+    (
+        CosineEmbeddingCriterion(),
+        (np.ones((2, 3), np.float32),) * 2,
+        np.array([1, 0]),
+        ValueError,
+        r"^CosineEmbeddingCriterion\(\): target values must be 1 or -1$",
+    ),
+    (
+        MarginRankingCriterion(),
+        (np.ones(3, np.float32),) * 2,
+        np.ones(2),
+        ValueError,
+        r"^MarginRankingCriterion\(\): expected target of shape \(3,\), got \(2,\)$",
+    ),
+]
+
+
+CRITERIA_PUBLIC = sorted(
+    name
+    for name in nn.__all__
+    if isinstance(getattr(nn, name), type) and issubclass(getattr(nn, name), nn.Criterion) and name != "Criterion"
+)
