@@ -200,3 +200,58 @@ def test_state_dict_round_trip_into_a_separately_built_model(name, make, make_in
         b.load_state_dict({k: v for k, v in state.items() if k != key})
     with pytest.raises(ValueError, match=r"load_state_dict: unexpected keys \['extra.W'\]"):
         b.load_state_dict({**state, "extra.W": np.zeros(2)})
+
+
+def _uses(m):
+    """How many places each module of ``m`` sits at (a tied module: more than one)."""
+    counts = {}
+
+    def walk(module):
+        counts[id(module)] = counts.get(id(module), 0) + 1
+        if counts[id(module)] > 1:
+            return
+        slots = [step[0] for step in module.plan()["steps"]] if isinstance(module, Graph) else None
+        for child in slots if slots is not None else [c for _, c in module.children()]:
+            walk(child)
+
+    walk(m)
+    return sorted(counts.values())
+
+
+def _train_step(m, opt, x):
+    opt.zero_grad()
+    out = m.forward(x)
+    m.backward(x, tuple(0.1 * o for o in out) if isinstance(out, tuple) else 0.1 * out)
+    opt.step()
+    return [o.copy() for o in flat(m.forward(x))]
+
+
+@pytest.mark.parametrize("name, make, make_input", CASES, ids=IDS)
+def test_model_file_keeps_names_buffers_ties_and_modes(tmp_path, name, make, make_input):
+    m, x = make(0), make_input()
+    m.forward(x)  # running statistics away from their start
+    m.leaves()[-1].freeze()
+    m.eval()
+    nn.save_model(m, tmp_path / "m.npz")
+    loaded = nn.load_model(tmp_path / "m.npz")
+    assert type(loaded) is type(m) and repr(loaded) == repr(m)
+    assert list(loaded.state_dict()) == list(m.state_dict())
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.state_dict().values(), m.state_dict().values(), strict=True))
+    assert _uses(loaded) == _uses(m), "tied modules stay tied"
+    assert [leaf.frozen for leaf in loaded.leaves()] == [leaf.frozen for leaf in m.leaves()]
+    loaded.eval()
+    assert all(np.array_equal(a, b) for a, b in zip(flat(loaded.forward(x)), flat(m.forward(x)), strict=True))
+
+
+@pytest.mark.parametrize("name, make, make_input", CASES, ids=IDS)
+def test_checkpoint_resumes_training_bit_for_bit(tmp_path, name, make, make_input):
+    m, x = make(0), make_input()
+    opt = nn.Adam(m, lr=0.01)
+    _train_step(m, opt, x)
+    nn.save_checkpoint(tmp_path / "c.npz", m, opt, epoch=1, step=1)
+    expected = _train_step(m, opt, x)  # Dropout masks from the modules' generators, BatchNorm in training mode
+    ckpt = nn.load_checkpoint(tmp_path / "c.npz")
+    resumed = nn.io.restore_optimizer(ckpt)
+    got = _train_step(ckpt.model, resumed, x)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(ckpt.model.parameters(), m.parameters(), strict=True))
