@@ -47,9 +47,9 @@ INPUT_CASES = [
         "Linear-rank",
         lambda: Linear(784, 256, rng=0),
         f32(2, 784),
-        lambda m: m.forward(f32(2, 3, 784)),
+        lambda m: m.forward(f32()),  # (*, 784) like PyTorch's: any leading axes, but a feature axis
         ValueError,
-        r"^Linear\(784 -> 256\): expected input of shape \(N, 784\), got \(2, 3, 784\)$",
+        r"^Linear\(784 -> 256\): expected input of shape \(N, 784\) or \(\*, 784\), got \(\)$",
     ),
     (
         "Linear-features",
@@ -57,7 +57,7 @@ INPUT_CASES = [
         f32(2, 784),
         lambda m: m.forward(f32(2, 100)),
         ValueError,
-        r"^Linear\(784 -> 256\): expected input of shape \(N, 784\), got \(2, 100\)$",
+        r"^Linear\(784 -> 256\): expected input of shape \(N, 784\) or \(\*, 784\), got \(2, 100\)$",
     ),
     (
         "Linear-int",

@@ -2,13 +2,17 @@
 
 import numpy as np
 
-from .._checks import as_shape, check_input, check_positive_int, check_shape
+from .._checks import as_shape, check_float_array, check_positive_int
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..kernels.matmul import matmul
 from ..module import Module
 
 __all__ = ["Linear"]
 
+
+def _rows(a):
+    """``(*, F)`` as the ``(M, F)`` matrix of its rows (a view when it can be)."""
+    return a if a.ndim == 2 else a.reshape(int(np.prod(a.shape[:-1])), a.shape[-1])
 
 def as_dtype_of(param, x):
     """``param`` in ``x``'s float dtype, so a float32 input never meets a float64 weight."""
@@ -26,7 +30,10 @@ class Linear(Module):
         rng: seed or ``numpy.random.Generator`` for initialisation.
 
     Shape:
-        Input ``(N, n_in)``, output ``(N, n_out)``.
+        Input ``(*, n_in)``, output ``(*, n_out)``: any leading axes, as
+        PyTorch's (``(N, n_in)`` a batch, ``(N, L, n_in)`` a sequence's tokens,
+        ``(n_in,)`` one sample). The leading axes are one ``M``-row matrix for
+        the products.
 
     Attributes:
         W: ``(n_out, n_in)``, uniform in ``±1/sqrt(n_in)`` (the seeds', PyTorch's bound).
@@ -71,27 +78,35 @@ class Linear(Module):
         return shapes
 
     def output_shape(self, input_shape):
-        """``(N, n_out)`` for an input of shape ``(N, n_in)``; raises what ``forward`` would."""
-        n_in = self.W.shape[1]
-        n = check_shape(self, as_shape(self, input_shape), ndim=2, features=n_in, layout=f"(N, {n_in})")[0]
-        return (n, self.W.shape[0])
+        """``(*, n_out)`` for an input of shape ``(*, n_in)``; raises what ``forward`` would."""
+        n_out, n_in = self.W.shape
+        shape = as_shape(self, input_shape)
+        if len(shape) < 1 or shape[-1] != n_in:
+            raise ValueError(f"{self!r}: expected input of shape (N, {n_in}) or (*, {n_in}), got {shape}")
+        return shape[:-1] + (n_out,)
 
     def updateOutput(self, input):
-        check_input(self, input, ndim=2, features=self.W.shape[1], layout=f"(N, {self.W.shape[1]})")
-        output = matmul(input, as_dtype_of(self.W, input).T)
+        n_out, n_in = self.W.shape
+        check_float_array(self, input)
+        if input.ndim < 1 or input.shape[-1] != n_in:
+            raise ValueError(f"{self!r}: expected input of shape (N, {n_in}) or (*, {n_in}), got {tuple(input.shape)}")
+        output = matmul(_rows(input), as_dtype_of(self.W, input).T)
         if self.b is not None:
             output += as_dtype_of(self.b, input)
+        output = output if input.ndim == 2 else output.reshape(input.shape[:-1] + (n_out,))
         self.output = output
         return output
 
     def updateGradInput(self, input, gradOutput):
-        self.gradInput = matmul(gradOutput, as_dtype_of(self.W, gradOutput))
+        grad = matmul(_rows(gradOutput), as_dtype_of(self.W, gradOutput))
+        self.gradInput = grad if input.ndim == 2 else grad.reshape(input.shape)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
-        self.gradW += matmul(gradOutput.T, input)
+        g = _rows(gradOutput)
+        self.gradW += matmul(g.T, _rows(input))
         if self.b is not None:
-            self.gradb += gradOutput.sum(axis=0)
+            self.gradb += g.sum(axis=0)
 
     def extra_repr(self):
         text = f"{self.W.shape[1]} -> {self.W.shape[0]}"
