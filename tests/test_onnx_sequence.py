@@ -296,3 +296,37 @@ def test_subclass_with_its_own_forward_gets_no_base_converter():
 
     with pytest.raises(TypeError, match="no ONNX converter for AlwaysCausal"):
         nn.onnx.export(AlwaysCausal(8, 2, 16, batch_first=True), np.zeros((1, 3, 8), np.float32))
+
+
+# ---------------------------------------------------------------- unbatched inputs: a batch of one inside
+def one(*shape, seed=0):
+    """An unbatched input: the same array whatever check_onnx's batch size (its first axis is not a batch)."""
+    return lambda batch: np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def test_unbatched_recurrent_cells_and_attention():
+    nn.manual_seed(0)
+    for batch_first in (False, True):
+        lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=batch_first, return_state=True)
+        check_onnx(lstm, one(5, 3), batches=(1,))
+
+        def with_state(batch):
+            return one(5, 3)(batch), (one(4, 4, seed=1)(batch), one(4, 4, seed=2)(batch))
+
+        check_onnx(lstm, with_state, batches=(1,))
+        check_onnx(nn.GRU(3, 4, batch_first=batch_first), one(6, 3), batches=(1,))
+        mha = nn.MultiheadAttention(6, 2, batch_first=batch_first)
+        check_onnx(mha, one(4, 6), batches=(1,))
+
+        def qkv_mask(batch):
+            return one(4, 6)(batch), one(5, 6, seed=1)(batch), one(5, 6, seed=2)(batch), np.arange(5) > 2
+
+        check_onnx(mha, qkv_mask, batches=(1,))
+        layer = nn.TransformerEncoderLayer(6, 2, 8, dropout=0.0, batch_first=batch_first)
+        check_onnx(layer, one(4, 6), batches=(1,))
+        decoder = nn.TransformerDecoderLayer(6, 2, 8, dropout=0.0, batch_first=batch_first, norm_first=True)
+        check_onnx(decoder, lambda b: (one(4, 6)(b), one(3, 6, seed=1)(b)), batches=(1,))
+    check_onnx(nn.LSTMCell(3, 4), one(3), batches=(1,))
+    check_onnx(nn.GRUCell(3, 4), lambda b: (one(3)(b), one(4, seed=1)(b)), batches=(1,))
+    check_onnx(nn.InstanceNorm1d(3, affine=True), one(3, 7), batches=(1,))
+    check_onnx(nn.AdaptiveMaxPool2d((2, 3)), one(2, 5, 7), batches=(1,))

@@ -217,6 +217,18 @@ def _map2(fn, a, b):
     return fn(a, b)
 
 
+def _batch_of_one(g, module, x, example, axis_of, converter):
+    """Export an unbatched call as a batch of one: input leaf ``i`` gets a batch
+    axis at ``axis_of(i)`` (None: left alone), ``converter`` runs on the batched
+    values, and output leaf ``i`` loses the axis at ``axis_of(i)`` again."""
+    names, arrays = _leaves(x), _leaves(example)
+    axes = [axis_of(i) for i in range(len(names))]
+    names = [n if n is None or a is None else g.unsqueeze(n, [a]) for n, a in zip(names, axes, strict=True)]
+    arrays = [e if e is None or a is None else np.expand_dims(e, a) for e, a in zip(arrays, axes, strict=True)]
+    y = converter(g, module, _rebuild(x, iter(names)), _rebuild(example, iter(arrays)))
+    return _rebuild(y, iter(g.squeeze(n, [axis_of(i)]) for i, n in enumerate(_leaves(y))))
+
+
 class GraphBuilder:
     """What converters write into: nodes, initialisers, unique tensor names.
 
@@ -387,7 +399,9 @@ def export(model, example_input, path=None, opset=18, input_name="input", output
             (onnxruntime's CPU provider has no float64 Conv).
         dynamic_axes: ``{input_name: {axis: dim_name}}`` for inputs whose
             dynamic axes are not just the first (e.g. ``{0: "T", 1: "N"}`` for
-            a time-major sequence); default: axis 0 of every input is ``"N"``.
+            a time-major sequence; ``{}``: all static); default: axis 0 is
+            dynamic, ``"N"`` for the first input and ``"N_<name>"`` for the
+            others (the same name would tell runtimes the sizes are equal).
 
     The model is run once on ``example_input`` in evaluate mode to trace
     shapes; every module's ``training`` flag is restored afterwards. Output
@@ -482,16 +496,18 @@ def _elem(a, dtype):
 
 
 def _input_infos(names, arrays, dtype, dynamic_axes):
-    """The graph inputs: the example's shapes, axis 0 (or ``dynamic_axes``'s axes) symbolic."""
+    """The graph inputs: the example's shapes, axis 0 (or ``dynamic_axes``'s axes) symbolic:
+    ``N`` for the first input, ``N_<name>`` for the others (nothing says their axis 0 is the batch)."""
     from onnx import helper
 
     unknown = sorted(set(dynamic_axes) - set(names))
     if unknown:
         raise ValueError(f"nnumpy.onnx.export: dynamic_axes names {unknown}, which are not inputs; inputs: {names}")
     infos = []
-    for name, a in zip(names, arrays, strict=True):
+    for i, (name, a) in enumerate(zip(names, arrays, strict=True)):
         dims = list(a.shape)
-        for axis, label in dynamic_axes.get(name, {0: "N"}).items():
+        default = {0: "N" if i == 0 else f"N_{name}"}  # symbols of their own: a mask's axis 0 is no batch
+        for axis, label in dynamic_axes.get(name, default).items():
             if not -len(dims) <= axis < len(dims):
                 raise ValueError(f"nnumpy.onnx.export: dynamic_axes[{name!r}] names axis {axis} of an input of "
                                  f"shape {a.shape}")
@@ -833,8 +849,8 @@ def _group_norm(g, module, x, example):
 @register_converter(InstanceNorm1d)
 @register_converter(InstanceNorm2d)
 def _instance_norm(g, module, x, example):
-    if np.ndim(example) < 3:
-        g.refuse(module, "an unbatched input (C, L) has no batch axis to export; give (N, C, L)")
+    if np.ndim(example) == (2 if isinstance(module, InstanceNorm1d) else 3):  # unbatched (C, *)
+        return _batch_of_one(g, module, x, example, lambda i: 0, _instance_norm)
     if module.track_running_stats:  # evaluate mode normalizes with the running statistics
         return _batchnorm_node(g, x, example, module.running_mean, module.running_var, module.eps,
                                module.weight, module.bias)
@@ -960,8 +976,8 @@ def _adaptive(global_op, op, uneven):
     sizes: ``uneven(g, x, (h, w), (oh, ow))``, exact over PyTorch's bins."""
 
     def convert(g, module, x, example):
-        if np.ndim(example) != 4:
-            g.refuse(module, f"expected a batched (N, C, H, W) input, got shape {np.shape(example)}")
+        if np.ndim(example) == 3:  # unbatched (C, H, W)
+            return _batch_of_one(g, module, x, example, lambda i: 0, convert)
         h, w = np.shape(example)[2:]
         oh, ow = (size if o is None else o for o, size in zip(module.output_size, (h, w), strict=True))
         if (oh, ow) == (1, 1):
@@ -1086,8 +1102,9 @@ def _recurrent(g, module, x, example):
     if module.proj_size:
         g.refuse(module, "proj_size has no ONNX equivalent (ONNX's LSTM has no projection)")
     (seq, hx, lengths), (seq_example, _, _) = _recurrent_parts(x, example)
-    if np.ndim(seq_example) != 3:
-        g.refuse(module, f"an unbatched input {np.shape(seq_example)} (export a batched one)")
+    if np.ndim(seq_example) == 2:  # unbatched (T, F), states (L * D, H): the sequence first, then the states
+        batch = 0 if module.batch_first else 1
+        return _batch_of_one(g, module, x, example, lambda i: batch if i == 0 else 1, _recurrent)
     D, lstm = module.num_directions, module.mode == "LSTM"
     h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
     seq_lens = "" if lengths is None else g.node("Cast", [lengths], to=TensorProto.INT32)
@@ -1124,9 +1141,9 @@ def _recurrent(g, module, x, example):
 @register_converter(GRUCell)
 def _cell(g, module, x, example):
     """One step: the layer's operator on a sequence of one step, states ``(1, N, H)``."""
-    (x, hx), (x_example, _) = (x, example) if is_seq(x) else ((x, None), (example, None))
-    if np.ndim(x_example) != 2:
-        g.refuse(module, f"an unbatched input {np.shape(x_example)} (export a batched one)")
+    if np.ndim(_leaves(example)[0]) == 1:  # unbatched (F,), states (H,)
+        return _batch_of_one(g, module, x, example, lambda i: 0, _cell)
+    (x, hx) = x if is_seq(x) else (x, None)
     lstm = module.mode == "LSTM"
     h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
 
@@ -1278,8 +1295,10 @@ def _masked_softmax(g, scores, blocked):
 def _multihead_attention(g, module, x, example):
     if not is_seq(x):
         x, example = (x, x, x), (example, example, example)
-    if np.ndim(example[0]) != 3:
-        g.refuse(module, f"an unbatched query {np.shape(example[0])} (export a batched one)")
+    if np.ndim(example[0]) == 2:  # unbatched (L, E): query, key, value get a batch axis, key_padding_mask too
+        batch = 0 if module.batch_first else 1
+        return _batch_of_one(g, module, x, example, lambda i: batch if i < 3 else (0 if i == 3 else None),
+                             _multihead_attention)
     q, k, v, *masks = x
     masks_example = list(example[3:]) + [None] * (2 - len(masks))
     masks += [None] * (2 - len(masks))
@@ -1303,8 +1322,11 @@ def _feed_forward(g, layer, x, example):
 
 @register_converter(TransformerEncoderLayer)
 def _encoder_layer(g, module, x, example, causal=False):
-    if np.ndim(example) != 3:
-        g.refuse(module, f"an unbatched input {np.shape(example)} (export a batched one)")
+    if np.ndim(example) == 2:  # unbatched (L, E)
+        def batched(g, module, x, example):
+            return _encoder_layer(g, module, x, example, causal)
+
+        return _batch_of_one(g, module, x, example, lambda i: 0 if module.batch_first else 1, batched)
 
     def sa(t):
         with g.within("self_attn"):
@@ -1323,8 +1345,8 @@ def _encoder_layer(g, module, x, example, causal=False):
 @register_converter(TransformerDecoderLayer)
 def _decoder_layer(g, module, x, example):
     (t, memory), (t_example, _) = x, example
-    if np.ndim(t_example) != 3:
-        g.refuse(module, f"an unbatched input {np.shape(t_example)} (export a batched one)")
+    if np.ndim(t_example) == 2:  # unbatched (L, E) target and memory
+        return _batch_of_one(g, module, x, example, lambda i: 0 if module.batch_first else 1, _decoder_layer)
 
     def attend(name, attn, a, b):
         with g.within(name):
