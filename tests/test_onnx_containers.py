@@ -184,3 +184,20 @@ def test_random_graphs():
 
         check_onnx(net, inputs)
     assert {"CAddTable", "CMulTable", "JoinTable", "SplitTable", "SelectTable", "Residual", "LayerNorm"} <= used
+
+
+def test_saved_graph_and_containers_export_from_the_file(tmp_path):
+    """model file -> export_file -> onnxruntime, for a Graph and nested containers."""
+    from helpers import assert_close
+    from onnx_common import run_onnx
+
+    nn.manual_seed(0)
+    x = nn.Input("image")
+    skip = nn.Conv2d(1, 4, 3)(x, name="stem")
+    body = nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.ReLU()))(skip)
+    joined = nn.Concat(1, nn.Identity(), nn.MaxPool2d(3, stride=1, padding=1))(body)
+    net = nn.Sequential(nn.Graph(x, joined), nn.GlobalAvgPool2d(), nn.Linear(8, 3))
+    nn.save_model(net, tmp_path / "g.npz", input_shape=(1, 6, 6))
+    proto = nn.onnx.export_file(tmp_path / "g.npz", tmp_path / "g.onnx")
+    images = data(1, 6, 6)(4)
+    assert_close(run_onnx(proto, images)[0], net.evaluate().forward(images), np.float32)
