@@ -305,8 +305,9 @@ class Trainer:
     def _correct(self, out, yb):
         """Correct arg-max predictions, or NaN when accuracy means nothing (no
         class scores, or regression targets: a criterion that is not a
-        classification loss and targets that are neither labels nor one-hot rows)."""
-        if out.ndim != 2 or out.shape[1] < 2:
+        classification loss and targets that are neither labels nor one-hot rows, or
+        a tuple out: a pair for a ranking loss)."""
+        if not hasattr(out, "ndim") or out.ndim != 2 or out.shape[1] < 2:
             return math.nan
         if not isinstance(self.criterion, _CLASSIFICATION_CRITERIA) and not _class_targets(yb, out):
             return math.nan
@@ -442,7 +443,7 @@ class Trainer:
                 n = len(xb)
                 sums += (float(self.criterion.forward(out, yb)) * n, self._correct(out, yb), n)
                 if return_predictions:
-                    outputs.append(np.array(out, copy=True))
+                    outputs.append(_copy_outputs(out))
         total = self.reduce_metrics(sums)
         if total[2] == 0:
             raise ValueError("evaluate: the data gave no samples (an empty set, or a generator already used up)")
@@ -450,7 +451,7 @@ class Trainer:
         accuracy = None if math.isnan(total[1]) else float(total[1] / count)
         result = {"loss": float(total[0] / count), "accuracy": accuracy}
         if return_predictions:
-            result["predictions"] = np.concatenate(outputs) if outputs else np.zeros((0,))
+            result["predictions"] = _join_batches(outputs)
         return result
 
     # ------------------------------------------------------------ checkpoints
@@ -740,12 +741,29 @@ def evaluate(model, data, criterion=None, batch_size=1000, return_predictions=Fa
 
 def predict(model, x, batch_size=1000):
     """The model's outputs for ``x`` (an array, or a loader of ``(xb, yb)`` or
-    ``xb``), computed in evaluate mode in batches; modes are restored."""
+    ``xb``), computed in evaluate mode in batches; modes are restored. A model
+    with several outputs (a tuple) gives a tuple of arrays."""
     with model.preserved_modes():
         model.evaluate()
         if hasattr(x, "shape"):
             batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
         else:
             batches = (b[0] if isinstance(b, (tuple, list)) else b for b in x)
-        outputs = [np.array(model.forward(xb), copy=True) for xb in batches]
-    return np.concatenate(outputs) if outputs else np.zeros((0,))
+        outputs = [_copy_outputs(model.forward(xb)) for xb in batches]
+    return _join_batches(outputs)
+
+
+def _copy_outputs(out):
+    """One batch's outputs, copied (a module may reuse its output array); a
+    tuple output (a Graph with several outputs) part by part."""
+    return tuple(_copy_outputs(o) for o in out) if isinstance(out, (tuple, list)) else np.array(out, copy=True)
+
+
+def _join_batches(outputs):
+    """The batches' outputs joined along the batch axis; a tuple output stays a
+    tuple, each part joined."""
+    if not outputs:
+        return np.zeros((0,))
+    if isinstance(outputs[0], tuple):
+        return tuple(_join_batches([o[i] for o in outputs]) for i in range(len(outputs[0])))
+    return np.concatenate(outputs)
