@@ -6,23 +6,23 @@ mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
 ``register_converter`` below) holds:
 
 - layers: Linear -> Gemm; Conv1d/Conv2d -> Conv (padding_mode reflect /
-  replicate / circular: Pad first); ConvTranspose1d/2d -> ConvTranspose; Max/AvgPool -> MaxPool /
-  AveragePool; GlobalAvgPool2d, AdaptiveAvg/MaxPool2d -> Global*Pool (output
-  1), *Pool (an input divisible by the output), else MatMul with the
-  averaging matrices / Gather + ReduceMax over the bins; BatchNorm* ->
-  BatchNormalization; LayerNorm -> LayerNormalization (opset 17+, else its
-  formula); GroupNorm, InstanceNorm1d/2d -> their formulas /
-  InstanceNormalization; ZeroPad2d / ReflectionPad2d / ReplicationPad2d -> Pad;
-  Upsample -> Resize; Flatten, Unflatten -> Flatten, Reshape; Dropout,
+  replicate / circular: Pad first); ConvTranspose1d/2d -> ConvTranspose;
+  Max/AvgPool -> MaxPool / AveragePool; GlobalAvgPool2d, AdaptiveAvg/MaxPool2d
+  -> Global*Pool (output 1), *Pool (an input divisible by the output), else
+  MatMul with the averaging matrices / Gather + ReduceMax over the bins;
+  BatchNorm* -> BatchNormalization; LayerNorm -> LayerNormalization (opset
+  17+, else its formula); GroupNorm, InstanceNorm1d/2d -> their formulas /
+  InstanceNormalization; ZeroPad2d / ReflectionPad2d / ReplicationPad2d ->
+  Pad; Upsample -> Resize; Flatten, Unflatten -> Flatten, Reshape; Dropout,
   Dropout2d, Identity -> nothing; Embedding -> Gather.
 - activations: ReLU, LeakyReLU, ELU, SELU, CELU, SoftPlus, Sigmoid, Tanh,
   Softsign, Hardsigmoid, Hardswish, Mish, GELU (opset 20's Gelu, else the erf
   or tanh formula), SiLU, Tanhshrink, Hardtanh/ReLU6 (Clip), PReLU,
   SoftMax/LogSoftMax(dim).
 - recurrent: RNN/LSTM/GRU (and their cells, as one step) -> ONNX's
-  RNN/LSTM/GRU, one node per layer (gates
-  reordered: PyTorch's LSTM i,f,g,o -> ONNX i,o,f,c; GRU r,z,n -> z,r,h with
-  ``linear_before_reset=1``), ``lengths`` -> ``sequence_lens``; LastStep.
+  RNN/LSTM/GRU, one node per layer (gates reordered: PyTorch's LSTM i,f,g,o
+  -> ONNX i,o,f,c; GRU r,z,n -> z,r,h with ``linear_before_reset=1``),
+  ``lengths`` -> ``sequence_lens``; LastStep.
 - attention: MultiheadAttention -> MatMul / Softmax (masks given as graph
   inputs: boolean -> Where, float -> Add), the Transformer encoder and decoder
   layers, stacks and ``Transformer``, the positional encodings; the models'
@@ -35,7 +35,7 @@ mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
 Values between modules are tensor names, or tuples of them where a module
 takes or returns a tuple. The first axis of every graph input is dynamic
 (``dim_param "N"``; ``dynamic_axes`` names others); the other dimensions are
-those of ``example_input``. Your own modules export once you register a
+those of ``example_input``. Unbatched calls export as a batch of one. Your own modules export once you register a
 converter for them::
 
     @nnumpy.onnx.register_converter(Swish)
@@ -48,8 +48,9 @@ read shapes); it adds nodes with ``g.node(op_type, inputs, **attributes)``
 and constants with ``g.constant(hint, array)`` and returns the name (or
 tuple of names) of its output. A module whose class has no converter uses the
 converter of its nearest base class only if it keeps that class's
-``updateOutput`` and ``forward`` (same computation). A configuration ONNX cannot express
-(an LSTM with ``proj_size``, ...) raises ``ExportError`` naming the module.
+``updateOutput`` and ``forward`` (same computation). A configuration ONNX
+cannot express (an LSTM with ``proj_size``, ...) raises ``ExportError``
+naming the module (``g.refuse(module, why)``).
 
 ConvTranspose1d/2d export through ``conv_transpose``, public because any
 layer with PyTorch's attributes (``weight``, ``bias``, ``stride``,
