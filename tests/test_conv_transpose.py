@@ -226,3 +226,11 @@ def test_kernels_match_references(cin, cout, kwargs, shape):
                 assert r is None or (name == "grad_x" and not need_input)
             else:
                 assert_close(a, r, np.float64, name)
+
+
+@pytest.mark.parametrize("cls, args", [(ConvTranspose2d, (4, 6, (3, 2))), (ConvTranspose1d, (3, 5, 4))])
+def test_parameter_shapes_from_the_config(cls, args):
+    for kwargs in ({}, {"groups": 1, "bias": False}, {"groups": 1, "stride": 2}):
+        m = cls(*args, **kwargs)
+        expected = {name: getattr(m, name).shape for name, _ in m.own_parameter_pairs() if getattr(m, name) is not None}
+        assert cls.parameter_shapes(m.get_config()) == expected
