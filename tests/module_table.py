@@ -253,6 +253,125 @@ def _act(name, make, torch_make=None, inputs=(A, A3, (1, 5)), **kw):
     return Entry(name, make, list(inputs), torch=torch_make, **kw)
 
 
+# ------------------------------------------------------------------ random convolutions
+def draw_conv(seed, nd=2):
+    """A random configuration PyTorch accepts, drawn from ``seed``: strides 1-3,
+    padding 0-2 / 'same' / 'valid' / None, dilation 1-2, groups 1/2/4
+    (depthwise included), odd, even and rectangular kernels, non-square
+    inputs, batch of 1 included. Returns ``(make, input shape)``."""
+    r = np.random.default_rng(seed)
+    groups = int(r.choice([1, 2, 4]))
+    cg = int(r.choice([1, 2, 3]))
+    og = int(r.choice([1, 2]))
+    kernel = tuple(int(k) for k in r.integers(1, 5, size=nd))
+    stride = tuple(int(s) for s in r.integers(1, 4, size=nd))
+    dilation = tuple(int(d) for d in r.integers(1, 3, size=nd))
+    padding = [0, 1, 2, tuple(int(p) for p in r.integers(0, 3, size=nd)), "same", "valid", None][r.integers(7)]
+    if padding == "same":
+        stride = (1,) * nd
+    bias = bool(r.integers(4))
+    cls = nn.Conv2d if nd == 2 else nn.Conv1d
+    args = (cg * groups, og * groups, kernel)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
+    weights = int(r.integers(1 << 30))
+
+    def make(s):
+        return cls(*args, **kwargs, rng=weights + s)
+
+    conv = make(0)
+    reach = [d * (k - 1) + 1 - lo - hi for k, d, (lo, hi) in zip(kernel, dilation, conv.pads, strict=True)]
+    size = tuple(max(m, 1) + int(r.integers(0, 5)) for m in reach)
+    batch = int(r.choice([1, 2, 3]))
+    return make, (batch, cg * groups, *size)
+
+
+def torch_conv(conv):
+    """The PyTorch convolution of ``conv``'s configuration (uneven padding is 'same')."""
+    padding = "same" if any(lo != hi for lo, hi in conv.pads) else tuple(lo for lo, _ in conv.pads)
+    cls = tnn.Conv2d if len(conv.kernel_size) == 2 else tnn.Conv1d
+    return cls(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.b is not None,
+    )
+
+
+POOL_CASES_2D = [  # kernel, stride, padding, input shape
+    (2, None, 0, (2, 3, 8, 6)),
+    (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
+    (3, 2, 1, (2, 3, 7, 5)),
+    (3, 1, 1, (1, 2, 5, 6)),
+    ((2, 3), (1, 2), (1, 1), (2, 2, 6, 7)),
+    (2, 3, 1, (2, 2, 8, 8)),  # stride > kernel
+    ((3, 1), (2, 1), (1, 0), (1, 3, 9, 4)),
+]
+POOL_CASES_1D = [(2, None, 0), (3, 2, 1), (4, 1, 2), (2, 3, 0)]  # on (2, 3, 11)
+
+
+def _pool_cases():
+    """Max and average pooling (counting the padding or not) over kernel != stride,
+    padding, non-square inputs; max pooling on distinct values (no ties)."""
+    entries = []
+    for k, (kernel, stride, padding, shape) in enumerate(POOL_CASES_2D):
+        t_stride = kernel if stride is None else stride
+        entries.append(
+            Entry(
+                f"MaxPool2d-case-{k}",
+                lambda s, a=(kernel, stride, padding): nn.MaxPool2d(*a),
+                [_distinct(shape)],
+                torch=lambda m, a=(kernel, t_stride, padding): tnn.MaxPool2d(*a),
+            )
+        )
+        for include in (True, False):
+            entries.append(
+                Entry(
+                    f"AvgPool2d-case-{k}{'' if include else '-exclude-pad'}",
+                    lambda s, a=(kernel, stride, padding), c=include: nn.AvgPool2d(*a, count_include_pad=c),
+                    [shape],
+                    torch=lambda m, a=(kernel, t_stride, padding), c=include: tnn.AvgPool2d(*a, count_include_pad=c),
+                )
+            )
+    for k, (kernel, stride, padding) in enumerate(POOL_CASES_1D):
+        t_stride = kernel if stride is None else stride
+        entries += [
+            Entry(
+                f"MaxPool1d-case-{k}",
+                lambda s, a=(kernel, stride, padding): nn.MaxPool1d(*a),
+                [_distinct((2, 3, 11))],
+                torch=lambda m, a=(kernel, t_stride, padding): tnn.MaxPool1d(*a),
+            ),
+            Entry(
+                f"AvgPool1d-case-{k}",
+                lambda s, a=(kernel, stride, padding): nn.AvgPool1d(*a),
+                [(2, 3, 11)],
+                torch=lambda m, a=(kernel, t_stride, padding): tnn.AvgPool1d(*a),
+            ),
+        ]
+    return entries
+
+
+CONV_CONFIGS_2D = [draw_conv(seed) for seed in range(40)]
+CONV_CONFIGS_1D = [draw_conv(1000 + seed, nd=1) for seed in range(15)]
+
+
+def _random_convs():
+    """One entry per random configuration; every 4th 2-D one (on a batch of one)
+    and every 3rd 1-D one are gradchecked too."""
+    entries = []
+    for nd, configs, every in ((2, CONV_CONFIGS_2D, 4), (1, CONV_CONFIGS_1D, 3)):
+        for k, (make, shape) in enumerate(configs):
+            checked = k % every == 0
+            inputs = [shape, (1, *shape[1:])] if nd == 2 and checked else [shape]
+            gradcheck = (len(inputs) - 1,) if checked else ()
+            entries.append(Entry(f"Conv{nd}d-random-{k}", make, inputs, torch=torch_conv, gradcheck=gradcheck))
+    return entries
+
+
 # ------------------------------------------------------------------ the table
 MODULES = [
     # ---- linear and element-wise
@@ -447,6 +566,30 @@ MODULES = [
         errors=[((1, 3, 5, 5), r"expected input of shape \(N, 2, H, W\), got \(1, 3, 5, 5\)"), ((3, 5, 5), "expected")],
     ),
     Entry(
+        "Conv2d-valid",
+        lambda s: nn.Conv2d(3, 4, 5, padding=0, rng=s),
+        [(1, 3, 6, 9)],
+        torch=torch_conv,
+        errors=[((1, 3, 4, 9), r"spatial size \(4, 9\).*smaller than the dilated kernel \(5, 5\)")],
+    ),
+    Entry(
+        "Conv2d-dilated-valid",
+        lambda s: nn.Conv2d(3, 2, 3, dilation=3, padding=0, rng=s),
+        [(2, 3, 8, 7)],
+        torch=torch_conv,
+        errors=[((1, 3, 6, 6), r"smaller than the dilated kernel \(7, 7\)")],
+    ),
+    Entry(
+        "Conv1d-valid",
+        lambda s: nn.Conv1d(3, 6, 5, padding="valid", rng=s),
+        [(2, 3, 7)],
+        torch=torch_conv,
+        errors=[
+            ((2, 3, 4), r"smaller than the dilated kernel \(5,\)"),
+            ((2, 3, 4, 4), r"expected input of shape \(N, 3, L\)"),
+        ],
+    ),
+    Entry(
         "Conv2d-groups-dilation",
         lambda s: nn.Conv2d(4, 6, (3, 2), groups=2, dilation=(1, 2), padding=(1, 0), bias=False, rng=s),
         [(2, 4, 5, 6)],
@@ -509,7 +652,10 @@ MODULES = [
         lambda s: nn.MaxPool2d(2),
         [_distinct((2, 3, 6, 6)), _distinct((1, 2, 5, 7))],
         torch=lambda m: tnn.MaxPool2d(2),
-        errors=[((3, 5), r"expected input of shape \(N, C, H, W\)")],
+        errors=[
+            ((3, 5), r"expected input of shape \(N, C, H, W\)"),
+            ((3, 4, 4), r"expected input of shape \(N, C, H, W\), got \(3, 4, 4\)"),
+        ],
     ),
     Entry(
         "MaxPool2d-overlap-pad",
@@ -522,6 +668,13 @@ MODULES = [
         lambda s: nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
         [(2, 3, 7, 7), (1, 2, 5, 6)],
         torch=lambda m: tnn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
+    ),
+    Entry(
+        "MaxPool2d-3",
+        lambda s: nn.MaxPool2d(3),
+        [_distinct((1, 2, 6, 7))],
+        torch=lambda m: tnn.MaxPool2d(3),
+        errors=[((1, 1, 2, 5), r"spatial size \(2, 5\).*smaller than the kernel \(3, 3\)")],
     ),
     Entry("AvgPool2d-2", lambda s: nn.AvgPool2d(2), [(2, 3, 6, 6)], torch=lambda m: tnn.AvgPool2d(2)),
     Entry(
@@ -541,6 +694,7 @@ MODULES = [
         lambda s: nn.MaxPool1d(3, stride=2, padding=1),
         [_distinct((2, 3, 8))],
         torch=lambda m: tnn.MaxPool1d(3, stride=2, padding=1),
+        errors=[((1, 1, 2, 5), r"expected input of shape \(N, C, L\)")],
     ),
     Entry(
         "AvgPool1d",
@@ -853,6 +1007,8 @@ MODULES = [
     Entry("Graph", _graph, [((3, 3), (3, 3))]),
     Entry("Graph-one-input", _graph_one, [(3, 4)]),
 ]
+
+MODULES += _random_convs() + _pool_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [
