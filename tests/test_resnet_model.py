@@ -63,3 +63,12 @@ def test_resnet_matches_a_torch_twin():
         resnet(channels=(2, 3), blocks=(1, 1), rng=0, dtype=np.float64),
         np.random.default_rng(2).normal(size=(2, 1, 6, 6)),
     )
+
+
+def test_resnet_exports_to_onnx():
+    pytest.importorskip("onnxruntime")
+    from onnx_common import check_onnx
+
+    model = resnet(channels=(4, 8), blocks=(1, 2), rng=0)
+    model.forward(np.random.default_rng(0).normal(size=(8, 1, 28, 28)).astype(np.float32))  # moves BN statistics
+    check_onnx(model, lambda b: np.random.default_rng(b).normal(size=(b, 1, 28, 28)).astype(np.float32))
