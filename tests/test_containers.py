@@ -510,7 +510,7 @@ ERRORS = [
         "Residual-child",
         lambda: Residual(Linear(5, 4, rng=0)).forward(X4),
         ValueError,
-        r"^Residual body Linear: Linear\(5 -> 4\): expected input of shape \(N, 5\), got \(3, 4\)$",
+        r"^Residual body Linear: Linear\(5 -> 4\): expected input of shape \(N, 5\) or \(\*, 5\), got \(3, 4\)$",
     ),
     ("Residual-before-forward", lambda: Residual(Tanh()).backward(X4, X4), RuntimeError, r"before forward"),
     ("ConcatTable-empty", lambda: ConcatTable().forward(X4), RuntimeError, r"^ConcatTable: has no modules"),
@@ -519,7 +519,8 @@ ERRORS = [
         "ConcatTable-child",
         lambda: ConcatTable(Tanh(), Linear(3, 2, rng=0)).forward(X4),
         ValueError,
-        r"^ConcatTable branch \(1\) Linear: Linear\(3 -> 2\): expected input of shape \(N, 3\), got \(3, 4\)$",
+        r"^ConcatTable branch \(1\) Linear: Linear\(3 -> 2\): "
+        r"expected input of shape \(N, 3\) or \(\*, 3\), got \(3, 4\)$",
     ),
     (
         "ConcatTable-before-forward",

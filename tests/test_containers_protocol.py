@@ -255,3 +255,68 @@ def test_checkpoint_resumes_training_bit_for_bit(tmp_path, name, make, make_inpu
     got = _train_step(ckpt.model, resumed, x)
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
     assert all(np.array_equal(a, b) for a, b in zip(ckpt.model.parameters(), m.parameters(), strict=True))
+
+
+def _bn_first(s):
+    return Sequential(Linear(4, 3, rng=s), BatchNorm1d(3))
+
+
+def _graph_bad_late(s):
+    x = Input()
+    h = _bn_first(s)(x, name="first")
+    return Graph(x, JoinTable(1)(h, Linear(5, 2, rng=s)(x, name="late")))
+
+
+def _graph_two_bad(s):
+    a, b = Input(), Input()
+    return Graph([a, b], CAddTable()(_bn_first(s)(a, name="first"), b))  # (N, 3) + (N, 4)
+
+
+# (id, make, input, the error forward raises): a shape error found after a BatchNorm would have run
+PRE_CHECK = [
+    ("Residual", lambda s: Residual(_bn_first(s)), ONE, r"^Residual: the body's output array\(6, 3\) and the shortcut"),
+    (
+        "Residual-shortcut",
+        lambda s: Residual(_bn_first(s), Linear(5, 3, rng=s)),
+        ONE,
+        r"^Residual shortcut Linear: Linear\(5 -> 3\): expected input of shape",
+    ),
+    (
+        "ConcatTable",
+        lambda s: ConcatTable(_bn_first(s), Linear(5, 2, rng=s)),
+        ONE,
+        r"^ConcatTable branch \(1\) Linear: Linear\(5 -> 2\)",
+    ),
+    (
+        "ParallelTable",
+        lambda s: ParallelTable(_bn_first(s), Linear(5, 2, rng=s)),
+        TWO,
+        r"^ParallelTable branch \(1\) Linear: Linear\(5 -> 2\)",
+    ),
+    ("Concat", lambda s: Concat(1, _bn_first(s), Linear(5, 2, rng=s)), ONE, r"^Concat branch \(1\) Linear"),
+    ("Concat-join", lambda s: Concat(0, _bn_first(s), Tanh()), ONE, r"^Concat\(dim=0\): branch outputs must have"),
+    ("Graph", _graph_bad_late, ONE, r"^Graph node 'late' Linear: Linear\(5 -> 2\)"),
+    (
+        "Graph-two-in",
+        _graph_two_bad,
+        TWO,
+        r"^Graph node 'caddtable_0' CAddTable: CAddTable\(\): input shapes \(6, 3\), \(6, 4\)",
+    ),
+    (
+        "Graph-in-Sequential",
+        lambda s: Sequential(Tanh(), ConcatTable(Residual(_bn_first(s), Linear(4, 3, rng=s)), _graph_bad_late(s))),
+        ONE,
+        r"^Sequential child \(1\) ConcatTable: ConcatTable branch \(1\) Graph: Graph node 'late'",
+    ),
+]
+
+
+@pytest.mark.parametrize("name, make, make_input, pattern", PRE_CHECK, ids=[c[0] for c in PRE_CHECK])
+def test_a_shape_error_in_a_later_child_leaves_an_earlier_batchnorm_untouched(name, make, make_input, pattern):
+    m = make(0)
+    before = copy.deepcopy(m.state_dict())
+    with pytest.raises(ValueError, match=pattern):
+        m.forward(make_input())
+    for key, value in m.state_dict().items():
+        assert np.array_equal(value, before[key]), f"{name}: {key} changed before the error"
+    assert not any(sub.output is not None for _, sub in m.named_modules() if not sub.children()), "no child ran"

@@ -507,7 +507,8 @@ def test_graph_run_errors():
         net.forward((a,))
     with pytest.raises(
         ValueError,
-        match=r"^Graph node 'proj' Linear: Linear\(4 -> 4\): expected input of shape \(N, 4\), got \(3, 5\)$",
+        match=r"^Graph node 'proj' Linear: Linear\(4 -> 4\): "
+        r"expected input of shape \(N, 4\) or \(\*, 4\), got \(3, 5\)$",
     ):
         net.forward((arr(N, 5, dtype=np.float32), a))
     with pytest.raises(RuntimeError, match=r"^Graph: backward called before forward$"):

@@ -238,6 +238,24 @@ class _Composite(Module):
         except Exception as error:
             _rethrow(error, where, child)
 
+    def _check_shapes(self, input):
+        """The shape pre-check: this container's ``output_shape`` before any
+        child runs, so a shape error in any child (or between the branches)
+        leaves every child untouched (an earlier BatchNorm's running
+        statistics). Done once per input shape and list of children; it stops
+        at a child that cannot tell."""
+        shape = _shape_of(input)
+        if shape is None:
+            return
+        key = (shape, tuple(id(m) for _, m in self.children()))
+        checked = self.__dict__.setdefault("_checked_shapes", set())
+        if key in checked:
+            return
+        self.output_shape(shape)
+        if len(checked) >= 64:  # many shapes (variable sequence lengths): forget the old ones
+            checked.clear()
+        checked.add(key)
+
     def _child_shape(self, child, shape, where):
         """``child.output_shape(shape)`` with errors named as ``forward`` names them
         (``Sequential child (2) Linear(...)``); None when the child cannot tell."""
@@ -359,23 +377,6 @@ class Sequential(_Container):
                 return None
         return shape
 
-    def _check_shapes(self, input):
-        """The shape pre-check: every child's ``output_shape`` along the chain
-        before any child runs, so a shape error in child k leaves every child
-        untouched. Done once per input shape (and list of children); it stops
-        at a child that cannot tell."""
-        shape = _shape_of(input)
-        if shape is None:
-            return
-        key = (shape, tuple(map(id, self.modules)))
-        checked = self.__dict__.setdefault("_checked_shapes", set())
-        if key in checked:
-            return
-        self.output_shape(shape)
-        if len(checked) >= 64:  # many shapes (variable sequence lengths): forget the old ones
-            checked.clear()
-        checked.add(key)
-
     def updateOutput(self, input):
         self._check_shapes(input)
         self._uses = _Uses(self.modules)
@@ -456,6 +457,7 @@ class Residual(_Composite):
         return [("body", self.body)] + ([("shortcut", self.shortcut)] if self.shortcut is not None else [])
 
     def updateOutput(self, input):
+        self._check_shapes(input)
         self._uses = _Uses([m for _, m in self.children()])
         y = self._run(0, self.body, input, "Residual body")
         s = input if self.shortcut is None else self._run(1, self.shortcut, input, "Residual shortcut")
@@ -533,6 +535,7 @@ class ConcatTable(_Container):
 
     def updateOutput(self, input):
         self._require_modules()
+        self._check_shapes(input)
         self._uses = _Uses(self.modules)
         outputs = tuple(self._run(i, m, input, self._where(i)) for i, m in enumerate(self.modules))
         self._uses.finish()
@@ -592,6 +595,7 @@ class ParallelTable(_Container):
                 f"ParallelTable: expected a tuple of {len(self.modules)} inputs (one per module), "
                 f"got {len(input)}: {describe(input)}"
             )
+        self._check_shapes(input)
         self._uses = _Uses(self.modules)
         outputs = tuple(
             self._run(i, m, x, self._where(i)) for i, (m, x) in enumerate(zip(self.modules, input, strict=True))
@@ -662,6 +666,7 @@ class Concat(_Container):
 
     def updateOutput(self, input):
         self._require_modules()
+        self._check_shapes(input)
         self._uses = _Uses(self.modules)
         outputs = [self._run(i, m, input, self._where(i)) for i, m in enumerate(self.modules)]
         self._uses.finish()

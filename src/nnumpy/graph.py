@@ -203,6 +203,7 @@ class Graph(Composite):
             values = list(input)
         else:
             values = [input]
+        self._check_shapes(input)  # every node's output_shape first: a shape error changes no node's state
         self._uses = Uses([step[0] for step in self._steps])
         for i, (module, parents, packed, name) in enumerate(self._steps):
             x = tuple(values[p] for p in parents) if packed else values[parents[0]]
