@@ -81,6 +81,61 @@ def test_a_structure_of_shapes_for_a_one_array_layer_is_a_type_error():
         nn.Linear(4, 3).output_shape(((2, 4), (2, 4)))
 
 
+def _x(*shape):
+    return np.random.default_rng(0).normal(size=shape).astype(np.float32)
+
+
+def _configurations():
+    return [
+        (nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2), _x(2,4,9,7)),
+        (nn.Conv2d(4, 6, (3, 2), stride=(2, 1), dilation=2), _x(2,4,11,8)),
+        (nn.Conv2d(4, 4, 3, padding="same", padding_mode="reflect"), _x(2,4,6,6)),
+        (nn.Conv1d(3, 5, 4, stride=3, padding=2, dilation=1), _x(2,3,13)),
+        (nn.MaxPool2d(3, stride=2, padding=1), _x(2,3,7,5)),
+        (nn.MaxPool2d(2, ceil_mode=True), _x(2,3,7,5)),
+        (nn.AvgPool2d(3, 2, 1, True), _x(2,3,8,9)),
+        (nn.AvgPool1d(3, 2, 1), _x(2,3,8)),
+        (nn.GlobalAvgPool2d(keepdims=True), _x(2,3,4,4)),
+        (nn.Upsample(size=(5, 7), mode="bilinear"), _x(2,3,4,4)),
+        (nn.Upsample(scale_factor=1.5, mode="linear"), _x(2,3,5)),
+        (nn.AdaptiveAvgPool2d((None, 3)), _x(3,5,7)),
+        (nn.AdaptiveMaxPool2d((2, 3)), _x(2,3,5,7)),
+        (nn.ZeroPad2d((1, -1, 2, 0)), _x(2,3,4,4)),
+        (nn.ReflectionPad2d((1, 2, 0, 1)), _x(3,4,4)),
+        (nn.Unflatten(-1, (2, -1)), _x(2,3,8)),
+        (nn.Mean((1, 2), keepdim=True), _x(2,3,4,5)),
+        (nn.Mean(-1), _x(2,3,4)),
+        (nn.SoftMax(dim=-1), _x(2,3,4)),
+        (nn.LogSoftMax(), _x(2,3,4)),
+        (nn.PReLU(3), _x(2,3,4)),
+        (nn.Embedding(5, 3), np.arange(7) % 5),
+        (nn.LSTM(4, 6, num_layers=2, bidirectional=True, proj_size=3, return_state=True), _x(5,2,4)),
+        (nn.GRU(4, 6, return_state=True), _x(5,4)),
+        (nn.RNN(4, 6, batch_first=True, bidirectional=True), _x(2,5,4)),
+        (nn.LSTMCell(4, 3), _x(4,)),
+        (nn.LastStep(batch_first=False, bidirectional=True), _x(5,2,6)),
+        (nn.MultiheadAttention(8, 2, kdim=5, vdim=3), (_x(4,2,8), _x(6,2,5), _x(6,2,3))),
+        (nn.MultiheadAttention(8, 2), _x(4,8)),
+        (nn.SinusoidalPositionalEncoding(8), _x(5,2,8)),
+        (nn.InstanceNorm2d(3), _x(3,4,4)),
+        (nn.GroupNorm(2, 4), _x(2,4,3,3,2)),
+        (nn.LayerNorm((3, 4)), _x(2,5,3,4)),
+        (nn.TransformerEncoderLayer(8, 2, 16, 0.0), _x(5,2,8)),
+        (nn.Transformer(8, 2, 1, 1, 16, 0.0), (_x(5,2,8), _x(3,2,8))),
+        (nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), _x(2,3,4,5)),
+        (nn.Flatten(), _x(3,)),
+        (nn.Dropout2d(), _x(2,3,4,4)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_configurations())))
+def test_output_shape_over_more_configurations(case):
+    """Strides, dilation, groups, padding modes, ceil_mode, sizes, directions, projections,
+    states, unbatched inputs, kdim/vdim, sequence-first layouts."""
+    module, x = _configurations()[case]
+    assert module.output_shape(_shape(x)) == _shape(module.forward(x)), repr(module)
+
+
 # ------------------------------------------------------------------ containers
 def test_containers_and_tables_infer_shapes_through_tuples():
     branch = nn.ConcatTable(nn.Linear(4, 3), nn.Linear(4, 3))
