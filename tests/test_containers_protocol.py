@@ -303,6 +303,12 @@ PRE_CHECK = [
         r"^Graph node 'caddtable_0' CAddTable: CAddTable\(\): input shapes \(6, 3\), \(6, 4\)",
     ),
     (
+        "Sequential-through-a-tuple",
+        lambda s: Sequential(ConcatTable(_bn_first(s), Linear(4, 4, rng=s)), CAddTable()),
+        ONE,
+        r"^Sequential child \(1\) CAddTable: CAddTable\(\): input shapes \(6, 3\), \(6, 4\) do not broadcast",
+    ),
+    (
         "Graph-in-Sequential",
         lambda s: Sequential(Tanh(), ConcatTable(Residual(_bn_first(s), Linear(4, 3, rng=s)), _graph_bad_late(s))),
         ONE,
