@@ -83,6 +83,8 @@ class Module(SeedModuleDialect):
     def __setattr__(self, name, value):
         # assigning a declared parameter (``layer.W = W64``) reallocates its gradient to match
         object.__setattr__(self, name, value)
+        if name in _PROTOCOL_STATE:  # the hot path: every forward and backward sets these
+            return
         grad_name = _pair_index(type(self)).get(name)
         if grad_name is not None:
             _follow(self, grad_name, value)
@@ -736,6 +738,7 @@ def _pair_index(cls):
 
 
 _PAIR_INDEX = {}
+_PROTOCOL_STATE = frozenset({"output", "gradInput", "_kept_for_acc", "training"})
 
 
 def _follow(module, grad_name, param):
