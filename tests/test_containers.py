@@ -271,12 +271,7 @@ def test_state_dict_round_trip(name, make, make_input, ref):
         assert np.array_equal(ya, yb)
 
 
-# model files rebuild modules from their constructor arguments, so a module shared
-# between two places comes back as two (issue 15, phase B): the shared cases are left out here
-UNSHARED = [c for c in CASES if "shared" not in c[0]]
-
-
-@pytest.mark.parametrize("name, make, make_input, ref", UNSHARED, ids=[c[0] for c in UNSHARED])
+@pytest.mark.parametrize("name, make, make_input, ref", CASES, ids=IDS)
 def test_model_file_round_trip(tmp_path, name, make, make_input, ref):
     m = make(0)
     x = make_input(np.float32)
@@ -284,6 +279,9 @@ def test_model_file_round_trip(tmp_path, name, make, make_input, ref):
     nn.save_model(m, path)
     loaded = nn.load_model(path)
     assert repr(loaded) == repr(m)
+    # a module shared between two places is stored once and comes back shared
+    assert len(loaded.parameters()) == len(m.parameters())
+    assert [n for n, _ in loaded.named_modules()] == [n for n, _ in m.named_modules()]
     for a, b in zip(flat(loaded.forward(x)), flat(m.forward(x)), strict=True):
         assert np.array_equal(a, b)
 
