@@ -45,7 +45,10 @@ def sync_batchnorm(model, enabled=True):
     0) in one process.
 
     All ranks must run the same forward/backward calls in training mode (every
-    batch statistic is a collective).
+    batch statistic is a collective). The layers' non-finite check
+    (``NonFiniteError``) and their empty-batch check look at the synchronised
+    statistics and count, so every rank raises at the same batch, before any
+    running statistic changes, and no rank is left waiting in a collective.
     """
     comm = get_comm()
     hook = AllreduceStats(comm) if enabled and comm is not None and comm.Get_size() > 1 else None
