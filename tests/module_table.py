@@ -84,7 +84,9 @@ def make_input(spec, dtype=np.float64, seed=0):
         return np.random.default_rng(seed).integers(spec.low, spec.high, size=spec.shape)
     if isinstance(spec, Const):
         value = spec.value
-        return value.copy() if isinstance(value, np.ndarray) else value
+        if isinstance(value, np.ndarray):
+            return value.astype(dtype) if value.dtype.kind == "f" else value.copy()
+        return value
     if isinstance(spec, Fn):
         return spec.f(dtype, seed)
     if spec and isinstance(spec[0], (tuple, Ints, Const, Fn)):
@@ -249,8 +251,26 @@ IMG = (2, 3, 4, 4)
 SEQ = (5, 2, 3)  # (T, N, F)
 
 
-def _act(name, make, torch_make=None, inputs=(A, A3, (1, 5)), **kw):
-    return Entry(name, make, list(inputs), torch=torch_make, **kw)
+# the kinks of the piecewise activations and a few values on either side
+CORNERS = np.array([-6, -3, -2, -1, -0.5, 0, 0.5, 1, 2, 3, 6, -3.0001, 2.9999, 6.0001, -1e-7])
+
+
+def _scaled(name, count=4):
+    """``count`` seeded random shapes of 1 to 4 axes, values scaled by 0.1 to 30 (PyTorch parity)."""
+    rng = np.random.default_rng(sum(map(ord, name)))
+    specs = []
+    for _ in range(count):
+        shape = tuple(int(d) for d in rng.integers(1, 6, size=int(rng.integers(1, 5))))
+        scale = float(rng.choice([0.1, 1.0, 4.0, 30.0]))
+        specs.append(Fn(lambda dtype, seed, shape=shape, scale=scale: make_input(shape, dtype, seed) * scale))
+    return specs
+
+
+def _act(name, make, torch_make=None, inputs=(A, A3, (1, 5)), scaled=True, **kw):
+    """An element-wise activation: the small inputs are gradchecked; random shapes
+    and scales and the kinks themselves (``CORNERS``) are compared with PyTorch."""
+    inputs = [*inputs, *_scaled(name), Const(CORNERS)] if scaled else list(inputs)
+    return Entry(name, make, inputs, torch=torch_make, gradcheck=(0, 1, 2), **kw)
 
 
 # ------------------------------------------------------------------ random convolutions
@@ -393,7 +413,8 @@ MODULES = [
     _act("ReLU", lambda s: nn.ReLU(), lambda m: tnn.ReLU(), repr="ReLU()"),
     _act("LeakyReLU", lambda s: nn.LeakyReLU(0.1), lambda m: tnn.LeakyReLU(0.1), repr="LeakyReLU(slope=0.1)"),
     _act("ELU", lambda s: nn.ELU(0.7), lambda m: tnn.ELU(0.7), repr="ELU(alpha=0.7)"),
-    _act("SoftPlus", lambda s: nn.SoftPlus(), lambda m: tnn.Softplus(), repr="SoftPlus()"),
+    # (PyTorch's Softplus is linear above 20: compared on moderate inputs only)
+    _act("SoftPlus", lambda s: nn.SoftPlus(), lambda m: tnn.Softplus(), repr="SoftPlus()", scaled=False),
     _act("Sigmoid", lambda s: nn.Sigmoid(), lambda m: tnn.Sigmoid(), repr="Sigmoid()"),
     _act("Tanh", lambda s: nn.Tanh(), lambda m: tnn.Tanh(), repr="Tanh()"),
     _act("Identity", lambda s: nn.Identity(), lambda m: tnn.Identity(), repr="Identity()"),
@@ -406,9 +427,14 @@ MODULES = [
     # PyTorch's float64 backward of Hardsigmoid uses a float32 1/6: compared at float32's tolerance
     _act("Hardsigmoid", lambda s: layers.Hardsigmoid(), lambda m: tnn.Hardsigmoid(), torch_float64=False),
     _act("ReLU6", lambda s: layers.ReLU6(), lambda m: tnn.ReLU6()),
-    _act("Hardtanh", lambda s: layers.Hardtanh(-0.5, 2.0), lambda m: tnn.Hardtanh(-0.5, 2.0)),
+    _act("Hardtanh", lambda s: layers.Hardtanh(), lambda m: tnn.Hardtanh()),
+    _act("Hardtanh-range", lambda s: layers.Hardtanh(-0.5, 2.0), lambda m: tnn.Hardtanh(-0.5, 2.0)),
     _act("SELU", lambda s: layers.SELU(), lambda m: tnn.SELU()),
-    _act("CELU", lambda s: layers.CELU(0.5), lambda m: tnn.CELU(0.5)),
+    # PyTorch's float64 CELU backward uses a float32 1/alpha (exact for 1 and 0.5 only)
+    _act("CELU", lambda s: layers.CELU(), lambda m: tnn.CELU()),
+    _act("CELU-alpha", lambda s: layers.CELU(0.5), lambda m: tnn.CELU(0.5)),
+    _act("CELU-0.3", lambda s: layers.CELU(0.3), lambda m: tnn.CELU(0.3), torch_float64=False),
+    _act("CELU-negative-alpha", lambda s: layers.CELU(-2.0), lambda m: tnn.CELU(-2.0), torch_float64=False),
     _act("Softsign", lambda s: layers.Softsign(), lambda m: tnn.Softsign()),
     _act("Tanhshrink", lambda s: layers.Tanhshrink(), lambda m: tnn.Tanhshrink()),
     Entry(
@@ -418,7 +444,7 @@ MODULES = [
         torch=lambda m: tnn.PReLU(3),
         errors=[((2, 4), r"expected input of shape \(N, 3, \*\)")],
     ),
-    Entry("PReLU-shared", lambda s: layers.PReLU(), [A, IMG], torch=lambda m: tnn.PReLU()),
+    _act("PReLU-shared", lambda s: layers.PReLU(), lambda m: tnn.PReLU(), inputs=(A, IMG, (1, 5))),
     Entry(
         "SoftMax",
         lambda s: nn.SoftMax(),
