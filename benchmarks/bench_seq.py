@@ -411,6 +411,9 @@ def bench_accuracy(kinds, data, seeds, epochs, out_path):
             for library in ("nnumpy", "torch"):  # alternating, seed by seed
                 r = train_run(library, kind, data, seed, epochs)
                 runs[library].append(r)
+                results[kind] = runs
+                if out_path:  # after every run: a long comparison cut short keeps what it measured
+                    _write_results(out_path, results, seeds, epochs)
                 print(f"{NAMES[kind]} seed {seed} {library}: {r['accuracy']:.2%}, "
                       f"{statistics.mean(r['seconds_per_epoch']):.1f} s/epoch", flush=True)  # fmt: skip
         results[kind] = runs
@@ -423,10 +426,12 @@ def bench_accuracy(kinds, data, seeds, epochs, out_path):
             lines.append(f"| {NAMES[kind]} | {name} | " + " | ".join(f"{a:.2%}" for a in accs)
                          + f" | {means[library]:.2%} | {per_epoch:.1f} |")  # fmt: skip
         lines.append(f"| {NAMES[kind]} | difference | | | | {100 * (means['nnumpy'] - means['torch']):+.2f} pp | |")
-    if out_path:
-        Path(out_path).write_text(json.dumps({"epochs": epochs, "seeds": list(seeds), "batch": BATCH, "lr": 1e-3,
-                                              "results": results}, indent=1))  # fmt: skip
     return lines
+
+
+def _write_results(out_path, results, seeds, epochs):
+    Path(out_path).write_text(json.dumps({"epochs": epochs, "seeds": list(seeds), "batch": BATCH, "lr": 1e-3,
+                                          "optimizer": "Adam", "results": results}, indent=1))  # fmt: skip
 
 
 # ----------------------------------------------------------------------- report
