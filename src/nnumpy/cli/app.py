@@ -236,7 +236,7 @@ def cmd_export(args):
     input_shape = meta.get("input_shape")
     if not input_shape:
         raise CommandError(f"{args.checkpoint}: no input shape recorded, cannot build an example input")
-    dtype = np.dtype(meta.get("dtype") or "float32")
+    dtype = np.dtype(np.int64 if is_char_model(meta) else (meta.get("dtype") or "float32"))  # ids or values
     example = np.zeros((1, *input_shape), dtype=dtype)
     nnumpy_onnx.export(model, example, args.onnx, opset=args.opset)
     print(f"wrote {args.onnx} (opset {args.opset}, input (N, {', '.join(map(str, input_shape))}))")
