@@ -321,6 +321,114 @@ def torch_conv(conv):
     )
 
 
+# ------------------------------------------------------------------ random spatial layers
+def _upsample_configs(seed, count):
+    """Random (constructor kwargs, input shape): every mode, size or scale_factor, align_corners."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        mode = str(rng.choice(["nearest", "linear", "bilinear"]))
+        spatial = 1 if mode == "linear" else (2 if mode == "bilinear" else int(rng.integers(1, 3)))
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) + tuple(int(d) for d in rng.integers(1, 7, spatial))
+        kwargs = {"mode": mode}
+        if rng.random() < 0.5:
+            size = tuple(int(d) for d in rng.integers(1, 12, spatial))
+            kwargs["size"] = size[0] if spatial == 1 and rng.random() < 0.5 else size
+        else:
+            factors = tuple(float(f) for f in rng.choice([0.5, 0.7, 1.0, 1.5, 2.0, 2.3, 3.0], spatial))
+            kwargs["scale_factor"] = factors[0] if rng.random() < 0.5 else factors
+            in_sizes = shape[2:]
+            factors = factors if isinstance(kwargs["scale_factor"], tuple) else (factors[0],) * spatial
+            if any(int(np.floor(s * f)) < 1 for s, f in zip(in_sizes, factors, strict=True)):
+                kwargs["scale_factor"] = 2.0
+        if mode != "nearest":
+            kwargs["align_corners"] = [None, False, True][int(rng.integers(3))]
+        out.append((kwargs, shape))
+    return out
+
+
+UPSAMPLE_CONFIGS = _upsample_configs(0, 24)
+ADAPTIVE_CONFIGS = [  # input shape, output_size
+    ((2, 3, 7, 5), (3, 2)),
+    ((2, 3, 5, 5), 5),  # identity bins
+    ((1, 2, 10, 9), (4, 4)),  # overlapping bins along W (9 -> 4)
+    ((2, 2, 6, 8), (None, 3)),
+    ((3, 4, 4), (1, 1)),  # unbatched (C, H, W)
+    ((2, 3, 3, 4), (5, 7)),  # more bins than positions: shared positions
+    ((1, 1, 13, 1), (4, 1)),
+]
+PAD_ARGS = [1, (1, 0, 2, 3), (0, 2, 0, 0), (3, 1, 1, 2), 0]
+NEGATIVE_ZERO_PADS = [(-1, 2, 0, -2), (-2, -1, -1, -3), (1, -1, -1, 1)]  # crops, as PyTorch
+UNFLATTEN_CONFIGS = [(1, (2, 3), (4, 6)), (-1, (2, -1), (3, 2, 8)), (0, (1, 2), (2, 5))]
+
+
+def _spatial_cases():
+    """Upsample over 24 random configurations (every mode and align_corners, sizes
+    and scale factors; the first 10 gradchecked), adaptive pooling over sizes that
+    do not divide, overlapping and shared bins, and 8 random sizes (parity only),
+    every padding layer over every side, ZeroPad2d's cropping, Unflatten's axes."""
+    entries = []
+    for k, (kwargs, shape) in enumerate(UPSAMPLE_CONFIGS):
+        entries.append(
+            Entry(
+                f"Upsample-random-{k}",
+                lambda s, kw=kwargs: layers.Upsample(**kw),
+                [shape],
+                torch=lambda m, kw=kwargs: tnn.Upsample(**kw),
+                gradcheck=None if k < 10 else (),
+            )
+        )
+    rng = np.random.default_rng(7)
+    random_sizes = [
+        (
+            (int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 12)), int(rng.integers(1, 12))),
+            (int(rng.integers(1, 9)), int(rng.integers(1, 9))),
+        )
+        for _ in range(8)
+    ]
+    for name, ours, theirs in (
+        ("AdaptiveAvgPool2d", layers.AdaptiveAvgPool2d, tnn.AdaptiveAvgPool2d),
+        ("AdaptiveMaxPool2d", layers.AdaptiveMaxPool2d, tnn.AdaptiveMaxPool2d),
+    ):
+        for k, (shape, size) in enumerate(ADAPTIVE_CONFIGS + random_sizes):
+            entries.append(
+                Entry(
+                    f"{name}-case-{k}",
+                    lambda s, c=ours, o=size: c(o),
+                    [shape],
+                    torch=lambda m, c=theirs, o=size: c(o),
+                    gradcheck=None if k < len(ADAPTIVE_CONFIGS) else (),
+                )
+            )
+    for name, ours, theirs in (
+        ("ZeroPad2d", layers.ZeroPad2d, tnn.ZeroPad2d),
+        ("ReflectionPad2d", layers.ReflectionPad2d, tnn.ReflectionPad2d),
+        ("ReplicationPad2d", layers.ReplicationPad2d, tnn.ReplicationPad2d),
+    ):
+        pads = PAD_ARGS + (NEGATIVE_ZERO_PADS if name == "ZeroPad2d" else [])
+        for k, padding in enumerate(pads):
+            shapes = [(2, 3, 4, 5), (3, 4, 4)] if padding in PAD_ARGS else [(2, 2, 5, 6)]
+            entries.append(
+                Entry(
+                    f"{name}-case-{k}",
+                    lambda s, c=ours, p=padding: c(p),
+                    shapes,
+                    torch=lambda m, c=theirs, p=padding: c(p),
+                )
+            )
+    for k, (dim, sizes, shape) in enumerate(UNFLATTEN_CONFIGS):
+        entries.append(
+            Entry(
+                f"Unflatten-case-{k}",
+                lambda s, d=dim, z=sizes: layers.Unflatten(d, z),
+                [shape],
+                torch=lambda m, d=dim, z=sizes: tnn.Unflatten(d, z),
+                batch_axis=None if dim == 0 else 0,
+            )
+        )
+    return entries
+
+
 POOL_CASES_2D = [  # kernel, stride, padding, input shape
     (2, None, 0, (2, 3, 8, 6)),
     (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
@@ -1034,7 +1142,7 @@ MODULES = [
     Entry("Graph-one-input", _graph_one, [(3, 4)]),
 ]
 
-MODULES += _random_convs() + _pool_cases()
+MODULES += _random_convs() + _pool_cases() + _spatial_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [

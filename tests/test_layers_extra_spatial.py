@@ -1,8 +1,9 @@
 """Upsample (+ UpsamplingNearest2d / UpsamplingBilinear2d), AdaptiveAvgPool2d,
 AdaptiveMaxPool2d, ZeroPad2d / ReflectionPad2d / ReplicationPad2d, Dropout2d
-and Unflatten: gradcheck in float64, parity with PyTorch in float32 over
-random configurations (every mode and align_corners, sizes that do not
-divide, overlapping bins, every padding side), dtype kept, error cases."""
+and Unflatten: their gradcheck and PyTorch parity over random configurations
+(every mode and align_corners, sizes that do not divide, overlapping bins,
+every padding side, cropping) are entries of the module table
+(tests/module_table.py); here: ties and NaN, aliases, errors and reprs."""
 
 import numpy as np
 import pytest
@@ -28,49 +29,6 @@ torch.set_num_threads(1)
 
 
 # ------------------------------------------------------------------ Upsample
-def _upsample_configs(seed, count):
-    """Random (constructor kwargs, input shape): every mode, size or scale_factor, align_corners."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        mode = str(rng.choice(["nearest", "linear", "bilinear"]))
-        spatial = 1 if mode == "linear" else (2 if mode == "bilinear" else int(rng.integers(1, 3)))
-        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 3))) + tuple(int(d) for d in rng.integers(1, 7, spatial))
-        kwargs = {"mode": mode}
-        if rng.random() < 0.5:
-            size = tuple(int(d) for d in rng.integers(1, 12, spatial))
-            kwargs["size"] = size[0] if spatial == 1 and rng.random() < 0.5 else size
-        else:
-            factors = tuple(float(f) for f in rng.choice([0.5, 0.7, 1.0, 1.5, 2.0, 2.3, 3.0], spatial))
-            kwargs["scale_factor"] = factors[0] if rng.random() < 0.5 else factors
-            in_sizes = shape[2:]
-            factors = factors if isinstance(kwargs["scale_factor"], tuple) else (factors[0],) * spatial
-            if any(int(np.floor(s * f)) < 1 for s, f in zip(in_sizes, factors, strict=True)):
-                kwargs["scale_factor"] = 2.0
-        if mode != "nearest":
-            kwargs["align_corners"] = [None, False, True][int(rng.integers(3))]
-        out.append((kwargs, shape))
-    return out
-
-
-UPSAMPLE = _upsample_configs(0, 24)
-
-
-@pytest.mark.parametrize("kwargs, shape", UPSAMPLE, ids=[f"{k}-{s}" for k, s in UPSAMPLE])
-def test_upsample_parity_with_torch(kwargs, shape):
-    rng = np.random.default_rng(len(str(kwargs)))
-    x = rng.normal(size=shape)
-    theirs = torch.nn.Upsample(**kwargs)
-    y, _ = check_parity(Upsample(**kwargs), theirs, x)
-    check_parity(Upsample(**kwargs), theirs, x, dtype=np.float64)
-    assert y.shape == tuple(theirs(t(x.astype(np.float32))).shape)
-
-
-@pytest.mark.parametrize("kwargs, shape", UPSAMPLE[:10], ids=[f"{k}-{s}" for k, s in UPSAMPLE[:10]])
-def test_upsample_gradcheck(kwargs, shape):
-    nnumpy.gradcheck(Upsample(**kwargs), np.random.default_rng(1).normal(size=shape))
-
-
 def test_upsampling_aliases_mean_what_torch_means():
     x = np.random.default_rng(3).normal(size=(2, 3, 4, 5))
     check_parity(UpsamplingNearest2d(scale_factor=2), torch.nn.UpsamplingNearest2d(scale_factor=2), x)
@@ -108,30 +66,6 @@ def test_upsample_errors_and_repr():
 
 
 # ------------------------------------------------------------------ adaptive pooling
-ADAPTIVE = [
-    ((2, 3, 7, 5), (3, 2)),
-    ((2, 3, 5, 5), 5),  # identity bins
-    ((1, 2, 10, 9), (4, 4)),  # overlapping bins along W (9 -> 4)
-    ((2, 2, 6, 8), (None, 3)),
-    ((3, 4, 4), (1, 1)),  # unbatched (C, H, W)
-    ((2, 3, 3, 4), (5, 7)),  # more bins than positions: shared positions
-    ((1, 1, 13, 1), (4, 1)),
-]
-
-
-POOLS = [(AdaptiveAvgPool2d, torch.nn.AdaptiveAvgPool2d), (AdaptiveMaxPool2d, torch.nn.AdaptiveMaxPool2d)]
-
-
-@pytest.mark.parametrize("cls, theirs", POOLS, ids=["avg", "max"])
-@pytest.mark.parametrize("shape, size", ADAPTIVE, ids=[f"{s}->{o}" for s, o in ADAPTIVE])
-def test_adaptive_pool_gradcheck_and_parity(cls, theirs, shape, size):
-    rng = np.random.default_rng(sum(shape))
-    x = rng.normal(size=shape)
-    nnumpy.gradcheck(cls(size), x)
-    check_parity(cls(size), theirs(size), x)
-    check_parity(cls(size), theirs(size), x, dtype=np.float64)
-
-
 def test_adaptive_max_pool_ties_and_nan_follow_torch():
     x = np.zeros((1, 1, 4, 6), np.float32)  # all ties: the first position of each bin
     x[0, 0, 2, 3] = np.nan
@@ -140,16 +74,6 @@ def test_adaptive_max_pool_ties_and_nan_follow_torch():
     ours = AdaptiveMaxPool2d((2, 3)).forward(x)
     ref = torch.nn.AdaptiveMaxPool2d((2, 3))(t(x)).numpy()
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
-
-
-def test_adaptive_pool_random_sizes_against_torch():
-    rng = np.random.default_rng(7)
-    for _ in range(8):
-        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 12)), int(rng.integers(1, 12)))
-        size = (int(rng.integers(1, 9)), int(rng.integers(1, 9)))
-        x = rng.normal(size=shape)
-        check_parity(AdaptiveAvgPool2d(size), torch.nn.AdaptiveAvgPool2d(size), x)
-        check_parity(AdaptiveMaxPool2d(size), torch.nn.AdaptiveMaxPool2d(size), x)
 
 
 def test_adaptive_pool_errors_and_repr():
@@ -169,32 +93,6 @@ def test_adaptive_pool_errors_and_repr():
 
 
 # ------------------------------------------------------------------ padding
-PADS = [
-    (ZeroPad2d, torch.nn.ZeroPad2d),
-    (ReflectionPad2d, torch.nn.ReflectionPad2d),
-    (ReplicationPad2d, torch.nn.ReplicationPad2d),
-]
-PAD_ARGS = [1, (1, 0, 2, 3), (0, 2, 0, 0), (3, 1, 1, 2), 0]
-
-
-@pytest.mark.parametrize("cls, theirs", PADS, ids=["zero", "reflect", "replicate"])
-@pytest.mark.parametrize("padding", PAD_ARGS, ids=[str(p) for p in PAD_ARGS])
-@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4, 4)], ids=["NCHW", "CHW"])
-def test_padding_gradcheck_and_parity(cls, theirs, padding, shape):
-    rng = np.random.default_rng(11)
-    x = rng.normal(size=shape)
-    nnumpy.gradcheck(cls(padding), x)
-    check_parity(cls(padding), theirs(padding), x)
-    check_parity(cls(padding), theirs(padding), x, dtype=np.float64)
-
-
-def test_zero_pad_negative_padding_crops_as_torch():
-    x = np.random.default_rng(0).normal(size=(2, 2, 5, 6))
-    for padding in [(-1, 2, 0, -2), (-2, -1, -1, -3), (1, -1, -1, 1)]:
-        check_parity(ZeroPad2d(padding), torch.nn.ZeroPad2d(padding), x)
-        nnumpy.gradcheck(ZeroPad2d(padding), x)
-
-
 def test_padding_errors_and_repr():
     with pytest.raises(ValueError, match="ReflectionPad2d: padding must be >= 0"):
         ReflectionPad2d(-1)
@@ -242,13 +140,6 @@ def test_dropout2d_errors_and_repr():
 
 
 # ------------------------------------------------------------------ Unflatten
-@pytest.mark.parametrize("dim, sizes, shape", [(1, (2, 3), (4, 6)), (-1, (2, -1), (3, 2, 8)), (0, (1, 2), (2, 5))])
-def test_unflatten_parity_and_gradcheck(dim, sizes, shape):
-    x = np.random.default_rng(0).normal(size=shape)
-    check_parity(Unflatten(dim, sizes), torch.nn.Unflatten(dim, sizes), x)
-    nnumpy.gradcheck(Unflatten(dim, sizes), x)
-
-
 def test_unflatten_errors_and_repr():
     m = Unflatten(1, (2, 3))
     assert repr(m) == "Unflatten(dim=1, unflattened_size=(2, 3))"
