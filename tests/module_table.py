@@ -429,6 +429,123 @@ def _spatial_cases():
     return entries
 
 
+# ------------------------------------------------------------------ random normalisation layers
+def _shifted(shape, scale, shift):
+    return Fn(lambda dtype, seed: make_input(shape, dtype, seed) * scale + shift)
+
+
+def _randomised(m, s):
+    """Normal random values in every parameter and buffer (the norms start at ones and zeros)."""
+    r = np.random.default_rng(s + 1)
+    for p, _ in m.own_parameter_pairs():
+        getattr(m, p)[...] = r.normal(size=getattr(m, p).shape)
+    for b in m.own_buffer_names():
+        value = getattr(m, b, None)
+        if value is not None:
+            value[...] = np.abs(r.normal(size=value.shape)) + 0.5
+    return m
+
+
+LAYER_NORM_CONFIGS = [(4, (3, 4)), ((5,), (2, 3, 5)), ((3, 4), (2, 3, 4)), ((2, 3, 4), (2, 3, 4))]
+GROUP_NORM_CONFIGS = [(2, 4, (3, 4)), (1, 3, (2, 3, 5)), (3, 6, (2, 6, 3, 2)), (6, 6, (2, 6, 4))]
+
+
+def _norm_cases():
+    """LayerNorm over normalized shapes of 1-3 axes with and without affine and bias,
+    6 random configurations (eps, leading axes); GroupNorm over group counts, with and
+    without affine, 6 random configurations; InstanceNorm1d/2d with every affine and
+    tracking combination (training then evaluate, unbatched) and 4 random ones each."""
+    entries = []
+    for k, (shape, input_shape) in enumerate(LAYER_NORM_CONFIGS):
+        for affine, bias in ((True, True), (True, False), (False, True)):
+            kw = dict(elementwise_affine=affine, bias=bias)
+            entries.append(
+                Entry(
+                    f"LayerNorm-case-{k}-{'affine' if affine else 'plain'}{'' if bias else '-nobias'}",
+                    lambda s, a=shape, kw=kw: _randomised(layers.LayerNorm(a, **kw), s),
+                    [_shifted(input_shape, 3, 1)],
+                    torch=lambda m, a=shape, kw=kw: tnn.LayerNorm(a, **kw),
+                    batch_axis=0 if len(input_shape) > len(np.atleast_1d(shape)) else None,
+                )
+            )
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        k = int(rng.integers(1, 4))
+        normalized = tuple(int(d) for d in rng.integers(1, 6, size=k))
+        lead = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(0, 3))))
+        kw = dict(eps=float(rng.choice([1e-5, 1e-3, 0.1])), elementwise_affine=bool(rng.integers(2)))
+        kw["bias"] = bool(rng.integers(2))
+        arg = normalized if k > 1 or seed % 2 else normalized[0]
+        entries.append(
+            Entry(
+                f"LayerNorm-random-{seed}",
+                lambda s, a=arg, kw=kw: _randomised(layers.LayerNorm(a, **kw), s),
+                [_shifted(lead + normalized, 5, 2)],
+                torch=lambda m, a=normalized, kw=kw: tnn.LayerNorm(a, **kw),
+                gradcheck=(),
+                batch_axis=0 if lead else None,
+            )
+        )
+    for k, (groups, channels, shape) in enumerate(GROUP_NORM_CONFIGS):
+        for affine in (True, False):
+            entries.append(
+                Entry(
+                    f"GroupNorm-case-{k}{'' if affine else '-plain'}",
+                    lambda s, g=groups, c=channels, a=affine: _randomised(layers.GroupNorm(g, c, affine=a), s),
+                    [_shifted(shape, 2, -1)],  # gradchecked (two values per group: float32 is too coarse)
+                )
+            )
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        groups = int(rng.integers(1, 4))
+        channels = groups * int(rng.integers(1, 4))
+        spatial = tuple(int(d) for d in rng.integers(2, 5, size=int(rng.integers(0, 3))))
+        channels = channels * 2 if channels == groups and not spatial else channels  # torch: > 1 value per group
+        kw = dict(eps=float(rng.choice([1e-5, 1e-2])), affine=bool(rng.integers(2)))
+        shape = (int(rng.integers(1, 4)), channels) + spatial
+        entries.append(
+            Entry(
+                f"GroupNorm-random-{seed}",
+                lambda s, g=groups, c=channels, kw=kw: _randomised(layers.GroupNorm(g, c, **kw), s),
+                [_shifted(shape, 3, 1)],
+                torch=lambda m, g=groups, c=channels, kw=kw: tnn.GroupNorm(g, c, **kw),
+                gradcheck=(),
+            )
+        )
+    for name, ours, theirs, shape in (
+        ("InstanceNorm1d", layers.InstanceNorm1d, tnn.InstanceNorm1d, (3, 4, 5)),
+        ("InstanceNorm2d", layers.InstanceNorm2d, tnn.InstanceNorm2d, (2, 4, 3, 5)),
+    ):
+        for affine, track in ((False, False), (True, False), (True, True), (False, True)):
+            kw = dict(affine=affine, track_running_stats=track)
+            entries.append(
+                Entry(
+                    f"{name}-{'affine' if affine else 'plain'}{'-tracked' if track else ''}",
+                    lambda s, c=ours, kw=kw, n=shape[1]: _randomised(c(n, **kw), s),
+                    [_shifted(shape, 2, 1), _shifted(shape[1:], 2, 1)],
+                    torch=lambda m, c=theirs, kw=kw, n=shape[1]: c(n, **kw),
+                    mode_dependent=track,
+                    batch_axis=None,
+                )
+            )
+        for seed in range(4):
+            rng = np.random.default_rng(200 + seed)
+            kw = dict(affine=bool(rng.integers(2)), track_running_stats=bool(rng.integers(2)))
+            kw.update(momentum=float(rng.choice([0.1, 0.5, 1.0])), eps=float(rng.choice([1e-5, 1e-3])))
+            entries.append(
+                Entry(
+                    f"{name}-random-{seed}",
+                    lambda s, c=ours, kw=kw, n=shape[1]: _randomised(c(n, **kw), s),
+                    [_shifted(shape, 3, 2), _shifted(shape[1:], 3, 2)],
+                    torch=lambda m, c=theirs, kw=kw, n=shape[1]: c(n, **kw),
+                    mode_dependent=kw["track_running_stats"],
+                    gradcheck=(),
+                    batch_axis=None,
+                )
+            )
+    return entries
+
+
 POOL_CASES_2D = [  # kernel, stride, padding, input shape
     (2, None, 0, (2, 3, 8, 6)),
     (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
@@ -1142,7 +1259,7 @@ MODULES = [
     Entry("Graph-one-input", _graph_one, [(3, 4)]),
 ]
 
-MODULES += _random_convs() + _pool_cases() + _spatial_cases()
+MODULES += _random_convs() + _pool_cases() + _spatial_cases() + _norm_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [
