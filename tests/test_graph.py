@@ -588,3 +588,10 @@ def test_fit_trains_a_graph():
     history = nn.fit(net, nn.ClassNLLCriterion(), "adam", (X, y), epochs=8, batch_size=32, verbose=False, lr=1e-2)
     losses = history.to_dict()["loss"]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_none_beside_nodes_is_a_clear_error():
+    # a None argument used to pass the mixing check and crash later in Graph(...)
+    x = nn.Input()
+    with pytest.raises(TypeError, match="cannot mix graph nodes and NoneType"):
+        nn.CAddTable()(x, None)

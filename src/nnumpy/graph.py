@@ -58,11 +58,12 @@ class Node:
         """The node for ``module(*inputs, name=name)`` (called by ``Module.__call__``)."""
         packed = len(inputs) != 1 or is_seq(inputs[0])
         args = tuple(inputs[0]) if len(inputs) == 1 and is_seq(inputs[0]) else tuple(inputs)
-        other = next((a for a in args if not isinstance(a, Node)), None)
-        if other is not None:
+        others = [a for a in args if not isinstance(a, Node)]
+        if others:  # a list, so that a None argument is caught too
             raise TypeError(
-                f"{module!r}: cannot mix graph nodes and {type(other).__name__} in one call "
-                "(call a module on nodes to build a graph, on arrays to run it)"
+                f"{module!r}: cannot mix graph nodes and {type(others[0]).__name__} in one call "
+                "(call a module on nodes to build a graph, on arrays to run it; a constant such as "
+                "None cannot be a graph argument: leave it out or make it an Input)"
             )
         return Node(module, args, name, packed)
 
