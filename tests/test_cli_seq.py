@@ -208,3 +208,19 @@ def test_sequence_classifiers_train_on_row_sequences(tmp_path, capsys, model):
 )
 def test_new_optimizer_names(name, cls):
     assert type(get_optimizer(name, nnumpy.Linear(2, 1), lr=0.01)) is cls
+
+
+def test_the_lstm_state_carries_across_windows():
+    """With the state carried, short windows score the text exactly as one long window does."""
+    model = nnumpy.models.char_lstm(7, embedding_dim=8, hidden_size=12, rng=0)
+    ids = np.random.default_rng(0).integers(0, 7, size=4 * 41)
+    trainer = charlm.CharLMTrainer(model, nnumpy.CrossEntropyCriterion(), verbose=False)
+    whole = trainer.evaluate(textdata.BPTTBatches(ids, batch_size=4, seq_len=40))
+    pieces = trainer.evaluate(textdata.BPTTBatches(ids, batch_size=4, seq_len=3))
+    assert pieces["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+    assert pieces["accuracy"] == whole["accuracy"]
+    # the Transformer sees each window alone: shorter windows lose context
+    trf = nnumpy.models.char_transformer(7, d_model=8, nhead=2, num_layers=1, dim_feedforward=16, max_len=40, rng=0)
+    trainer = charlm.CharLMTrainer(trf, nnumpy.CrossEntropyCriterion(), verbose=False)
+    assert trainer.evaluate(textdata.BPTTBatches(ids, 4, 3))["loss"] != trainer.evaluate(
+        textdata.BPTTBatches(ids, 4, 40))["loss"]

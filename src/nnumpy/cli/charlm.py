@@ -149,6 +149,7 @@ class CharLMTrainer(Trainer):
         inp = e if state is None else (e, state)
         seq, new_state = rnn.forward(inp)
         out = head.forward(seq)
+        new_state = tuple(np.array(s) for s in new_state) if isinstance(new_state, tuple) else np.array(new_state)
 
         def backward(g):
             g_seq = head.backward(seq, g)
