@@ -242,12 +242,12 @@ class _Composite(Module):
         """The shape pre-check: this container's ``output_shape`` before any
         child runs, so a shape error in any child (or between the branches)
         leaves every child untouched (an earlier BatchNorm's running
-        statistics). Done once per input shape and list of children; it stops
+        statistics). Done once per input shape, mode and list of children; it stops
         at a child that cannot tell."""
         shape = _shape_of(input)
         if shape is None:
             return
-        key = (shape, tuple(id(m) for _, m in self.children()))
+        key = (shape, self.training, tuple(id(m) for _, m in self.children()))  # checks differ by mode
         checked = self.__dict__.setdefault("_checked_shapes", set())
         if key in checked:
             return
