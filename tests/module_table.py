@@ -546,6 +546,29 @@ def _norm_cases():
     return entries
 
 
+# ------------------------------------------------------------------ random embeddings
+def _embedding_cases():
+    """Small random vocabularies (many repeated indices), index shapes of 0-3 axes,
+    padding_idx None / 0 / last / -1 (parity only where a row has no gradient by design)."""
+    entries = []
+    for seed in range(4):
+        r = np.random.default_rng(seed)
+        vocab, dim = int(r.integers(1, 30)), int(r.integers(1, 6))
+        padding_idx = [None, 0, vocab - 1, -1][seed]
+        shape = [(7,), (3, 5), (2, 3, 4), ()][seed]
+        entries.append(
+            Entry(
+                f"Embedding-random-{seed}",
+                lambda s, v=vocab, d=dim, p=padding_idx, k=seed: layers.Embedding(v, d, padding_idx=p, rng=k + s),
+                [Ints(shape, vocab)],
+                torch=lambda m, v=vocab, d=dim, p=padding_idx: tnn.Embedding(v, d, padding_idx=p),
+                gradcheck=None if padding_idx is None else (),
+                batch_axis=0 if shape else None,
+            )
+        )
+    return entries
+
+
 POOL_CASES_2D = [  # kernel, stride, padding, input shape
     (2, None, 0, (2, 3, 8, 6)),
     (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
@@ -1036,6 +1059,8 @@ MODULES = [
         errors=[
             (Const(np.array([[7]])), r"expected indices in \[0, 7\)"),
             (Const(np.ones((2, 2), np.float32)), r"expected integer indices"),
+            (Const([1, 2]), r"expected integer indices, got list"),
+            (Const(np.array([-1, 3])), r"expected indices in \[0, 7\), got -1"),
         ],
     ),
     Entry(  # no gradient into the padding row, by design: parity with PyTorch instead of gradcheck
@@ -1260,6 +1285,7 @@ MODULES = [
 ]
 
 MODULES += _random_convs() + _pool_cases() + _spatial_cases() + _norm_cases()
+MODULES += _embedding_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [

@@ -1,6 +1,7 @@
-"""Embedding: PyTorch parity (forward and weight gradient, repeated indices,
-padding_idx), finite differences, from_pretrained, the (indices, lengths) pair,
-the scatter-add kernel against np.add.at, state_dict both ways, errors."""
+"""Embedding: PyTorch parity (repeated indices, padding_idx, index shapes) and
+finite differences are entries of the module table (tests/module_table.py);
+here: from_pretrained, the (indices, lengths) pair, the scatter-add kernel
+against np.add.at, state_dict both ways, initialisation, errors."""
 
 import numpy as np
 import pytest
@@ -10,35 +11,6 @@ from helpers import assert_close
 import nnumpy as nn
 from nnumpy import Embedding
 from nnumpy.layers.embedding import embedding_backward
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_parity_with_torch(seed):
-    r = np.random.default_rng(seed)
-    vocab, dim = int(r.integers(1, 30)), int(r.integers(1, 6))
-    padding_idx = [None, 0, vocab - 1, -1][seed]
-    m = Embedding(vocab, dim, padding_idx=padding_idx, rng=seed)
-    ref = torch.nn.Embedding(vocab, dim, padding_idx=padding_idx)
-    ref.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})
-    shape = [(7,), (3, 5), (2, 3, 4), ()][seed]
-    idx = r.integers(0, vocab, size=shape)  # small vocabularies: many repeats
-    out = m.forward(idx)
-    t_out = ref(torch.tensor(idx))
-    assert out.shape == (*shape, dim) and out.dtype == np.float32
-    assert_close(out, t_out, np.float32, "forward")
-    g = r.normal(size=out.shape).astype(np.float32)
-    (t_out * torch.tensor(g)).sum().backward()
-    assert m.backward(idx, g) is None  # no gradient for indices
-    assert_close(m.gradWeight, ref.weight.grad, np.float32, "gradWeight")
-    if padding_idx is not None:
-        assert not m.weight[padding_idx].any() and not m.gradWeight[padding_idx].any()
-
-
-def test_gradcheck():
-    """Finite differences for the weight (no padding_idx: its row has no gradient by
-    definition, which PyTorch parity checks above); the integer input has none."""
-    result = nn.gradcheck(Embedding(5, 3, rng=0), np.array([[0, 2, 4], [4, 4, 1]]), atol=1e-8, rtol=1e-6)
-    assert result.checked == ["weight"]
 
 
 @pytest.mark.parametrize("vocab, lookups, padding_idx", [(1, 5, None), (7, 0, None), (50, 200, 3), (1000, 64, 0)])
@@ -111,12 +83,15 @@ def test_init_like_torch():
     assert not m.weight[7].any()
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (np.array([1.0, 2.0]), TypeError, r"expected integer indices, got dtype float64"),
-    ([1, 2], TypeError, r"expected integer indices, got list"),
-    (np.array([[0, 10]]), ValueError, r"expected indices in \[0, 10\), got 10"),
-    (np.array([-1, 3]), ValueError, r"expected indices in \[0, 10\), got -1"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (np.array([1.0, 2.0]), TypeError, r"expected integer indices, got dtype float64"),
+        ([1, 2], TypeError, r"expected integer indices, got list"),
+        (np.array([[0, 10]]), ValueError, r"expected indices in \[0, 10\), got 10"),
+        (np.array([-1, 3]), ValueError, r"expected indices in \[0, 10\), got -1"),
+    ],
+)
 def test_index_errors_change_nothing(bad, error, match):
     m = Embedding(10, 4, padding_idx=0)
     m.forward(np.array([1, 2]))
@@ -126,11 +101,14 @@ def test_index_errors_change_nothing(bad, error, match):
     assert m.output is before
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(padding_idx=5), ValueError, r"padding_idx must be in \[-5, 5\)"),
-    (dict(padding_idx=-6), ValueError, r"padding_idx must be in \[-5, 5\)"),
-    (dict(padding_idx=1.0), TypeError, r"padding_idx must be an integer or None"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(padding_idx=5), ValueError, r"padding_idx must be in \[-5, 5\)"),
+        (dict(padding_idx=-6), ValueError, r"padding_idx must be in \[-5, 5\)"),
+        (dict(padding_idx=1.0), TypeError, r"padding_idx must be an integer or None"),
+    ],
+)
 def test_constructor_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         Embedding(5, 3, **kwargs)
