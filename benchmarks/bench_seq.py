@@ -425,7 +425,8 @@ def bench_accuracy(kinds, data, seeds, epochs, out_path):
             name = "nnumpy" if library == "nnumpy" else "PyTorch"
             lines.append(f"| {NAMES[kind]} | {name} | " + " | ".join(f"{a:.2%}" for a in accs)
                          + f" | {means[library]:.2%} | {per_epoch:.1f} |")  # fmt: skip
-        lines.append(f"| {NAMES[kind]} | difference | | | | {100 * (means['nnumpy'] - means['torch']):+.2f} pp | |")
+        lines.append(f"| {NAMES[kind]} | difference | " + "| " * len(seeds)
+                     + f"{100 * (means['nnumpy'] - means['torch']):+.2f} pp | |")  # fmt: skip
     return lines
 
 
