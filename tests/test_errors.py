@@ -179,7 +179,7 @@ INPUT_CASES = [
         f32(2, 4),
         lambda m: m.forward(f32(2, 5)),
         ValueError,
-        r"^Sequential child \(0\) Linear: Linear\(4 -> 3\): expected input of shape \(N, 4\), got \(2, 5\)$",
+        r"^Sequential child \(0\) Linear: Linear\(4 -> 3\): expected input of shape \(N, 4\) or \(\*, 4\), got \(2, 5\)$",
     ),
     (
         "Sequential-int",
@@ -235,7 +235,7 @@ def test_nested_sequential_names_every_level():
     m = Sequential(Linear(4, 3, rng=0), Sequential(ReLU(), Linear(4, 2)))
     pattern = (
         r"^Sequential child \(1\) Sequential: Sequential child \(1\) Linear: Linear\(4 -> 2\): "
-        r"expected input of shape \(N, 4\), got \(2, 3\)$"
+        r"expected input of shape \(N, 4\) or \(\*, 4\), got \(2, 3\)$"
     )
     with pytest.raises(ValueError, match=pattern):
         m.forward(f32(2, 4))
