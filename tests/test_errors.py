@@ -179,7 +179,8 @@ INPUT_CASES = [
         f32(2, 4),
         lambda m: m.forward(f32(2, 5)),
         ValueError,
-        r"^Sequential child \(0\) Linear: Linear\(4 -> 3\): expected input of shape \(N, 4\) or \(\*, 4\), got \(2, 5\)$",
+        r"^Sequential child \(0\) Linear: Linear\(4 -> 3\): "
+        r"expected input of shape \(N, 4\) or \(\*, 4\), got \(2, 5\)$",
     ),
     (
         "Sequential-int",
