@@ -928,6 +928,12 @@ MODULES = [
         errors=[((2, 3, 5), r"expected input")],
     ),
     Entry(
+        "ConvTranspose1d-nobias-dilation",
+        lambda s: layers.ConvTranspose1d(2, 3, 4, bias=False, dilation=2, rng=s),
+        [(2, 2, 5)],
+        torch=lambda m: tnn.ConvTranspose1d(2, 3, 4, bias=False, dilation=2),
+    ),
+    Entry(
         "MaxPool2d",
         lambda s: nn.MaxPool2d(2),
         [_distinct((2, 3, 6, 6)), _distinct((1, 2, 5, 7))],

@@ -7,7 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from test_serialization import LAYERS, _assert_same_state, _input
+from module_table import MODULES
+from module_table import make_input as table_input
+from test_serialization import _assert_same_state, _input
 
 import nnumpy
 from nnumpy import layers
@@ -23,7 +25,9 @@ from nnumpy.io import (
     save_model,
 )
 
-# the table's modules plus the containers and tables it does not hold: (id, constructor, input)
+# every entry of the one table (tests/module_table.py), then containers holding
+# modules whose hyper-parameters change and a graph sharing a module: (id, constructor, input spec)
+TABLE = [(e.name, lambda e=e: e.make(0), e.inputs[0]) for e in MODULES]
 CONTAINERS = [
     ("Sequential", lambda: nnumpy.Sequential(layers.Linear(4, 3), layers.Dropout(0.2, rng=1)), (2, 4)),
     ("Residual", lambda: nnumpy.Residual(layers.Linear(4, 4), layers.LeakyReLU(0.1)), (2, 4)),
@@ -38,7 +42,7 @@ CONTAINERS = [
     ("SelectTable", lambda: nnumpy.SelectTable(-1), ((2, 4), (2, 3))),
     ("Graph", lambda: _graph(), (2, 4)),
 ]
-ALL = LAYERS + CONTAINERS
+ALL = TABLE + [(f"{name}-io", make, spec) for name, make, spec in CONTAINERS]
 
 
 def _graph():
@@ -54,10 +58,13 @@ def _float_hyperparameters(module):
             if isinstance(v, float) and isinstance(getattr(module, k, None), float)]  # fmt: skip
 
 
+def _leaves(out):
+    return [leaf for part in out for leaf in _leaves(part)] if isinstance(out, (tuple, list)) else [out]
+
+
 def _output(module, x):
     module.evaluate()
-    out = module.forward(x)
-    return out if isinstance(out, tuple) else (out,)
+    return _leaves(module.forward(x))
 
 
 def _check_same(module, loaded, x, changed):
@@ -92,7 +99,7 @@ def test_hyperparameters_changed_after_construction_survive(tmp_path, name, make
     file and the checkpoint both store and restore the new value."""
     module = make()
     dtype = np.float64 if "f64" in name else np.float32
-    x = _input(shape, dtype)
+    x = table_input(shape, dtype)
     module.forward(x)
     changed = {}
     for key in _float_hyperparameters(module):
