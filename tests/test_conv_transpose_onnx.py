@@ -4,14 +4,13 @@ output_padding past the padding, dilation, groups, bias), Conv padding_mode
 poolings' ceil_mode, each run in onnxruntime against nnumpy's forward."""
 
 import numpy as np
+import onnx  # noqa: F401  (test dependencies: a missing one fails, not skips)
+import onnxruntime  # noqa: F401
 import pytest
 from onnx_common import check_onnx
 from test_conv_transpose import CONFIGS_1D, CONFIGS_2D
 
 import nnumpy as nn
-
-pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
 
 
 def _input(shape, seed=0):
