@@ -569,6 +569,163 @@ def _embedding_cases():
     return entries
 
 
+RNN_KINDS = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+_F32 = np.float32
+LSTM_INPUT_ERRORS = [  # (bad input, message) for LSTM(3, 4, num_layers=2, return_state=True)
+    (np.zeros((5, 2, 4), _F32), r"expected input of shape \(T, N, 3\).*got \(5, 2, 4\)"),
+    (np.zeros((5, 2, 3), np.int64), r"floating dtype"),
+    ((np.zeros((5, 2, 3), _F32), np.array([6, 1])), r"lengths must be in \[1, 5\].*max 6"),
+    ((np.zeros((5, 2, 3), _F32), np.array([0, 1])), r"lengths must be in \[1, 5\].*min 0"),
+    ((np.zeros((5, 2, 3), _F32), np.array([1, 1, 1])), r"lengths of shape \(2,\)"),
+    ((np.zeros((5, 2, 3), _F32), np.zeros((2, 2, 4), _F32)), r"pair \(h0, c0\)"),
+    ((np.zeros((5, 2, 3), _F32), (np.zeros((2, 2, 4), _F32), np.zeros((1, 2, 4), _F32))),
+     r"expected c0 of shape \(2, 2, 4\), got \(1, 2, 4\)"),
+    ((np.zeros((5, 2, 3), _F32), (np.zeros((2, 3, 4), _F32), np.zeros((2, 2, 4), _F32))),
+     r"expected h0 of shape \(2, 2, 4\), got \(2, 3, 4\)"),
+    ((np.zeros((5, 2, 3), _F32), (np.zeros((2, 2, 4)), np.zeros((2, 2, 4)))), r"dtype float32"),
+    ((np.zeros((5, 3), _F32), np.array([2])), r"lengths need a batched input"),
+    ((np.zeros((5, 2, 3), _F32), None, None, None), r"tuple of 4"),
+]
+
+
+def draw_rnn_config(r, kind, small=False):
+    """A random recurrent network and input (what test_recurrent drew): 1-3
+    layers (2 when small), either direction, either layout, with or without
+    bias, projections for LSTM, lengths, initial states, return_state."""
+    cfg = {
+        "kind": kind,
+        "input_size": 2 if small else int(r.integers(1, 5)),
+        "hidden_size": 3 if small else int(r.integers(2, 6)),
+        "num_layers": int(r.integers(1, 3 if small else 4)),
+        "bias": bool(r.random() < 0.75),
+        "batch_first": bool(r.random() < 0.5),
+        "bidirectional": bool(r.random() < 0.5),
+        "proj_size": 0,
+        "steps": int(r.integers(2, 5)) if small else int(r.integers(1, 6)),
+        "batch": 2 if small else int(r.integers(1, 4)),
+        "lengths": bool(r.random() < 0.5),
+        "h0": bool(r.random() < 0.5),
+        "return_state": bool(r.random() < 0.5),
+    }
+    if kind == "LSTM" and r.random() < 0.4:
+        cfg["proj_size"] = 2 if small else int(r.integers(1, cfg["hidden_size"]))
+    return cfg
+
+
+def _rnn_module(cfg, rng, dropout=0.0):
+    kw = dict(num_layers=cfg["num_layers"], bias=cfg["bias"], batch_first=cfg["batch_first"],
+              bidirectional=cfg["bidirectional"], return_state=cfg["return_state"], dropout=dropout, rng=rng)
+    kind = cfg["kind"]
+    if kind.startswith("RNN"):
+        return layers.RNN(cfg["input_size"], cfg["hidden_size"], nonlinearity=kind[4:].lower(), **kw)
+    if kind == "LSTM":
+        return layers.LSTM(cfg["input_size"], cfg["hidden_size"], proj_size=cfg["proj_size"], **kw)
+    return layers.GRU(cfg["input_size"], cfg["hidden_size"], **kw)
+
+
+def _t_rnn_module(cfg, dropout=0.0):
+    kw = dict(num_layers=cfg["num_layers"], bias=cfg["bias"], batch_first=cfg["batch_first"],
+              bidirectional=cfg["bidirectional"], dropout=dropout)
+    kind = cfg["kind"]
+    if kind.startswith("RNN"):
+        return tnn.RNN(cfg["input_size"], cfg["hidden_size"], nonlinearity=kind[4:].lower(), **kw)
+    if kind == "LSTM":
+        return tnn.LSTM(cfg["input_size"], cfg["hidden_size"], proj_size=cfg["proj_size"], **kw)
+    return tnn.GRU(cfg["input_size"], cfg["hidden_size"], **kw)
+
+
+def _rnn_input(cfg, unbatched=False):
+    """(x[, hx][, lengths]) as the layer takes it; unbatched: (T, I) and states (L*D, P)."""
+
+    def f(dtype, seed):
+        r = np.random.default_rng(seed)
+        T, N, D = cfg["steps"], cfg["batch"], 2 if cfg["bidirectional"] else 1
+        shape = (N, T, cfg["input_size"]) if cfg["batch_first"] else (T, N, cfg["input_size"])
+        x = r.normal(size=shape[1:] if unbatched else shape).astype(dtype)
+        parts = [x]
+        if cfg["h0"]:
+            state_n = () if unbatched else (N,)
+            h0 = r.normal(size=(cfg["num_layers"] * D, *state_n, cfg["proj_size"] or cfg["hidden_size"]))
+            if cfg["kind"] == "LSTM":
+                c0 = r.normal(size=(cfg["num_layers"] * D, *state_n, cfg["hidden_size"]))
+                parts.append((h0.astype(dtype), c0.astype(dtype)))
+            else:
+                parts.append(h0.astype(dtype))
+        if cfg["lengths"] and not unbatched:
+            parts.append(r.integers(1, T + 1, size=N))
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+    return Fn(f)
+
+
+def _t_rnn_call(cfg):
+    """PyTorch's call for our input: packed when lengths are given (padded back
+    to T, zeros at padded steps, as ours), the final states when we return them."""
+
+    def call(t, x):
+        parts = list(x) if isinstance(x, tuple) else [x]
+        seq, hx, lengths = parts[0], None, None
+        if cfg["lengths"] and seq.dim() == 3:
+            lengths = parts.pop()
+        if len(parts) > 1:
+            hx = parts[1]
+        if lengths is None:
+            out, state = t(seq, hx)
+        else:
+            packed = tnn.utils.rnn.pack_padded_sequence(seq, lengths, batch_first=cfg["batch_first"],
+                                                        enforce_sorted=False)
+            out, state = t(packed, hx)
+            total = seq.shape[1] if cfg["batch_first"] else seq.shape[0]
+            out, _ = tnn.utils.rnn.pad_packed_sequence(out, batch_first=cfg["batch_first"], total_length=total)
+        return (out, state) if cfg["return_state"] else out
+
+    return call
+
+
+def _rnn_cases():
+    """Seeded random configurations per kind: three full-size ones (parity),
+    two small ones (parity and finite differences, one with dropout between
+    layers), one with everything at once per layout, and an unbatched one."""
+    entries = []
+    for k, kind in enumerate(RNN_KINDS):
+        drawn = []
+        for seed in range(3):
+            r = np.random.default_rng([seed, k])
+            drawn.append((f"{kind}-random-{seed}", draw_rnn_config(r, kind), 0.0, False, ()))
+        for seed in range(2):
+            r = np.random.default_rng([100 + seed, k])
+            cfg = draw_rnn_config(r, kind, small=True)
+            if seed:  # dropout between two layers
+                cfg["num_layers"] = 2
+            drawn.append((f"{kind}-small-{seed}", cfg, 0.3 * seed, False, None))
+        for batch_first in (True, False):
+            r = np.random.default_rng(k)
+            cfg = dict(draw_rnn_config(r, kind), num_layers=3, bidirectional=True, batch_first=batch_first,
+                       bias=True, lengths=True, h0=True, steps=6, batch=4, hidden_size=5, return_state=True,
+                       proj_size=3 if kind == "LSTM" else 0)
+            drawn.append((f"{kind}-everything-{'NT' if batch_first else 'TN'}", cfg, 0.0, False, ()))
+        r = np.random.default_rng([7, k])
+        cfg = dict(draw_rnn_config(r, kind, small=True), num_layers=2, bidirectional=True, h0=True,
+                   return_state=True)
+        drawn.append((f"{kind}-unbatched", cfg, 0.0, True, None))
+        for name, cfg, dropout, unbatched, gradcheck in drawn:
+            entries.append(
+                Entry(
+                    name,
+                    lambda s, c=cfg, d=dropout: _rnn_module(c, s, d),
+                    [_rnn_input(cfg, unbatched)],
+                    torch=lambda m, c=cfg, d=dropout: _t_rnn_module(c, d),
+                    torch_call=_t_rnn_call(cfg),
+                    random=dropout > 0,
+                    mode_dependent=dropout > 0 and cfg["num_layers"] > 1,
+                    gradcheck=gradcheck,
+                    batch_axis=None if unbatched or cfg["h0"] or cfg["lengths"] or cfg["return_state"]
+                    else (0 if cfg["batch_first"] else 1),
+                )
+            )
+    return entries
+
+
 POOL_CASES_2D = [  # kernel, stride, padding, input shape
     (2, None, 0, (2, 3, 8, 6)),
     (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
@@ -1088,7 +1245,10 @@ MODULES = [
         [SEQ, (3, 1, 3)],
         torch=lambda m: tnn.RNN(3, 4, 2, "relu"),
         torch_call=_rnn_out,
-        errors=[((5, 2, 4), r"expected input of shape \(T, N, 3\)")],
+        errors=[
+            ((5, 2, 4), r"expected input of shape \(T, N, 3\)"),
+            (((2, 5, 3), (3, 5, 4)), r"expected hx of shape \(2, 5, 4\), got \(3, 5, 4\)"),
+        ],
         batch_axis=1,
     ),
     Entry(
@@ -1173,6 +1333,17 @@ MODULES = [
         [(2, 4, 3)],
         torch=lambda m: tnn.GRU(3, 4, batch_first=True),
         torch_call=_rnn_state,
+        errors=[(((2, 5, 3), (3, 5, 4)), r"expected hx of shape \(1, 2, 4\), got \(3, 5, 4\)")],
+        batch_axis=None,
+    ),
+    Entry(
+        "LSTM-2-layers-state",
+        lambda s: layers.LSTM(3, 4, num_layers=2, return_state=True, rng=s),
+        [SEQ],
+        torch=lambda m: tnn.LSTM(3, 4, num_layers=2),
+        torch_call=_lstm_state,
+        gradcheck=(),  # the random configurations check gradients; this entry holds the input errors
+        errors=[(Const(bad), r"LSTM\(3, 4, num_layers=2.*" + match) for bad, match in LSTM_INPUT_ERRORS],
         batch_axis=None,
     ),
     Entry(
@@ -1183,15 +1354,22 @@ MODULES = [
         errors=[((2, 4), r"expected input of shape \(N, 3\)")],
     ),
     Entry(
+        "RNNCell-tanh-nobias",
+        lambda s: layers.RNNCell(3, 4, bias=False, rng=s),
+        [((2, 3), (2, 4)), (3,)],
+        torch=lambda m: tnn.RNNCell(3, 4, bias=False),
+    ),
+    Entry(
         "LSTMCell",
         lambda s: layers.LSTMCell(3, 4, rng=s),
         [(2, 3), ((2, 3), ((2, 4), (2, 4)))],
         torch=lambda m: tnn.LSTMCell(3, 4),
+        errors=[(((2, 3), (2, 4)), r"expected hx as a pair")],
     ),
     Entry(
         "LSTMCell-nobias",
         lambda s: layers.LSTMCell(3, 4, bias=False, rng=s),
-        [(2, 3)],
+        [(2, 3), (3,)],
         torch=lambda m: tnn.LSTMCell(3, 4, bias=False),
     ),
     Entry(
@@ -1199,12 +1377,32 @@ MODULES = [
         lambda s: layers.GRUCell(3, 4, rng=s),
         [(2, 3), ((2, 3), (2, 4))],
         torch=lambda m: tnn.GRUCell(3, 4),
+        errors=[
+            ((2, 5), r"GRUCell\(3, 4\): expected input of shape \(N, 3\)"),
+            (((2, 3), (3, 4)), r"expected h of shape \(2, 4\), got \(3, 4\)"),
+        ],
+    ),
+    Entry(
+        "GRUCell-nobias",
+        lambda s: layers.GRUCell(3, 4, bias=False, rng=s),
+        [(2, 3), (3,)],
+        torch=lambda m: tnn.GRUCell(3, 4, bias=False),
     ),
     Entry(
         "LastStep",
         lambda s: layers.LastStep(),
         [(2, 5, 3), _lengths((2, 5, 3), [2, 5])],
-        errors=[((2, 4), r"expected a sequence of shape \(N, T, F\)")],
+        errors=[
+            ((2, 4), r"expected a sequence of shape \(N, T, F\)"),
+            (_lengths((3, 4, 2), [1, 5, 2]), r"lengths of shape \(3,\) in \[1, 4\]"),
+            (((3, 4, 6), (1, 3, 4)), r"expected h_n"),
+        ],
+    ),
+    Entry(
+        "LastStep-bidirectional-lengths",
+        lambda s: layers.LastStep(bidirectional=True),
+        [_lengths((3, 4, 6), [4, 1, 2])],
+        batch_axis=None,
     ),
     Entry(
         "LastStep-bidirectional",
@@ -1327,7 +1525,7 @@ MODULES = [
 ]
 
 MODULES += _random_convs() + _pool_cases() + _spatial_cases() + _norm_cases()
-MODULES += _embedding_cases()
+MODULES += _embedding_cases() + _rnn_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [

@@ -1,7 +1,9 @@
-"""RNN / LSTM / GRU and their cells: PyTorch parity (float32) and finite
-differences (float64) over randomly drawn configurations (seeded), variable
-lengths against PyTorch's packed sequences, the input/gradient structures,
-state_dicts both ways, dropout, LastStep / pad_sequence, and the error contract."""
+"""RNN / LSTM / GRU and their cells, what the one table (tests/module_table.py,
+whose seeded random configurations give PyTorch parity with packed lengths and
+initial states, finite differences and the forward error cases) cannot say:
+padded steps change nothing, keyword forms, state_dict names both ways, dtypes
+and empty batches, dropout, accumulation, LastStep / pad_sequence, and the
+gradient and constructor errors."""
 
 import warnings
 
@@ -87,223 +89,11 @@ def pack_input(x, hx, lengths):
     return (x, lengths) if hx is None else (x, hx, lengths)
 
 
-def torch_run(ref, x, hx, lengths, batch_first):
-    """PyTorch's output (padded to T, zeros at padded steps), final states and the leaf tensors."""
-    xt = torch.tensor(x, requires_grad=True)
-    hxt = None
-    if hx is not None:
-        hxt = tuple(torch.tensor(a, requires_grad=True) for a in hx) if isinstance(hx, tuple) else \
-            torch.tensor(hx, requires_grad=True)
-    if lengths is None:
-        out, state = ref(xt, hxt)
-    else:
-        packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths), batch_first=batch_first,
-                                                         enforce_sorted=False)
-        out, state = ref(packed, hxt)
-        T = x.shape[1] if batch_first else x.shape[0]
-        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=batch_first, total_length=T)
-    return out, state, xt, hxt
-
-
-# ---------------------------------------------------------------- parity with PyTorch
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("seed", range(6))
-def test_parity_with_torch(kind, seed):
-    r = np.random.default_rng([seed, KINDS.index(kind)])
-    check_parity(r, draw_config(r, kind), seed)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("batch_first", (True, False))
-def test_parity_everything_at_once(kind, batch_first):
-    """3 layers, both directions, projections, lengths and initial states together."""
-    r = np.random.default_rng(KINDS.index(kind))
-    cfg = dict(draw_config(r, kind), num_layers=3, bidirectional=True, batch_first=batch_first, bias=True,
-               lengths=True, h0=True, steps=6, batch=4, hidden_size=5, proj_size=3 if kind == "LSTM" else 0)
-    check_parity(r, cfg, 0)
-
-
-def check_parity(r, cfg, seed):
-    """Forward (output, final states) and backward (input, initial states,
-    parameters) of our network against PyTorch's, in float32."""
-    kind = cfg["kind"]
-    m = make(cfg, return_state=True, rng=seed)
-    ref = torch_twin(m)
-    x, hx, lengths = draw_input(r, cfg, np.float32)
-    out, state = m.forward(pack_input(x, hx, lengths))
-    t_out, t_state, xt, hxt = torch_run(ref, x, hx, lengths, cfg["batch_first"])
-    assert_close(out, t_out, np.float32, "output")
-    if kind == "LSTM":
-        assert_close(state[0], t_state[0], np.float32, "h_n")
-        assert_close(state[1], t_state[1], np.float32, "c_n")
-    else:
-        assert_close(state, t_state, np.float32, "h_n")
-    # gradients of a random scalar of the output and the final states
-    g_out = r.normal(size=out.shape).astype(np.float32)  # nonzero at padded steps too: they must be ignored
-    if kind == "LSTM":
-        g_state = (r.normal(size=state[0].shape).astype(np.float32), r.normal(size=state[1].shape).astype(np.float32))
-        loss = (t_out * torch.tensor(g_out)).sum() + sum((s * torch.tensor(g)).sum()
-                                                        for s, g in zip(t_state, g_state, strict=True))
-    else:
-        g_state = r.normal(size=state.shape).astype(np.float32)
-        loss = (t_out * torch.tensor(g_out)).sum() + (t_state * torch.tensor(g_state)).sum()
-    loss.backward()
-    m.zeroGradParameters()
-    grad_in = m.backward(pack_input(x, hx, lengths), (g_out, g_state))
-    gx = grad_in if isinstance(grad_in, np.ndarray) else grad_in[0]
-    assert_close(gx, xt.grad, np.float32, "grad input")
-    if hx is not None:
-        ghx = grad_in[1]
-        if kind == "LSTM":
-            assert_close(ghx[0], hxt[0].grad, np.float32, "grad h0")
-            assert_close(ghx[1], hxt[1].grad, np.float32, "grad c0")
-        else:
-            assert_close(ghx, hxt.grad, np.float32, "grad h0")
-    if lengths is not None:
-        assert grad_in[-1] is None  # no gradient for the integer lengths
-    for name, p in ref.named_parameters():
-        assert_close(getattr(m, "grad_" + name), p.grad, np.float32, f"grad {name}")
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_parity_unbatched_and_output_only(kind):
-    """Unbatched input (T, I) with states (L*D, H), and the plain output form."""
-    r = np.random.default_rng(7)
-    cfg = dict(draw_config(r, kind), num_layers=2, bidirectional=True, batch_first=False)
-    m = make(cfg, rng=1)
-    ref = torch_twin(m)
-    x = r.normal(size=(4, cfg["input_size"])).astype(np.float32)
-    out = m.forward(x)
-    xt = torch.tensor(x, requires_grad=True)
-    t_out, _ = ref(xt)
-    assert_close(out, t_out, np.float32, "output")
-    g = r.normal(size=out.shape).astype(np.float32)
-    (t_out * torch.tensor(g)).sum().backward()
-    assert_close(m.backward(x, g), xt.grad, np.float32, "grad input")
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_parity_unbatched_with_states(kind):
-    """Unbatched (T, I) with initial states (L*D, P) and return_state: states come back (L*D, P)."""
-    r = np.random.default_rng(8)
-    cfg = dict(draw_config(r, kind), num_layers=2, bidirectional=True, batch_first=True, batch=1, h0=True,
-               lengths=False)
-    m = make(cfg, return_state=True, rng=2)
-    ref = torch_twin(m)
-    x, hx, _ = draw_input(r, cfg, np.float32)
-    x = x[0]
-    hx = tuple(a[:, 0] for a in hx) if kind == "LSTM" else hx[:, 0]
-    out, state = m.forward((x, hx))
-    t_out, t_state, xt, hxt = torch_run(ref, x, hx, None, True)
-    assert_close(out, t_out, np.float32, "output")
-    t_leaves = list(t_state) if kind == "LSTM" else [t_state]
-    for ours, theirs in zip(_float_leaves(state), t_leaves, strict=True):
-        assert_close(ours, theirs, np.float32, "final state")
-    g_out = r.normal(size=out.shape).astype(np.float32)
-    g_state = _random_like(r, state)
-    loss = (t_out * torch.tensor(g_out)).sum() + sum((t * torch.tensor(g)).sum()
-                                                    for t, g in zip(t_leaves, _float_leaves(g_state), strict=True))
-    loss.backward()
-    gx, ghx = m.backward((x, hx), (g_out, g_state))
-    assert_close(gx, xt.grad, np.float32, "grad x")
-    t_hx = list(hxt) if kind == "LSTM" else [hxt]
-    for ours, theirs in zip(_float_leaves(ghx), t_hx, strict=True):
-        assert_close(ours, theirs.grad, np.float32, "grad initial state")
-
-
-@pytest.mark.parametrize("kind", ("RNN_TANH", "RNN_RELU", "LSTM", "GRU"))
-def test_cells_parity(kind):
-    r = np.random.default_rng(KINDS.index(kind))
-    I, H, N = 3, 4, 5
-    if kind.startswith("RNN"):
-        nl = kind[4:].lower()
-        m, ref = RNNCell(I, H, nonlinearity=nl, rng=0), torch.nn.RNNCell(I, H, nonlinearity=nl)
-    elif kind == "LSTM":
-        m, ref = LSTMCell(I, H, rng=0), torch.nn.LSTMCell(I, H)
-    else:
-        m, ref = GRUCell(I, H, rng=0), torch.nn.GRUCell(I, H)
-    ref.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})
-    x = r.normal(size=(N, I)).astype(np.float32)
-    h = r.normal(size=(N, H)).astype(np.float32)
-    hx = (h, r.normal(size=(N, H)).astype(np.float32)) if kind == "LSTM" else h
-    xt = torch.tensor(x, requires_grad=True)
-    hxt = tuple(torch.tensor(a, requires_grad=True) for a in hx) if kind == "LSTM" else \
-        torch.tensor(h, requires_grad=True)
-    out = m.forward((x, hx))
-    t_out = ref(xt, hxt)
-    if kind == "LSTM":
-        g = (r.normal(size=(N, H)).astype(np.float32), None)  # None: no gradient for c'
-        assert_close(out[0], t_out[0], np.float32, "h'")
-        assert_close(out[1], t_out[1], np.float32, "c'")
-        (t_out[0] * torch.tensor(g[0])).sum().backward()
-    else:
-        g = r.normal(size=(N, H)).astype(np.float32)
-        assert_close(out, t_out, np.float32, "h'")
-        (t_out * torch.tensor(g)).sum().backward()
-    gx, ghx = m.backward((x, hx), g)
-    assert_close(gx, xt.grad, np.float32, "grad x")
-    if kind == "LSTM":
-        assert_close(ghx[0], hxt[0].grad, np.float32, "grad h")
-        assert_close(ghx[1], hxt[1].grad, np.float32, "grad c")
-    else:
-        assert_close(ghx, hxt.grad, np.float32, "grad h")
-    for name, p in ref.named_parameters():
-        assert_close(getattr(m, "grad_" + name), p.grad, np.float32, f"grad {name}")
-    # no state given: zeros, as PyTorch; unbatched input
-    assert_close(m.forward(x[0]) if kind != "LSTM" else m.forward(x[0])[0],
-                 ref(torch.tensor(x[0])) if kind != "LSTM" else ref(torch.tensor(x[0]))[0], np.float32, "unbatched")
-
-
-# ---------------------------------------------------------------- finite differences (float64)
+# ---------------------------------------------------------------- helpers
 def _float_leaves(x):
     if isinstance(x, (tuple, list)):
         return [leaf for v in x for leaf in _float_leaves(v)]
     return [x] if x is not None and getattr(x, "dtype", None) is not None and x.dtype.kind == "f" else []
-
-
-def _random_like(r, x):
-    if isinstance(x, (tuple, list)):
-        return tuple(_random_like(r, v) for v in x)
-    return r.normal(size=x.shape)
-
-
-def finite_difference_check(module, input, seed=0):
-    """``nnumpy.gradcheck`` (float64 central differences of ``sum(output * G)``,
-    tuples anywhere, dropout masks repeated) with tight tolerances, and a check
-    that it covered every float part of the input and every parameter."""
-    result = nn.gradcheck(module, input, seed=seed, atol=1e-7, rtol=1e-5)
-    n_inputs = len(_float_leaves(input))
-    assert len(result.checked) == n_inputs + len(list(module.named_parameters())), result.checked
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("seed", range(3))
-def test_gradients_by_finite_differences(kind, seed):
-    r = np.random.default_rng([100 + seed, KINDS.index(kind)])
-    cfg = dict(draw_config(r, kind), steps=int(r.integers(2, 5)), batch=2, hidden_size=3, input_size=2)
-    cfg["num_layers"] = min(cfg["num_layers"], 2)
-    if kind == "LSTM" and cfg["proj_size"]:
-        cfg["proj_size"] = 2
-    m = make(cfg, return_state=bool(seed % 2), dropout=0.3 if seed == 2 else 0.0, rng=seed)
-    x, hx, lengths = draw_input(r, cfg, np.float64)
-    finite_difference_check(m, pack_input(x, hx, lengths), seed)
-
-
-@pytest.mark.parametrize("cls", (RNNCell, LSTMCell, GRUCell))
-def test_cells_finite_differences(cls):
-    r = np.random.default_rng(3)
-    x = r.normal(size=(2, 3))
-    h = r.normal(size=(2, 4))
-    hx = (h, r.normal(size=(2, 4))) if cls is LSTMCell else h
-    finite_difference_check(cls(3, 4, rng=0), (x, hx))
-    finite_difference_check(cls(3, 4, bias=False, rng=0), x)
-
-
-def test_gradcheck_plain_input():
-    """nnumpy.gradcheck itself on the array-in, array-out form."""
-    x = np.random.default_rng(0).normal(size=(3, 2, 2))
-    nn.gradcheck(LSTM(2, 3, num_layers=2, bidirectional=True, proj_size=2, rng=0), x)
-    nn.gradcheck(GRU(2, 3, batch_first=True, rng=0), x)
 
 
 # ---------------------------------------------------------------- variable lengths
@@ -510,13 +300,6 @@ def test_last_step_is_h_n(batch_first, bidirectional):
         assert_close(getattr(seq_net[0], "grad_" + name), getattr(state_net[0], "grad_" + name), np.float32, name)
 
 
-def test_last_step_gradient_by_finite_differences():
-    r = np.random.default_rng(0)
-    seq = r.normal(size=(3, 4, 6))
-    finite_difference_check(LastStep(bidirectional=True), (seq, np.array([4, 1, 2])))
-    finite_difference_check(LastStep(batch_first=False), seq)
-
-
 def test_sequential_classifier_trains():
     """Sequential(LSTM, LastStep, Linear) on rows of images, as the guide builds it: the loss falls."""
     r = np.random.default_rng(0)
@@ -615,43 +398,6 @@ def test_pad_sequence_matches_torch():
 
 
 # ---------------------------------------------------------------- errors
-def _unchanged_after(m, call, error, match):
-    before = m.output
-    with pytest.raises(error, match=match):
-        call()
-    assert m.output is before
-
-
-@pytest.mark.parametrize("bad, error, match", [
-    (np.zeros((5, 2, 4), np.float32), ValueError, r"expected input of shape \(T, N, 3\).*got \(5, 2, 4\)"),
-    (np.zeros((5, 2, 3), np.int64), TypeError, r"floating dtype"),
-    ((np.zeros((5, 2, 3), np.float32), np.array([6, 1])), ValueError, r"lengths must be in \[1, 5\].*max 6"),
-    ((np.zeros((5, 2, 3), np.float32), np.array([0, 1])), ValueError, r"lengths must be in \[1, 5\].*min 0"),
-    ((np.zeros((5, 2, 3), np.float32), np.array([1, 1, 1])), ValueError, r"lengths of shape \(2,\)"),
-    ((np.zeros((5, 2, 3), np.float32), np.zeros((2, 2, 4), np.float32)), TypeError, r"pair \(h0, c0\)"),
-    ((np.zeros((5, 2, 3), np.float32), (np.zeros((2, 2, 4), np.float32), np.zeros((1, 2, 4), np.float32))),
-     ValueError, r"expected c0 of shape \(2, 2, 4\), got \(1, 2, 4\)"),
-    ((np.zeros((5, 2, 3), np.float32), (np.zeros((2, 3, 4), np.float32), np.zeros((2, 2, 4), np.float32))),
-     ValueError, r"expected h0 of shape \(2, 2, 4\), got \(2, 3, 4\)"),
-    ((np.zeros((5, 2, 3), np.float32), (np.zeros((2, 2, 4)), np.zeros((2, 2, 4)))), TypeError, r"dtype float32"),
-    ((np.zeros((5, 3), np.float32), np.array([2])), ValueError, r"lengths need a batched input"),
-    ((np.zeros((5, 2, 3), np.float32), None, None, None), TypeError, r"tuple of 4"),
-])
-def test_input_errors_name_the_layer_and_change_nothing(bad, error, match):
-    m = LSTM(3, 4, num_layers=2, return_state=True, rng=0)
-    m.forward(np.zeros((5, 2, 3), np.float32))
-    _unchanged_after(m, lambda: m.forward(bad), error, r"LSTM\(3, 4, num_layers=2.*" + match)
-
-
-def test_state_shape_errors_for_rnn_and_gru():
-    for m in (RNN(3, 4, bidirectional=True, rng=0), GRU(3, 4, batch_first=True, rng=0)):
-        D, N = m.num_directions, 2 if m.batch_first else 5
-        x = np.zeros((2, 5, 3), np.float32)
-        want = rf"{type(m).__name__}\(3, 4.*expected hx of shape \({D}, {N}, 4\), got \(3, 5, 4\)"
-        with pytest.raises(ValueError, match=want):
-            m.forward((x, np.zeros((3, 5, 4), np.float32)))
-
-
 def test_gradient_errors():
     m = GRU(3, 4, return_state=True, rng=0)
     x = np.zeros((5, 2, 3), np.float32)
@@ -681,26 +427,6 @@ def test_gradient_errors():
 def test_constructor_errors(make_bad, match):
     with pytest.raises(ValueError, match=match):
         make_bad()
-
-
-def test_cell_errors():
-    cell = GRUCell(3, 4)
-    with pytest.raises(ValueError, match=r"GRUCell\(3, 4\): expected input of shape \(N, 3\)"):
-        cell.forward(np.zeros((2, 5), np.float32))
-    with pytest.raises(ValueError, match=r"expected h of shape \(2, 4\), got \(3, 4\)"):
-        cell.forward((np.zeros((2, 3), np.float32), np.zeros((3, 4), np.float32)))
-    with pytest.raises(TypeError, match=r"LSTMCell\(3, 4\): expected hx as a pair"):
-        LSTMCell(3, 4).forward((np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32)))
-
-
-def test_last_step_errors():
-    step = LastStep()
-    with pytest.raises(ValueError, match=r"LastStep\(\): expected a sequence of shape \(N, T, F\)"):
-        step.forward(np.zeros((3, 4), np.float32))
-    with pytest.raises(ValueError, match=r"lengths of shape \(3,\) in \[1, 4\]"):
-        step.forward((np.zeros((3, 4, 2), np.float32), np.array([1, 5, 2])))
-    with pytest.raises(ValueError, match=r"expected h_n"):
-        step.forward((np.zeros((3, 4, 6), np.float32), np.zeros((1, 3, 4), np.float32)))
 
 
 def test_repr():
