@@ -26,8 +26,13 @@ An ``Entry`` holds:
   ``torch_state`` (compare buffers with PyTorch's after two training steps),
   ``gradcheck`` (the configurations to check, default all), ``batch_axis``
   (for the batch-of-one test; None where the leaves do not share one).
+- ``forward_kwargs``: keywords every forward of the module gets (masks,
+  ``need_weights``, ...): ``make`` returns the module with them bound, and
+  ``bind`` binds them again to a module loaded from a file. ``torch_call``
+  then also gets them, arrays as tensors (float ones in the call's dtype).
 """
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Callable
@@ -127,6 +132,18 @@ class Entry:
     repr: str = None
     torch_float64: bool = True  # PyTorch's float64 result is exact (False: it rounds a constant to float32)
     batch_axis: int = 0  # the batch axis of every input and output leaf (None: no such axis for all)
+    forward_kwargs: dict = None  # keywords of every forward (masks, flags), also given to torch_call
+
+    def __post_init__(self):
+        if self.forward_kwargs:
+            make = self.make
+            self.make = lambda s: self.bind(make(s))
+
+    def bind(self, module):
+        """``module`` whose ``forward`` takes this entry's keywords."""
+        if self.forward_kwargs:
+            module.forward = functools.partial(type(module).forward, module, **self.forward_kwargs)
+        return module
 
     @property
     def cls(self):
@@ -723,6 +740,119 @@ def _rnn_cases():
                     else (0 if cfg["batch_first"] else 1),
                 )
             )
+    return entries
+
+
+def draw_mha_case(r):
+    """A random MultiheadAttention configuration PyTorch accepts (what
+    test_attention drew): heads, kdim/vdim, bias, bias_kv, zero_attn, layout,
+    self / shared key-value / three inputs, unbatched, boolean / -inf / float
+    key_padding_mask and attn_mask (2-D or per head), is_causal, need_weights
+    averaged or not; masks leave every query at least one key."""
+    H = int(r.integers(1, 5))
+    E = H * int(r.integers(1, 4))
+    cfg = dict(
+        embed_dim=E, num_heads=H, bias=bool(r.integers(4)), add_bias_kv=bool(r.integers(3) == 0),
+        add_zero_attn=bool(r.integers(4) == 0), batch_first=bool(r.integers(2)),
+    )
+    if r.integers(3) == 0:
+        cfg.update(kdim=int(r.integers(1, 6)), vdim=int(r.integers(1, 6)))
+    N, L, S = int(r.integers(1, 4)), int(r.integers(1, 5)), int(r.integers(1, 5))
+    form = ["self", "kv", "qkv"][r.integers(3)] if "kdim" not in cfg else "qkv"
+    if form == "self":
+        S = L
+    unbatched = r.integers(6) == 0
+    kw = {}
+    causal = r.integers(4) == 0
+    if r.integers(2):
+        kind = r.integers(2)
+        pad = r.random((N, S)) < 0.3
+        pad[:, 0] = False
+        kw["key_padding_mask"] = pad if kind == 0 else np.where(pad, -np.inf, r.normal(size=(N, S)))
+    if r.integers(2):
+        kind = r.integers(3)
+        shape = (L, S) if r.integers(2) else (N * H, L, S)
+        block = r.random(shape) < 0.3
+        block[..., 0] = False
+        kw["attn_mask"] = [block, np.where(block, -np.inf, 0.0), r.normal(size=shape)][kind]
+    if causal:
+        kw["is_causal"] = True
+    if r.integers(2):
+        kw["need_weights"] = True
+        kw["average_attn_weights"] = bool(r.integers(2))
+    if unbatched:
+        N = 1
+        kw = {k: (v[0] if k == "key_padding_mask" else v) for k, v in kw.items()}
+        if "attn_mask" in kw and kw["attn_mask"].ndim == 3:
+            kw["attn_mask"] = kw["attn_mask"][:H]
+    return cfg, form, (N, L, S), bool(unbatched), kw
+
+
+def _mha_input(cfg, form, sizes, unbatched):
+    """x (self-attention), (q, kv, kv) with the key array as the value, or (q, k, v)."""
+    N, L, S = sizes
+    E, kd, vd = cfg["embed_dim"], cfg.get("kdim") or cfg["embed_dim"], cfg.get("vdim") or cfg["embed_dim"]
+
+    def f(dtype, seed):
+        r = np.random.default_rng(seed)
+
+        def arr(n, e):
+            shape = (n, e) if unbatched else ((N, n, e) if cfg["batch_first"] else (n, N, e))
+            return r.normal(size=shape).astype(dtype)
+
+        q = arr(L, E)
+        if form == "self":
+            return q
+        if form == "kv":
+            kv = arr(S, kd)
+            return q, kv, kv
+        return q, arr(S, kd), arr(S, vd)
+
+    return Fn(f)
+
+
+def _t_mha_call(t, x, **kw):
+    """PyTorch's call for our keywords: need_weights defaults to False here; is_causal
+    (a hint in PyTorch) becomes the causal mask merged into attn_mask."""
+    q, k, v = (x, x, x) if isinstance(x, torch.Tensor) else x
+    kw.setdefault("need_weights", False)
+    if kw.get("is_causal"):
+        L, S = q.shape[-2 if t.batch_first or q.dim() == 2 else 0], k.shape[-2 if t.batch_first or k.dim() == 2 else 0]
+        causal = torch.ones(L, S, dtype=torch.bool).triu(1)
+        am = kw.get("attn_mask")
+        if am is None:
+            kw["attn_mask"] = causal
+        elif am.dtype == torch.bool:
+            kw["attn_mask"] = am | causal
+        else:
+            kw["attn_mask"] = am.masked_fill(causal, float("-inf"))
+        kw["is_causal"] = False
+    out, weights = t(q, k, v, **kw)
+    return (out, weights) if kw["need_weights"] else out
+
+
+def _mha_cases():
+    """Seeded random MultiheadAttention configurations: 16 for parity, 8 more
+    (half with dropout 0.4) for parity and finite differences."""
+    entries = []
+    for seed in range(24):
+        r = np.random.default_rng(seed if seed < 16 else 500 + seed)
+        cfg, form, sizes, unbatched, kw = draw_mha_case(r)
+        dropout = 0.4 if seed >= 16 and seed % 2 else 0.0
+        entries.append(
+            Entry(
+                f"MultiheadAttention-random-{seed}",
+                lambda s, c=cfg, d=dropout: layers.MultiheadAttention(**c, dropout=d, rng=s),
+                [_mha_input(cfg, form, sizes, unbatched)],
+                torch=lambda m, c=cfg, d=dropout: tnn.MultiheadAttention(**c, dropout=d),
+                torch_call=_t_mha_call,
+                forward_kwargs=kw,
+                random=dropout > 0,
+                mode_dependent=dropout > 0,
+                gradcheck=() if seed < 16 else None,
+                batch_axis=None,
+            )
+        )
     return entries
 
 
@@ -1525,7 +1655,7 @@ MODULES = [
 ]
 
 MODULES += _random_convs() + _pool_cases() + _spatial_cases() + _norm_cases()
-MODULES += _embedding_cases() + _rnn_cases()
+MODULES += _embedding_cases() + _rnn_cases() + _mha_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [

@@ -75,7 +75,20 @@ def to_torch_input(x):
     return like(x, lambda a: tensor(a).requires_grad_(True) if is_float(a) else tensor(a))
 
 
+def torch_keywords(entry, xt):
+    """The entry's forward keywords for PyTorch: arrays as tensors, float ones in the input's dtype."""
+    dtype = next(a.dtype for a in leaves(xt) if a.dtype.is_floating_point)
+    kw = {}
+    for key, value in entry.forward_kwargs.items():
+        if isinstance(value, np.ndarray):
+            value = tensor(value).to(dtype) if value.dtype.kind == "f" else tensor(value)
+        kw[key] = value
+    return kw
+
+
 def call_torch(entry, tmod, xt):
+    if entry.forward_kwargs:
+        return entry.torch_call(tmod, xt, **torch_keywords(entry, xt))
     if entry.torch_call is not None:
         return entry.torch_call(tmod, xt)
     return tmod(*xt) if isinstance(xt, tuple) else tmod(xt)
@@ -226,7 +239,7 @@ def test_state_dict_and_model_file_round_trip(entry, tmp_path):
     fresh.load_state_dict(trained.state_dict())
     _assert_same_state(trained, fresh)
     save_model(trained, tmp_path / "m.npz")
-    loaded = load_model(tmp_path / "m.npz")
+    loaded = entry.bind(load_model(tmp_path / "m.npz"))
     assert type(loaded) is type(trained) and module_config(loaded) == module_config(trained)
     _assert_same_state(trained, loaded)
     for other in (fresh, loaded):
