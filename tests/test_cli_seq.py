@@ -136,6 +136,22 @@ def test_evaluate_reports_bits_per_character(lm_run, capsys):
         assert "unigram entropy" in printed
 
 
+def test_export_of_a_character_model_runs_any_batch_and_length(lm_run, tmp_path):
+    import onnxruntime
+
+    _, _, out = lm_run
+    path = tmp_path / "charlm.onnx"
+    assert cli.main(["export", str(out / "model.npz"), "--onnx", str(path)]) == 0
+    model = nnumpy.load_model(out / "model.npz").evaluate()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch, length in ((1, 16), (3, 5)):
+        ids = np.random.default_rng(length).integers(0, 5, (batch, length)).astype(np.int64)
+        (ours,) = session.run(None, {session.get_inputs()[0].name: ids})
+        reference = model.forward(ids)
+        reference = reference[0] if isinstance(reference, tuple) else reference
+        np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5)
+
+
 def test_charlm_resumes_from_its_checkpoint(lm_run, tmp_path, capsys):
     _, corpus, out = lm_run
     resumed = tmp_path / "resumed"

@@ -1,5 +1,5 @@
 """Character corpora (data/text.py), row-sequential images (data/sequences.py)
-and the sequence models' own pieces (models.py: StepLinear,
+and the sequence models' own pieces (models.py:
 CausalTransformerEncoder, LSTM-F, TRF-F, the character models)."""
 
 import numpy as np
@@ -173,35 +173,7 @@ def test_rows_as_sequences():
         rows_as_sequences(np.zeros((5, 3, 28, 28), np.uint8))
 
 
-# ---------------------------------------------------------------- StepLinear, the causal encoder
-def test_step_linear_matches_torch_linear_on_sequences():
-    layer = models.StepLinear(5, 3, rng=0)
-    x = np.random.default_rng(1).normal(size=(2, 4, 5)).astype(np.float32)
-    g = np.random.default_rng(2).normal(size=(2, 4, 3)).astype(np.float32)
-    ref = torch.nn.Linear(5, 3)
-    with torch.no_grad():
-        ref.weight.copy_(torch.from_numpy(layer.W))
-        ref.bias.copy_(torch.from_numpy(layer.b))
-    xt = torch.from_numpy(x).requires_grad_()
-    yt = ref(xt)
-    yt.backward(torch.from_numpy(g))
-    assert_close(layer.forward(x), yt, what="output")
-    assert_close(layer.backward(x, g), xt.grad, what="gradInput")
-    assert_close(layer.gradW, ref.weight.grad, what="gradW")
-    assert_close(layer.gradb, ref.bias.grad, what="gradb")
-    assert layer.forward(x.astype(np.float64)).dtype == np.float64
-
-
-def test_step_linear_gradcheck_and_errors():
-    x = np.random.default_rng(0).normal(size=(2, 3, 4))
-    nnumpy.gradcheck(models.StepLinear(4, 2, rng=0), x)
-    nnumpy.gradcheck(models.StepLinear(4, 2, bias=False, rng=0), x[0])
-    with pytest.raises(ValueError, match=r"StepLinear\(4 -> 2\): expected input of shape \(\*, 4\), got \(2, 3, 5\)"):
-        models.StepLinear(4, 2).forward(np.zeros((2, 3, 5), np.float32))
-    with pytest.raises(ValueError, match="n_out"):
-        models.StepLinear(4, 0)
-
-
+# ---------------------------------------------------------------- the causal encoder
 def test_causal_encoder_does_not_look_ahead():
     layer = nnumpy.TransformerEncoderLayer(8, 2, 16, dropout=0.0, norm_first=True, batch_first=True, rng=0)
     enc = models.CausalTransformerEncoder(layer, 2)

@@ -9,9 +9,9 @@ and ``trf_f()`` the sequence classifiers LSTM-F and TRF-F (logits out, for
 ``RECIPES`` holds the training recipe ``nnumpy train`` uses for each unless
 told otherwise; ``make_schedule`` turns a recipe into an LR-schedule callback.
 
-``StepLinear`` and ``CausalTransformerEncoder`` are defined here and found
-by model files once ``nnumpy.models`` is imported (the ``nnumpy`` command
-imports it; a script that loads a character model imports it first).
+``CausalTransformerEncoder`` is defined here and found by model files once
+``nnumpy.models`` is imported (the ``nnumpy`` command imports it; a script
+that loads a character model imports it first).
 """
 
 from dataclasses import asdict, dataclass, replace
@@ -52,7 +52,6 @@ __all__ = [
     "char_lstm",
     "char_transformer",
     "resnet",
-    "StepLinear",
     "CausalTransformerEncoder",
     "MODELS",
     "CHAR_ARCHS",
@@ -103,68 +102,6 @@ def cnn_f(dtype=np.float32, rng=None):
     )
 
 
-class StepLinear(Module):
-    """``y = x @ W.T + b`` at every position: ``Linear`` on ``(*, n_in)`` inputs
-    (as PyTorch's ``nn.Linear`` takes them), e.g. a per-step output layer.
-
-    Args:
-        n_in, n_out, bias, dtype, rng: as ``Linear`` (the same initialisation
-            and parameter names ``W``, ``b``).
-
-    Shape:
-        Input ``(*, n_in)`` (at least 2-D), output ``(*, n_out)``.
-
-    Backward (``x``, ``g`` flattened to rows):
-        ``gradInput = g @ W``; ``gradW += g.T @ x``; ``gradb += g.sum(0)``.
-
-    Example:
-        >>> import numpy as np
-        >>> StepLinear(3, 2, rng=0).forward(np.ones((4, 5, 3), np.float32)).shape
-        (4, 5, 2)
-    """
-
-    _parameters = (("W", "gradW"), ("b", "gradb"))
-
-    def __init__(self, n_in, n_out, bias=True, dtype=DEFAULT_DTYPE, rng=None):
-        super().__init__()
-        self.n_in = check_positive_int("StepLinear", "n_in", n_in)
-        self.n_out = check_positive_int("StepLinear", "n_out", n_out)
-        rng = resolve_rng(rng)
-        bound = 1.0 / np.sqrt(n_in)
-        self.W = rng.uniform(-bound, bound, size=(n_out, n_in)).astype(dtype)
-        self.b = rng.uniform(-bound, bound, size=n_out).astype(dtype) if bias else None
-        self.gradW = np.zeros_like(self.W)
-        self.gradb = np.zeros_like(self.b) if bias else None
-
-    def _rows(self, x, n, what="input"):
-        check_float_array(self, x, what)
-        if x.ndim < 2 or x.shape[-1] != n:
-            raise ValueError(f"{self!r}: expected {what} of shape (*, {n}), got {tuple(x.shape)}")
-        return x.reshape(-1, n)
-
-    def updateOutput(self, input):
-        x = self._rows(input, self.n_in)
-        out = x @ self.W.astype(x.dtype, copy=False).T
-        if self.b is not None:
-            out += self.b.astype(x.dtype, copy=False)
-        self.output = out.reshape(*input.shape[:-1], self.n_out)
-        return self.output
-
-    def updateGradInput(self, input, gradOutput):
-        g = self._rows(gradOutput, self.n_out, "gradOutput")
-        self.gradInput = (g @ self.W.astype(g.dtype, copy=False)).reshape(input.shape)
-        return self.gradInput
-
-    def accGradParameters(self, input, gradOutput):
-        g = self._rows(gradOutput, self.n_out, "gradOutput")
-        self.gradW += (g.T @ input.reshape(-1, self.n_in)).astype(self.gradW.dtype, copy=False)
-        if self.b is not None:
-            self.gradb += g.sum(axis=0).astype(self.gradb.dtype, copy=False)
-
-    def extra_repr(self):
-        return f"{self.n_in} -> {self.n_out}" + ("" if self.b is not None else ", bias=False")
-
-
 class CausalTransformerEncoder(TransformerEncoder):
     """A ``TransformerEncoder`` whose self-attention is always causal: step
     ``t`` sees steps ``0..t`` only, so it composes in ``Sequential`` as a
@@ -199,7 +136,7 @@ def lstm_f(dtype=np.float32, rng=None):
 
 
 def trf_f(dtype=np.float32, rng=None):
-    """TRF-F: StepLinear(28, 64) + LearnedPositionalEncoding(64, 28) -> 2 x
+    """TRF-F: Linear(28, 64) + LearnedPositionalEncoding(64, 28) -> 2 x
     TransformerEncoderLayer(64, 4, 128, dropout 0.1, norm_first, batch_first)
     -> Mean over the 28 steps -> Linear(64, 10) (logits). Input ``(N, 28, 28)``."""
     rng = resolve_rng(rng)
@@ -207,7 +144,7 @@ def trf_f(dtype=np.float32, rng=None):
         64, 4, dim_feedforward=128, dropout=0.1, norm_first=True, batch_first=True, dtype=dtype, rng=rng
     )
     return Sequential(
-        StepLinear(28, 64, dtype=dtype, rng=rng),
+        Linear(28, 64, dtype=dtype, rng=rng),
         LearnedPositionalEncoding(64, max_len=28, batch_first=True, dtype=dtype, rng=rng),
         TransformerEncoder(layer, 2),
         Mean(1),
@@ -217,7 +154,7 @@ def trf_f(dtype=np.float32, rng=None):
 
 def char_lstm(vocab_size, embedding_dim=64, hidden_size=256, num_layers=1, dropout=0.0, dtype=np.float32, rng=None):
     """A character LSTM: Embedding(V, E) -> LSTM(E, H, num_layers, batch_first,
-    return_state) -> SelectTable(0) -> StepLinear(H, V).
+    return_state) -> SelectTable(0) -> Linear(H, V).
 
     Input ids ``(N, T)``, output logits ``(N, T, V)``. The LSTM returns its
     final state too (``SelectTable(0)`` keeps the sequence), so a training
@@ -229,7 +166,7 @@ def char_lstm(vocab_size, embedding_dim=64, hidden_size=256, num_layers=1, dropo
         LSTM(embedding_dim, hidden_size, num_layers, batch_first=True, dropout=dropout, return_state=True,
              dtype=dtype, rng=rng),
         SelectTable(0),
-        StepLinear(hidden_size, vocab_size, dtype=dtype, rng=rng),
+        Linear(hidden_size, vocab_size, dtype=dtype, rng=rng),
     )
 
 
@@ -237,7 +174,7 @@ def char_transformer(vocab_size, d_model=128, nhead=4, num_layers=2, dim_feedfor
                      dropout=0.1, dtype=np.float32, rng=None):
     """A causal character Transformer: Embedding(V, d) + learned positions
     (max_len) -> CausalTransformerEncoder(num_layers x pre-norm layers,
-    final LayerNorm) -> StepLinear(d, V). Input ids ``(N, T <= max_len)``,
+    final LayerNorm) -> Linear(d, V). Input ids ``(N, T <= max_len)``,
     output logits ``(N, T, V)``; step ``t`` sees the characters ``0..t``."""
     rng = resolve_rng(rng)
     layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=dropout, norm_first=True,
@@ -246,7 +183,7 @@ def char_transformer(vocab_size, d_model=128, nhead=4, num_layers=2, dim_feedfor
         Embedding(vocab_size, d_model, dtype=dtype, rng=rng),
         LearnedPositionalEncoding(d_model, max_len=max_len, batch_first=True, dtype=dtype, rng=rng),
         CausalTransformerEncoder(layer, num_layers, norm=LayerNorm(d_model, dtype=dtype)),
-        StepLinear(d_model, vocab_size, dtype=dtype, rng=rng),
+        Linear(d_model, vocab_size, dtype=dtype, rng=rng),
     )
 
 

@@ -13,8 +13,6 @@ import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-import numpy as np
-
 from .. import data, distributed
 from .._version import __version__
 from ..export import onnx as nnumpy_onnx
@@ -236,9 +234,10 @@ def cmd_export(args):
     input_shape = meta.get("input_shape")
     if not input_shape:
         raise CommandError(f"{args.checkpoint}: no input shape recorded, cannot build an example input")
-    dtype = np.dtype(np.int64 if is_char_model(meta) else (meta.get("dtype") or "float32"))  # ids or values
-    example = np.zeros((1, *input_shape), dtype=dtype)
-    nnumpy_onnx.export(model, example, args.onnx, opset=args.opset)
+    example, axes = nnumpy_onnx.example_input(model, input_shape)  # int64 ids for a character model
+    if is_char_model(meta):  # any batch of any length (up to a Transformer's max_len)
+        axes = {"input": {0: "N", 1: "T"}}
+    nnumpy_onnx.export(model, example, args.onnx, opset=args.opset, dynamic_axes=axes)
     print(f"wrote {args.onnx} (opset {args.opset}, input (N, {', '.join(map(str, input_shape))}))")
     return 0
 

@@ -26,8 +26,8 @@ mode (moving statistics, no dropout). The table (``_CONVERTERS``, filled by
 - attention: MultiheadAttention -> MatMul / Softmax (masks given as graph
   inputs: boolean -> Where, float -> Add), the Transformer encoder and decoder
   layers, stacks and ``Transformer``, the positional encodings; the models'
-  (``nnumpy.models``) CausalTransformerEncoder (future keys masked),
-  StepLinear and Mean.
+  (``nnumpy.models``) CausalTransformerEncoder (future keys masked)
+  and Mean; Linear on ``(*, in)`` inputs (MatMul + Add where Gemm is 2-D only).
 - containers: Sequential, Residual, ConcatTable, ParallelTable, Concat,
   CAddTable / CSubTable / CMulTable, JoinTable, SplitTable, SelectTable and
   ``Graph`` (its steps in order; several inputs and outputs).
@@ -128,7 +128,7 @@ from ..layers.transformer import (
     TransformerEncoderLayer,
 )
 from ..layers.upsample import Upsample
-from ..models import CausalTransformerEncoder, StepLinear
+from ..models import CausalTransformerEncoder
 from ..module import Module
 
 __all__ = [
@@ -1394,11 +1394,6 @@ def _encoder(g, module, x, example, causal=False):
 def _causal_encoder(g, module, x, example):
     """``models.CausalTransformerEncoder``: the stack with every self-attention causal."""
     return _encoder(g, module, x, example, causal=True)
-
-
-@register_converter(StepLinear)
-def _step_linear(g, module, x, example):
-    return _dense(g, module, x)
 
 
 @register_converter(Mean)

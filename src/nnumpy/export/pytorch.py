@@ -20,7 +20,7 @@ told from the names and shapes on the torch side:
 =====================================  ====================================
 PyTorch (``state_dict`` names)          nnumpy
 =====================================  ====================================
-Linear (weight 2-D, bias)               Linear, models.StepLinear (``W``, ``b``)
+Linear (weight 2-D, bias)               Linear (``W``, ``b``)
 Conv1d / Conv2d (weight 3-D / 4-D)      Conv1d / Conv2d (``W``, ``b``)
 BatchNorm1d/2d (weight, bias,           BatchNorm1d/2d (``weight``, ``bias``,
 running_mean, running_var)              ``running_mean``, ``running_var``)
@@ -39,7 +39,7 @@ every layer whose arrays are all named ``weight`` / ``bias`` /
 ``running_mean`` / ``running_var`` (ConvTranspose, a layer of yours), pairs
 with the torch module of the same position whose array names and shapes are
 its own (``register_torch_names(cls)`` adds a class with other PyTorch
-names). ``nnumpy.models.StepLinear`` pairs with a torch Linear.
+names).
 MultiheadAttention's ``out_proj`` is a Linear (``out_proj.weight``), so
 Transformer layers, stacks and ``Transformer`` itself map key for key: the
 positions nnumpy gives (``encoder.layers.0.self_attn.out_proj``) are
@@ -69,7 +69,6 @@ from ..layers.layer_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, Layer
 from ..layers.linear import Linear
 from ..layers.normalization import BatchNorm1d, BatchNorm2d, BatchNormalization, ChannelwiseScaling
 from ..layers.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from ..models import StepLinear
 
 __all__ = ["load_torch_state_dict", "to_torch_state_dict", "register_torch_names", "TORCH_NAMED"]
 
@@ -172,12 +171,12 @@ def _nnumpy_units(model):
             if module.weight is not None:
                 mapping.update(weight=(module, "weight"), bias=(module, "bias"))
             units.append((position, "BatchNorm", mapping))
-        elif isinstance(module, (Linear, StepLinear, Conv1d, Conv2d)):
+        elif isinstance(module, (Linear, Conv1d, Conv2d)):
             mapping = {"weight": (module, "W")}
             if module.b is not None:
                 mapping["bias"] = (module, "b")
             convs = {3: "Conv1d", 4: "Conv2d"}
-            kind = "Linear" if isinstance(module, (Linear, StepLinear)) else convs.get(module.W.ndim, "Conv")
+            kind = "Linear" if isinstance(module, Linear) else convs.get(module.W.ndim, "Conv")
             units.append((position, kind, mapping))
         elif _holds_arrays(module) and _torch_named(module):
             names = [p for p, _ in module.own_parameter_pairs()]
