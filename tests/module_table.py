@@ -856,6 +856,172 @@ def _mha_cases():
     return entries
 
 
+def draw_transformer_layer(r):
+    """A random transformer layer configuration (what test_transformer drew)."""
+    nhead = int(r.integers(1, 5))
+    return dict(
+        # at least 4: the gradient of a LayerNorm over 1 or 2 features is zero, leaving rounding noise
+        d_model=max(4, nhead * int(r.integers(2, 4))),
+        nhead=nhead, dim_feedforward=int(r.integers(1, 12)), dropout=0.0,
+        activation=["relu", "gelu"][r.integers(2)], batch_first=bool(r.integers(2)), norm_first=bool(r.integers(2)),
+        bias=bool(r.integers(4)), layer_norm_eps=float(r.choice([1e-5, 1e-3])),
+    )
+
+
+def draw_transformer_masks(r, N, L, S, nhead, mask_name, kpm_name, causal_name):
+    """Masks over (L, S) that leave every query a key (key 0): boolean, -inf or
+    float attention masks (2-D or per head), boolean or -inf padding masks, the causal flag."""
+    kw = {}
+    if r.integers(2):
+        block = r.random((L, S) if r.integers(2) else (N * nhead, L, S)) < 0.3
+        block[..., 0] = False
+        kw[mask_name] = [block, np.where(block, -np.inf, 0.0), r.normal(size=block.shape)][r.integers(3)]
+    if r.integers(2):
+        pad = r.random((N, S)) < 0.3
+        pad[:, 0] = False
+        kw[kpm_name] = pad if r.integers(2) else np.where(pad, -np.inf, 0.0)
+    if causal_name and r.integers(3) == 0:
+        kw[causal_name] = True
+    return kw
+
+
+def _t_transformer_call(causal=()):
+    """PyTorch's call: ``causal`` holds (flag, mask keyword, L) for each causal
+    flag; PyTorch needs the mask itself beside the hint, merged into the given mask."""
+
+    def call(t, x, **kw):
+        for flag, mask_name, L in causal:
+            if kw.pop(flag, False):
+                mask = torch.ones(L, L, dtype=torch.bool).triu(1)
+                am = kw.get(mask_name)
+                if am is not None:
+                    mask = am | mask if am.dtype == torch.bool else am.masked_fill(mask, float("-inf"))
+                kw[mask_name] = mask
+        return t(*x, **kw) if isinstance(x, tuple) else t(x, **kw)
+
+    return call
+
+
+def _perturbed(m, s):
+    """Random parameters (zero biases and unit norms would hide their gradients)."""
+    r = np.random.default_rng(s + 3)
+    for name, p in m.named_parameters():
+        p[...] = r.normal(size=p.shape) * 0.5 + (1.0 if p.ndim == 1 and "norm" in name and "weight" in name else 0.0)
+    return m
+
+
+def _tokens(d_model, batch_first, L, N):
+    return (N, L, d_model) if batch_first else (L, N, d_model)
+
+
+def _transformer_cases():
+    """Seeded random encoder and decoder layers with masks (parity), encoder-decoder
+    models, stacks with a final norm and causal masks, and small layers with
+    dropout and random parameters (finite differences)."""
+    entries = []
+    for seed in range(8):
+        r = np.random.default_rng(seed)
+        cfg = draw_transformer_layer(r)
+        L, N = int(r.integers(1, 6)), int(r.integers(1, 4))
+        kw = draw_transformer_masks(r, N, L, L, cfg["nhead"], "src_mask", "src_key_padding_mask", "is_causal")
+        entries.append(Entry(
+            f"TransformerEncoderLayer-random-{seed}",
+            lambda s, c=cfg: layers.TransformerEncoderLayer(**c, rng=s),
+            [_tokens(cfg["d_model"], cfg["batch_first"], L, N)],
+            torch=lambda m, c=cfg: tnn.TransformerEncoderLayer(**c),
+            torch_call=_t_transformer_call([("is_causal", "src_mask", L)]),
+            forward_kwargs=kw, gradcheck=(), batch_axis=None,
+        ))
+    for seed in range(8):
+        r = np.random.default_rng(100 + seed)
+        cfg = draw_transformer_layer(r)
+        T, S, N = int(r.integers(1, 6)), int(r.integers(1, 6)), int(r.integers(1, 4))
+        kw = draw_transformer_masks(r, N, T, T, cfg["nhead"], "tgt_mask", "tgt_key_padding_mask", "tgt_is_causal")
+        kw.update(draw_transformer_masks(r, N, T, S, cfg["nhead"], "memory_mask", "memory_key_padding_mask", None))
+        entries.append(Entry(
+            f"TransformerDecoderLayer-random-{seed}",
+            lambda s, c=cfg: layers.TransformerDecoderLayer(**c, rng=s),
+            [(_tokens(cfg["d_model"], cfg["batch_first"], T, N), _tokens(cfg["d_model"], cfg["batch_first"], S, N))],
+            torch=lambda m, c=cfg: tnn.TransformerDecoderLayer(**c),
+            torch_call=_t_transformer_call([("tgt_is_causal", "tgt_mask", T)]),
+            forward_kwargs=kw, gradcheck=(), batch_axis=None,
+        ))
+    for seed in range(3):
+        r = np.random.default_rng(200 + seed)
+        cfg = draw_transformer_layer(r)
+        n_enc, n_dec = int(r.integers(1, 3)), int(r.integers(1, 3))
+        args = {k: cfg[k] for k in ("dim_feedforward", "dropout", "activation", "layer_norm_eps", "batch_first",
+                                    "norm_first", "bias")}
+        S, T, N = int(r.integers(1, 6)), int(r.integers(1, 6)), int(r.integers(1, 4))
+        pad = r.random((N, S)) < 0.3
+        pad[:, 0] = False
+        kw = dict(tgt_mask=layers.Transformer.generate_square_subsequent_mask(T), src_key_padding_mask=pad,
+                  memory_key_padding_mask=pad)
+        entries.append(Entry(
+            f"Transformer-random-{seed}",
+            lambda s, c=cfg, a=args, e=n_enc, d=n_dec: layers.Transformer(c["d_model"], c["nhead"], e, d, **a, rng=s),
+            [(_tokens(cfg["d_model"], cfg["batch_first"], S, N), _tokens(cfg["d_model"], cfg["batch_first"], T, N))],
+            torch=lambda m, c=cfg, a=args, e=n_enc, d=n_dec: tnn.Transformer(c["d_model"], c["nhead"], e, d, **a),
+            torch_call=_t_transformer_call(),
+            forward_kwargs=kw, gradcheck=(), batch_axis=None,
+        ))
+    entries += [
+        Entry(
+            "TransformerEncoder-norm-causal",
+            lambda s: layers.TransformerEncoder(
+                layers.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True, rng=s), 3,
+                norm=layers.LayerNorm(8)),
+            [(2, 5, 8)],
+            torch=lambda m: tnn.TransformerEncoder(
+                tnn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True, norm_first=True), 3,
+                norm=tnn.LayerNorm(8), enable_nested_tensor=False),
+            torch_call=_t_transformer_call([("is_causal", "mask", 5)]),
+            forward_kwargs=dict(is_causal=True), gradcheck=(),
+        ),
+        Entry(
+            "TransformerDecoder-norm-causal-gelu",
+            lambda s: layers.TransformerDecoder(
+                layers.TransformerDecoderLayer(8, 4, 8, dropout=0.0, activation="gelu", rng=s), 2,
+                norm=layers.LayerNorm(8)),
+            [((4, 3, 8), (6, 3, 8))],
+            torch=lambda m: tnn.TransformerDecoder(tnn.TransformerDecoderLayer(8, 4, 8, 0.0, activation="gelu"), 2,
+                                                   norm=tnn.LayerNorm(8)),
+            torch_call=_t_transformer_call([("tgt_is_causal", "tgt_mask", 4)]),
+            forward_kwargs=dict(tgt_is_causal=True), gradcheck=(), batch_axis=1,
+        ),
+        Entry(
+            "Transformer-perturbed",
+            lambda s: _perturbed(layers.Transformer(4, 2, 1, 2, 6, dropout=0.0, rng=s), s),
+            [((3, 2, 4), (2, 2, 4))],
+            torch=lambda m: tnn.Transformer(4, 2, 1, 2, 6, dropout=0.0),
+            batch_axis=1,
+        ),
+    ]
+    for activation in ("relu", "gelu"):
+        for norm_first in (False, True):
+            tag = f"{activation}{'-normfirst' if norm_first else ''}-dropout"
+            kw = dict(dropout=0.2, activation=activation, norm_first=norm_first)
+            entries += [
+                Entry(
+                    f"TransformerEncoderLayer-{tag}",
+                    lambda s, k=kw: _perturbed(layers.TransformerEncoderLayer(4, 2, 6, **k, rng=s), s),
+                    [(3, 2, 4)],
+                    torch=lambda m, k=kw: tnn.TransformerEncoderLayer(4, 2, 6, **k),
+                    random=True, mode_dependent=True, batch_axis=1,
+                ),
+                Entry(
+                    f"TransformerDecoderLayer-{tag}",
+                    lambda s, k=kw: _perturbed(layers.TransformerDecoderLayer(4, 2, 6, **k, batch_first=True, rng=s),
+                                               s),
+                    [((2, 3, 4), (2, 5, 4))],
+                    torch=lambda m, k=kw: tnn.TransformerDecoderLayer(4, 2, 6, **k, batch_first=True),
+                    random=True, mode_dependent=True,
+                    gradcheck=None if (activation == "gelu") == norm_first else (),  # two of the four: time
+                ),
+            ]
+    return entries
+
+
 POOL_CASES_2D = [  # kernel, stride, padding, input shape
     (2, None, 0, (2, 3, 8, 6)),
     (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
@@ -1616,6 +1782,7 @@ MODULES = [
         _transformer,
         [((3, 2, 4), (2, 2, 4))],
         torch=lambda m: tnn.Transformer(4, 2, 1, 1, 6, dropout=0.0),
+        gradcheck=(),  # Transformer-perturbed checks the gradients with random parameters
         batch_axis=1,
     ),
     Entry(
@@ -1655,7 +1822,7 @@ MODULES = [
 ]
 
 MODULES += _random_convs() + _pool_cases() + _spatial_cases() + _norm_cases()
-MODULES += _embedding_cases() + _rnn_cases() + _mha_cases()
+MODULES += _embedding_cases() + _rnn_cases() + _mha_cases() + _transformer_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [

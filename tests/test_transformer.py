@@ -1,12 +1,14 @@
 """Transformer layers, stacks, the encoder-decoder and positional encodings:
-PyTorch parity (float32) over randomly drawn configurations (seeded),
-gradcheck (float64), state_dict names, dropout, composition, errors."""
+what the one table cannot say (its seeded random layers with masks and causal
+flags, encoder-decoder models, stacks and finite-difference cases are entries
+of tests/module_table.py): state_dict names, the square mask, dropout modes,
+composition, training, keyword and constructor errors."""
 
 import numpy as np
 import pytest
 import torch
 from helpers import assert_close
-from test_attention import causal_mask, our_grads, torch_name, torch_state_for
+from test_attention import our_grads, torch_name
 
 import nnumpy as nn
 from nnumpy.layers.transformer import (
@@ -23,199 +25,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Support for mismatched .*key_padding_mask:UserWarning"),
     pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning"),
 ]
-
-
-def draw_layer(r):
-    nhead = int(r.integers(1, 5))
-    return dict(
-        # at least 4: the gradient of a LayerNorm over 1 or 2 features is zero, leaving rounding noise
-        d_model=max(4, nhead * int(r.integers(2, 4))),
-        nhead=nhead, dim_feedforward=int(r.integers(1, 12)), dropout=0.0,
-        activation=["relu", "gelu"][r.integers(2)], batch_first=bool(r.integers(2)), norm_first=bool(r.integers(2)),
-        bias=bool(r.integers(4)), layer_norm_eps=float(r.choice([1e-5, 1e-3])),
-    )
-
-
-def tokens(r, cfg, L, N, dtype=np.float32):
-    shape = (N, L, cfg["d_model"]) if cfg["batch_first"] else (L, N, cfg["d_model"])
-    return r.normal(size=shape).astype(dtype)
-
-
-def draw_masks(r, N, L, S, nhead, prefix_mask, prefix_kpm, causal_name):
-    """PyTorch-style masks over ``(L, S)`` that leave every query a key (key 0),
-    as ``(ours, theirs)`` keyword dicts."""
-    ours = {}
-    if r.integers(2):
-        block = r.random((L, S) if r.integers(2) else (N * nhead, L, S)) < 0.3
-        block[..., 0] = False
-        ours[prefix_mask] = [block, np.where(block, -np.inf, 0.0).astype(np.float32),
-                             r.normal(size=block.shape).astype(np.float32)][r.integers(3)]
-    if r.integers(2):
-        pad = r.random((N, S)) < 0.3
-        pad[:, 0] = False
-        ours[prefix_kpm] = pad if r.integers(2) else np.where(pad, -np.inf, 0.0).astype(np.float32)
-    theirs = {k: torch.tensor(v) for k, v in ours.items()}
-    if causal_name and r.integers(3) == 0:
-        ours[causal_name] = True
-        causal = torch.tensor(~causal_mask(L, S))  # torch needs the mask itself beside the hint
-        am = theirs.get(prefix_mask)
-        if am is None:
-            theirs[prefix_mask] = causal
-        elif am.dtype == torch.bool:
-            theirs[prefix_mask] = am | causal
-        else:
-            theirs[prefix_mask] = am.masked_fill(causal, float("-inf"))
-    return ours, theirs
-
-
-def check_grads(ours, theirs):
-    named = dict(theirs.named_parameters())
-    for name, g in our_grads(ours).items():
-        assert_close(g, named[torch_name(name, theirs)].grad, what=f"grad {name}")
-
-
-@pytest.mark.parametrize("seed", range(16))
-def test_encoder_layer_matches_torch(seed):
-    r = np.random.default_rng(seed)
-    cfg = draw_layer(r)
-    ours = TransformerEncoderLayer(**cfg, rng=seed)
-    theirs = torch.nn.TransformerEncoderLayer(**cfg)
-    ours.load_state_dict(torch_state_for(ours, theirs))
-    L, N = int(r.integers(1, 6)), int(r.integers(1, 4))
-    x = tokens(r, cfg, L, N)
-    kw, tkw = draw_masks(r, N, L, L, cfg["nhead"], "src_mask", "src_key_padding_mask", "is_causal")
-    y = ours(x, **kw) if kw else ours.forward(x)
-    tx = torch.tensor(x, requires_grad=True)
-    ref = theirs(tx, **tkw)
-    assert y.dtype == np.float32
-    assert_close(y, ref, what=f"encoder layer {cfg}")
-    g = r.normal(size=y.shape).astype(np.float32)
-    ours.zeroGradParameters()
-    gx = ours.backward(x, g)
-    (ref * torch.tensor(g)).sum().backward()
-    assert_close(gx, tx.grad, what="grad src")
-    check_grads(ours, theirs)
-
-
-@pytest.mark.parametrize("seed", range(16))
-def test_decoder_layer_matches_torch(seed):
-    r = np.random.default_rng(100 + seed)
-    cfg = draw_layer(r)
-    ours = TransformerDecoderLayer(**cfg, rng=seed)
-    theirs = torch.nn.TransformerDecoderLayer(**cfg)
-    ours.load_state_dict(torch_state_for(ours, theirs))
-    T, S, N = int(r.integers(1, 6)), int(r.integers(1, 6)), int(r.integers(1, 4))
-    tgt, memory = tokens(r, cfg, T, N), tokens(r, cfg, S, N)
-    kw, tkw = draw_masks(r, N, T, T, cfg["nhead"], "tgt_mask", "tgt_key_padding_mask", "tgt_is_causal")
-    kw2, tkw2 = draw_masks(r, N, T, S, cfg["nhead"], "memory_mask", "memory_key_padding_mask", None)
-    kw.update(kw2)
-    tkw.update(tkw2)
-    y = ours(tgt, memory, **kw)
-    tt, tm = torch.tensor(tgt, requires_grad=True), torch.tensor(memory, requires_grad=True)
-    ref = theirs(tt, tm, **tkw)
-    assert_close(y, ref, what=f"decoder layer {cfg}")
-    g = r.normal(size=y.shape).astype(np.float32)
-    ours.zeroGradParameters()
-    g_tgt, g_mem = ours.backward((tgt, memory), g)
-    (ref * torch.tensor(g)).sum().backward()
-    assert_close(g_tgt, tt.grad, what="grad tgt")
-    assert_close(g_mem, tm.grad, what="grad memory")
-    check_grads(ours, theirs)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_stacks_and_transformer_match_torch(seed):
-    r = np.random.default_rng(200 + seed)
-    cfg = draw_layer(r)
-    n_enc, n_dec = int(r.integers(1, 3)), int(r.integers(1, 3))
-    layer_args = {k: cfg[k] for k in ("dim_feedforward", "dropout", "activation", "layer_norm_eps", "batch_first",
-                                      "norm_first", "bias")}
-    ours = Transformer(cfg["d_model"], cfg["nhead"], n_enc, n_dec, **layer_args, rng=seed)
-    theirs = torch.nn.Transformer(cfg["d_model"], cfg["nhead"], n_enc, n_dec, **layer_args)
-    assert list(torch_state_for(ours, theirs)) == list(ours.state_dict())
-    ours.load_state_dict(torch_state_for(ours, theirs))
-    S, T, N = int(r.integers(1, 6)), int(r.integers(1, 6)), int(r.integers(1, 4))
-    src, tgt = tokens(r, cfg, S, N), tokens(r, cfg, T, N)
-    mask = Transformer.generate_square_subsequent_mask(T)
-    assert np.array_equal(mask, torch.nn.Transformer.generate_square_subsequent_mask(T).numpy())
-    pad = r.random((N, S)) < 0.3
-    pad[:, 0] = False
-    y = ours(src, tgt, tgt_mask=mask, src_key_padding_mask=pad, memory_key_padding_mask=pad)
-    ts, tt = torch.tensor(src, requires_grad=True), torch.tensor(tgt, requires_grad=True)
-    ref = theirs(ts, tt, tgt_mask=torch.tensor(mask), src_key_padding_mask=torch.tensor(pad),
-                 memory_key_padding_mask=torch.tensor(pad))
-    assert_close(y, ref, what="Transformer")
-    g = r.normal(size=y.shape).astype(np.float32)
-    ours.zeroGradParameters()
-    g_src, g_tgt = ours.backward((src, tgt), g)
-    (ref * torch.tensor(g)).sum().backward()
-    assert_close(g_src, ts.grad, what="grad src")
-    assert_close(g_tgt, tt.grad, what="grad tgt")
-    check_grads(ours, theirs)
-
-
-def test_encoder_stack_with_norm_and_causal_matches_torch():
-    r = np.random.default_rng(3)
-    layer = TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True)
-    ours = TransformerEncoder(layer, 3, norm=nn.LayerNorm(8))
-    theirs = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True,
-                                                                          norm_first=True), 3,
-                                         norm=torch.nn.LayerNorm(8), enable_nested_tensor=False)
-    assert [torch_name(k, theirs) for k in ours.state_dict()] == list(theirs.state_dict())
-    ours.load_state_dict(torch_state_for(ours, theirs))
-    x = r.normal(size=(2, 5, 8)).astype(np.float32)
-    tx = torch.tensor(x, requires_grad=True)
-    ref = theirs(tx, mask=torch.tensor(~causal_mask(5)), is_causal=True)
-    y = ours(x, is_causal=True)
-    assert_close(y, ref, what="encoder stack")
-    g = r.normal(size=y.shape).astype(np.float32)
-    ours.zeroGradParameters()
-    gx = ours.backward(x, g)
-    (ref * torch.tensor(g)).sum().backward()
-    assert_close(gx, tx.grad, what="grad src")
-    check_grads(ours, theirs)
-
-
-def test_decoder_stack_matches_torch():
-    r = np.random.default_rng(4)
-    ours = TransformerDecoder(TransformerDecoderLayer(8, 4, 8, dropout=0.0, activation="gelu"), 2, norm=nn.LayerNorm(8))
-    theirs = torch.nn.TransformerDecoder(torch.nn.TransformerDecoderLayer(8, 4, 8, 0.0, activation="gelu"), 2,
-                                         norm=torch.nn.LayerNorm(8))
-    ours.load_state_dict(torch_state_for(ours, theirs))
-    tgt, memory = r.normal(size=(4, 3, 8)).astype(np.float32), r.normal(size=(6, 3, 8)).astype(np.float32)
-    tt, tm = torch.tensor(tgt, requires_grad=True), torch.tensor(memory, requires_grad=True)
-    ref = theirs(tt, tm, tgt_mask=torch.tensor(~causal_mask(4)), tgt_is_causal=True)
-    y = ours((tgt, memory), tgt_is_causal=True)
-    assert_close(y, ref, what="decoder stack")
-    g = r.normal(size=y.shape).astype(np.float32)
-    ours.zeroGradParameters()
-    g_tgt, g_mem = ours.backward((tgt, memory), g)
-    (ref * torch.tensor(g)).sum().backward()
-    assert_close(g_tgt, tt.grad, what="grad tgt")
-    assert_close(g_mem, tm.grad, what="grad memory (summed over the layers)")
-    check_grads(ours, theirs)
-
-
-@pytest.mark.parametrize("norm_first", [False, True])
-@pytest.mark.parametrize("activation", ["relu", "gelu"])
-def test_layers_gradcheck(norm_first, activation):
-    r = np.random.default_rng(5)
-    enc = TransformerEncoderLayer(4, 2, 6, dropout=0.2, activation=activation, norm_first=norm_first, rng=0)
-    dec = TransformerDecoderLayer(4, 2, 6, dropout=0.2, activation=activation, norm_first=norm_first,
-                                  batch_first=True, rng=1)
-    for m in (enc, dec):
-        for _, p in m.named_parameters():  # zero biases and unit norms would hide their gradients
-            p[...] = r.normal(size=p.shape) * 0.5 + (1.0 if p.ndim == 1 and p.shape == (4,) else 0.0)
-    assert nn.gradcheck(enc, r.normal(size=(3, 2, 4)), atol=1e-6).ok
-    assert nn.gradcheck(dec, (r.normal(size=(2, 3, 4)), r.normal(size=(2, 5, 4))), atol=1e-6).ok
-
-
-def test_transformer_gradcheck():
-    r = np.random.default_rng(6)
-    model = Transformer(4, 2, 1, 2, 6, dropout=0.0, rng=0)
-    for _, p in model.named_parameters():
-        p[...] += r.normal(size=p.shape) * 0.3
-    assert nn.gradcheck(model, (r.normal(size=(3, 2, 4)), r.normal(size=(2, 2, 4))), atol=1e-6).ok
 
 
 def test_skip_input_grad_in_sequential_gives_the_same_parameter_gradients():
@@ -249,6 +58,14 @@ def test_state_dict_names_follow_torch():
     assert list(enc.state_dict())[0] == "layers.0.self_attn.in_proj_weight"
     assert enc.layers[0] is not enc.layers[1]
     assert not np.shares_memory(enc.layers[0].linear1.W, enc.layers[1].linear1.W)
+    model, twin = Transformer(8, 2, 2, 1, 16), torch.nn.Transformer(8, 2, 2, 1, 16)
+    assert [torch_name(k, twin) for k in model.state_dict()] == list(twin.state_dict())
+
+
+def test_square_subsequent_mask_is_torch_s():
+    for n in (1, 4):
+        assert np.array_equal(Transformer.generate_square_subsequent_mask(n),
+                              torch.nn.Transformer.generate_square_subsequent_mask(n).numpy())
 
 
 def test_dropout_modes_seeds_and_copies():
