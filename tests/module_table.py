@@ -991,9 +991,9 @@ def _transformer_cases():
         ),
         Entry(
             "Transformer-perturbed",
-            lambda s: _perturbed(layers.Transformer(4, 2, 1, 2, 6, dropout=0.0, rng=s), s),
+            lambda s: _perturbed(layers.Transformer(4, 2, 1, 1, 6, dropout=0.0, rng=s), s),
             [((3, 2, 4), (2, 2, 4))],
-            torch=lambda m: tnn.Transformer(4, 2, 1, 2, 6, dropout=0.0),
+            torch=lambda m: tnn.Transformer(4, 2, 1, 1, 6, dropout=0.0),
             batch_axis=1,
         ),
     ]

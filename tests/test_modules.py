@@ -31,6 +31,12 @@ from nnumpy.interop import to_torch_state_dict
 from nnumpy.io import load_model, module_config, save_model
 
 torch.set_num_threads(1)
+# the PyTorch oracle's notes on its own fast paths (the family files filtered them too)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask:UserWarning"),
+    pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
+    pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning"),
+]
 
 DTYPES = (np.float64, np.float32)
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
