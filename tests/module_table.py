@@ -30,6 +30,10 @@ An ``Entry`` holds:
   ``need_weights``, ...): ``make`` returns the module with them bound, and
   ``bind`` binds them again to a module loaded from a file. ``torch_call``
   then also gets them, arrays as tensors (float ones in the call's dtype).
+- ``torch_fn(module, leaves, x)``: where PyTorch has no such class (torch7's
+  containers), the same computation written in PyTorch with ``leaves.p(array)``
+  (our parameter as a torch leaf, one per array, so a shared module shares it)
+  or ``leaves.linear(m, x)``; outputs, input and parameter gradients are compared.
 """
 
 import functools
@@ -133,6 +137,7 @@ class Entry:
     torch_float64: bool = True  # PyTorch's float64 result is exact (False: it rounds a constant to float32)
     batch_axis: int = 0  # the batch axis of every input and output leaf (None: no such axis for all)
     forward_kwargs: dict = None  # keywords of every forward (masks, flags), also given to torch_call
+    torch_fn: Callable = None  # (module, TorchLeaves, torch input) -> the same computation in PyTorch
 
     def __post_init__(self):
         if self.forward_kwargs:
@@ -1022,6 +1027,189 @@ def _transformer_cases():
     return entries
 
 
+# ------------------------------------------------------------------ containers against PyTorch functions
+# (id, make(seed) -> module, make_input(dtype) -> input, reference(module, TorchLeaves, torch input)): the
+# same computation written with our parameters as torch leaves (PyTorch has no such containers)
+NC = 3
+
+
+def arr(*shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).normal(size=shape).astype(dtype)
+
+
+class TorchLeaves:
+    """Our parameters as torch leaves (one leaf per array, so shared modules share it)."""
+
+    def __init__(self):
+        self.leaves = {}
+
+    def p(self, a):
+        if id(a) not in self.leaves:
+            self.leaves[id(a)] = (a, torch.tensor(a, requires_grad=True))
+        return self.leaves[id(a)][1]
+
+    def linear(self, m, x):
+        return torch.nn.functional.linear(x, self.p(m.W), None if m.b is None else self.p(m.b))
+
+
+def _x(dtype):
+    return arr(NC, 4, dtype=dtype)
+
+
+def _tanh_mlp(seed):
+    return nn.Sequential(nn.Linear(4, 4, rng=seed), nn.Tanh(), nn.Linear(4, 4, rng=seed + 1))
+
+
+def _ref_tanh_mlp(m, t, x):
+    return t.linear(m[2], torch.tanh(t.linear(m[0], x)))
+
+
+def _shared_seq(seed):
+    lin = nn.Linear(4, 4, rng=seed)
+    return nn.Sequential(lin, nn.Tanh(), lin, nn.Tanh())
+
+
+def _shared_concat(seed):
+    lin = nn.Linear(4, 4, rng=seed)
+    return nn.ConcatTable(lin, nn.Sequential(lin, nn.Sigmoid()))
+
+
+CONTAINER_CASES = [
+    (
+        "Residual-identity",
+        lambda s: nn.Residual(_tanh_mlp(s)),
+        _x,
+        lambda m, t, x: _ref_tanh_mlp(m.body, t, x) + x,
+    ),
+    (
+        "Residual-shortcut",
+        lambda s: nn.Residual(nn.Sequential(nn.Linear(4, 3, rng=s), nn.Tanh()), nn.Linear(4, 3, rng=s + 1)),
+        _x,
+        lambda m, t, x: torch.tanh(t.linear(m.body[0], x)) + t.linear(m.shortcut, x),
+    ),
+    (
+        "ConcatTable",
+        lambda s: nn.ConcatTable(
+            nn.Linear(4, 3, rng=s), nn.Tanh(), nn.Sequential(nn.Linear(4, 2, rng=s + 1), nn.Sigmoid())
+        ),
+        _x,
+        lambda m, t, x: (t.linear(m[0], x), torch.tanh(x), torch.sigmoid(t.linear(m[2][0], x))),
+    ),
+    (
+        "ConcatTable-shared",
+        _shared_concat,
+        _x,
+        lambda m, t, x: (t.linear(m[0], x), torch.sigmoid(t.linear(m[0], x))),
+    ),
+    (
+        "ParallelTable",
+        lambda s: nn.ParallelTable(nn.Linear(4, 3, rng=s), nn.Tanh()),
+        lambda d: (arr(NC, 4, dtype=d), arr(NC, 5, seed=1, dtype=d)),
+        lambda m, t, x: (t.linear(m[0], x[0]), torch.tanh(x[1])),
+    ),
+    (
+        "ParallelTable-nested",
+        lambda s: nn.ParallelTable(nn.ConcatTable(nn.Linear(4, 2, rng=s), nn.Tanh()), nn.Identity()),
+        lambda d: (arr(NC, 4, dtype=d), arr(NC, 5, seed=1, dtype=d)),
+        lambda m, t, x: ((t.linear(m[0][0], x[0]), torch.tanh(x[0])), x[1]),
+    ),
+    (
+        "Concat",
+        lambda s: nn.Concat(1, nn.Linear(4, 3, rng=s), nn.Tanh(), nn.Linear(4, 2, rng=s + 1)),
+        _x,
+        lambda m, t, x: torch.cat([t.linear(m[0], x), torch.tanh(x), t.linear(m[2], x)], 1),
+    ),
+    (
+        "Concat-dim-keyword",
+        lambda s: nn.Concat(nn.Linear(4, 2, rng=s), nn.Tanh(), dim=-1),
+        _x,
+        lambda m, t, x: torch.cat([t.linear(m[0], x), torch.tanh(x)], -1),
+    ),
+    (
+        "Concat-negative-dim",
+        lambda s: nn.Concat(-1, nn.Tanh(), nn.Sigmoid()),
+        lambda d: arr(NC, 2, 3, dtype=d),
+        lambda m, t, x: torch.cat([torch.tanh(x), torch.sigmoid(x)], -1),
+    ),
+    (
+        "CAddTable",
+        lambda s: nn.CAddTable(),
+        lambda d: (arr(NC, 4, dtype=d), arr(NC, 4, seed=1, dtype=d), arr(NC, 4, seed=2, dtype=d)),
+        lambda m, t, x: x[0] + x[1] + x[2],
+    ),
+    (
+        "CAddTable-broadcast",
+        lambda s: nn.CAddTable(),
+        lambda d: (arr(NC, 4, dtype=d), arr(1, 4, seed=1, dtype=d), arr(4, seed=2, dtype=d)),
+        lambda m, t, x: x[0] + x[1] + x[2],
+    ),
+    (
+        "CSubTable",
+        lambda s: nn.CSubTable(),
+        lambda d: (arr(NC, 4, dtype=d), arr(NC, 1, seed=1, dtype=d)),
+        lambda m, t, x: x[0] - x[1],
+    ),
+    (
+        "CMulTable",
+        lambda s: nn.CMulTable(),
+        lambda d: (arr(NC, 4, dtype=d), arr(NC, 4, seed=1, dtype=d), arr(1, 4, seed=2, dtype=d)),
+        lambda m, t, x: x[0] * x[1] * x[2],
+    ),
+    (
+        "JoinTable",
+        lambda s: nn.JoinTable(1),
+        lambda d: (arr(NC, 3, dtype=d), arr(NC, 2, seed=1, dtype=d)),
+        lambda m, t, x: torch.cat(x, 1),
+    ),
+    (
+        "JoinTable-channels",
+        lambda s: nn.JoinTable(-3),
+        lambda d: (arr(2, 3, 2, 2, dtype=d), arr(2, 1, 2, 2, seed=1, dtype=d)),
+        lambda m, t, x: torch.cat(x, 1),
+    ),
+    ("SplitTable", lambda s: nn.SplitTable(1), lambda d: arr(NC, 3, 2, dtype=d), lambda m, t, x: torch.unbind(x, 1)),
+    (
+        "SelectTable-nested",
+        lambda s: nn.SelectTable(1),
+        lambda d: (arr(NC, 4, dtype=d), (arr(NC, 2, seed=1, dtype=d), arr(NC, 3, seed=2, dtype=d))),
+        lambda m, t, x: x[1],
+    ),
+    (
+        "SelectTable-negative",
+        lambda s: nn.SelectTable(-1),
+        lambda d: (arr(NC, 4, dtype=d), arr(NC, 2, seed=1, dtype=d)),
+        lambda m, t, x: x[-1],
+    ),
+    (
+        "Sequential-tuples",
+        lambda s: nn.Sequential(
+            nn.ConcatTable(nn.Linear(4, 3, rng=s), nn.Linear(4, 3, rng=s + 1)), nn.CMulTable(), nn.Tanh()
+        ),
+        _x,
+        lambda m, t, x: torch.tanh(t.linear(m[0][0], x) * t.linear(m[0][1], x)),
+    ),
+    (
+        "Sequential-shared",
+        _shared_seq,
+        _x,
+        lambda m, t, x: torch.tanh(t.linear(m[0], torch.tanh(t.linear(m[0], x)))),
+    ),
+]
+
+
+def _container_cases():
+    return [
+        Entry(
+            f"{name}-vs-torch",
+            make,
+            [Fn(lambda dtype, seed, f=make_input: f(dtype))],
+            torch_fn=ref,
+            batch_axis=None if name in ("CAddTable-broadcast", "CMulTable") else 0,  # leaves of batch 1 broadcast
+        )
+        for name, make, make_input, ref in CONTAINER_CASES
+    ]
+
+
 POOL_CASES_2D = [  # kernel, stride, padding, input shape
     (2, None, 0, (2, 3, 8, 6)),
     (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
@@ -1823,6 +2011,7 @@ MODULES = [
 
 MODULES += _random_convs() + _pool_cases() + _spatial_cases() + _norm_cases()
 MODULES += _embedding_cases() + _rnn_cases() + _mha_cases() + _transformer_cases()
+MODULES += _container_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [

@@ -16,7 +16,16 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close
-from module_table import CRITERIA, CRITERIA_PUBLIC, CRITERION_ERRORS, MODULES, PUBLIC, _requires_grad, _upstream
+from module_table import (
+    CRITERIA,
+    CRITERIA_PUBLIC,
+    CRITERION_ERRORS,
+    MODULES,
+    PUBLIC,
+    TorchLeaves,
+    _requires_grad,
+    _upstream,
+)
 from module_table import make_input as table_input
 
 import nnumpy
@@ -190,6 +199,38 @@ def test_parity_with_torch(entry, i, dtype):
     for p in tmod.parameters():  # the same weights, fresh gradients, in evaluate mode
         p.grad = None
     _compare_step(entry, ours, tmod, table_input(spec, dtype, seed=30), tol, 31, "evaluate")
+
+
+FUNCTIONAL = [(e, i) for e in MODULES if e.torch_fn is not None for i in range(len(e.inputs))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("entry,i", FUNCTIONAL, ids=[case_id(*c) for c in FUNCTIONAL])
+def test_parity_with_a_torch_function(entry, i, dtype):
+    """Where PyTorch has no such class: the same computation written in PyTorch
+    (outputs, input gradients, every parameter's gradient, shared ones summed)."""
+    m = entry.make(0).to(dtype)
+    x = table_input(entry.inputs[i], dtype, seed=10)
+    y = m.forward(x)
+    g = random_grad(y, 20)
+    m.zeroGradParameters()
+    gi = m.backward(x, g)
+    t = TorchLeaves()
+    xt = to_torch_input(x)
+    yt = entry.torch_fn(m, t, xt)
+    for k, (a, b) in enumerate(zip(leaves(y), leaves(yt), strict=True)):
+        assert a.dtype == dtype
+        assert_close(a, b, dtype, f"{entry.name} output {k}")
+    torch_backward(yt, g)
+    for k, (a, b) in enumerate(zip(leaves(gi), leaves(xt), strict=True)):
+        if a is None:  # None means zeros (SelectTable's other entries)
+            assert b.grad is None or not b.grad.any(), f"{entry.name} gradInput {k}"
+        elif b.requires_grad:
+            assert_close(a, b.grad, dtype, f"{entry.name} gradInput {k}")
+    ours = {id(p): grad for p, grad in m.parameter_pairs()}
+    assert set(ours) == set(t.leaves), f"{entry.name}: every parameter has a torch leaf"
+    for key, (array, leaf) in t.leaves.items():
+        assert_close(ours[key], leaf.grad, dtype, f"{entry.name} gradient of a {array.shape} parameter")
 
 
 @pytest.mark.parametrize("entry", MODULES, ids=IDS)
