@@ -1210,6 +1210,129 @@ def _container_cases():
     ]
 
 
+# ------------------------------------------------------------------ random graphs (moved from test_graph)
+F_ = 3
+
+
+def random_dag(seed):
+    """A random DAG of Linear (some shared), activations, CAddTable, CMulTable,
+    JoinTable and Residual, as (nnumpy Graph, torch function of the inputs)."""
+    from nnumpy import CAddTable, CMulTable, Graph, Input, JoinTable, Linear, ReLU, Residual, Sequential, Sigmoid, Tanh
+
+    r = np.random.default_rng(seed)
+    n_in = int(r.integers(1, 3))
+    inputs = [Input() for _ in range(n_in)]
+    nodes = list(inputs)
+    ops = []  # (kind, module, parent indices)
+    shared = []
+    used = set()
+
+    wide = set()  # the joined nodes (2 * F_ wide): only their Linear takes them
+
+    def pick(k):
+        # favour recent nodes (depth), allow any (fan-out)
+        p = np.array([0.0 if i in wide else i + 1.0 for i in range(len(nodes))])
+        chosen = [int(i) for i in r.choice(len(nodes), size=k, p=p / p.sum())]
+        used.update(chosen)
+        return chosen
+
+    def grow(kind, module, parents):
+        ops.append((kind, module, parents))
+        args = [nodes[i] for i in parents]
+        nodes.append(module(*args))
+
+    for _ in range(int(r.integers(3, 10))):
+        kind = ["linear", "act", "add", "mul", "join", "residual"][int(r.integers(6))]
+        if kind == "linear":
+            if shared and r.random() < 0.5:
+                module = shared[int(r.integers(len(shared)))]
+            else:
+                module = Linear(F_, F_, rng=int(r.integers(1000)))
+                shared.append(module)
+            grow("linear", module, pick(1))
+        elif kind == "act":
+            grow("act", [Tanh, Sigmoid, ReLU][int(r.integers(3))](), pick(1))
+        elif kind == "add":
+            grow("add", CAddTable(), pick(int(r.integers(2, 4))))
+        elif kind == "mul":
+            grow("mul", CMulTable(), pick(2))
+        elif kind == "join":
+            grow("join", JoinTable(1), pick(2))
+            wide.add(len(nodes) - 1)
+            grow("linear", Linear(2 * F_, F_, rng=int(r.integers(1000))), [len(nodes) - 1])
+            used.add(len(nodes) - 2)
+        else:
+            grow("residual", Residual(Sequential(Linear(F_, F_, rng=int(r.integers(1000))), Tanh())), pick(1))
+    sinks = [i for i in range(len(nodes)) if i not in used and i >= n_in]
+    unused_inputs = [i for i in range(n_in) if i not in used]
+    ends = sinks + unused_inputs
+    if len(ends) > 1 and r.random() < 0.5:
+        outputs = [nodes[i] for i in ends]
+        out_ids = ends
+    else:
+        if len(ends) > 1:
+            grow("add", CAddTable(), ends)
+            out_ids = [len(nodes) - 1]
+        else:
+            out_ids = ends
+        outputs = [nodes[out_ids[0]]]
+    net = Graph(inputs if n_in > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0])
+
+    def reference(t, tx):
+        values = list(tx) if n_in > 1 else [tx]
+        for kind, m, parents in ops:
+            args = [values[i] for i in parents]
+            if kind == "linear":
+                v = t.linear(m, args[0])
+            elif kind == "act":
+                v = {Tanh: torch.tanh, Sigmoid: torch.sigmoid, ReLU: torch.relu}[type(m)](args[0])
+            elif kind == "add":
+                v = sum(args[1:], args[0])
+            elif kind == "mul":
+                v = args[0] * args[1]
+            elif kind == "join":
+                v = torch.cat(args, 1)
+            else:
+                v = args[0] + torch.tanh(t.linear(m.body[0], args[0]))
+            values.append(v)
+        outs = [values[i] for i in out_ids]
+        return tuple(outs) if len(outs) > 1 else outs[0]
+
+    return net, n_in, reference
+
+
+_DAG_REFERENCES = {}  # id(graph) -> (graph, its torch function): make() builds a new graph each time
+
+
+def _dag(seed):
+    net, _, reference = random_dag(seed)
+    _DAG_REFERENCES[id(net)] = (net, reference)
+    return net
+
+
+def _dag_input(n_in):
+    def f(dtype, seed):
+        xs = tuple(arr(NC, F_, seed=seed + i, dtype=dtype) for i in range(n_in))
+        return xs if n_in > 1 else xs[0]
+
+    return Fn(f)
+
+
+def _dag_cases():
+    """30 seeded random DAGs (shared Linear, fan-out, every kind of node, one or
+    several inputs and outputs) against the same function in PyTorch; 4 gradchecked."""
+    return [
+        Entry(
+            f"Graph-random-dag-{seed}",
+            lambda s, k=seed: _dag(k),
+            [_dag_input(random_dag(seed)[1])],
+            torch_fn=lambda m, t, x: _DAG_REFERENCES[id(m)][1](t, x),
+            gradcheck=None if seed < 4 else (),
+        )
+        for seed in range(30)
+    ]
+
+
 POOL_CASES_2D = [  # kernel, stride, padding, input shape
     (2, None, 0, (2, 3, 8, 6)),
     (2, None, 0, (1, 2, 7, 9)),  # odd sizes: floor mode drops the last row/column
@@ -2011,7 +2134,7 @@ MODULES = [
 
 MODULES += _random_convs() + _pool_cases() + _spatial_cases() + _norm_cases()
 MODULES += _embedding_cases() + _rnn_cases() + _mha_cases() + _transformer_cases()
-MODULES += _container_cases()
+MODULES += _container_cases() + _dag_cases()
 
 # the names that need an entry: every public layer, container and Graph
 CONTAINERS = [

@@ -1,5 +1,7 @@
-"""Graph (nngraph's gModule): building, running and back-propagating any DAG;
-random DAGs compared with the same computation in PyTorch; shared modules
+"""Graph (nngraph's gModule): building, running and back-propagating any DAG
+(30 seeded random DAGs against the same computation in PyTorch are entries of
+the one table, tests/module_table.py; here: that they cover sharing, fan-out
+and every kind of node); shared modules
 (tied weights) accumulating over their uses with per-use state; names and
 state_dict keys; the real results (a ResNet basic block as Residual and as
 Graph giving identical numbers and PyTorch's, a U-Net-style skip, a siamese
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from helpers import assert_close
 from module_table import TorchLeaves as Torch
+from module_table import random_dag
 from test_containers import Lookup, Spy, arr, flat
 
 import nnumpy as nn
@@ -27,7 +30,6 @@ from nnumpy import (
     JoinTable,
     Linear,
     ReLU,
-    Residual,
     Sequential,
     Sigmoid,
     Tanh,
@@ -349,112 +351,7 @@ def test_siamese_pair_with_tied_weights():
     _compare("siamese", net, x, reference)
 
 
-# ------------------------------------------------------------------ random DAGs
-F_ = 3
-
-
-def random_dag(seed):
-    """A random DAG of Linear (some shared), activations, CAddTable, CMulTable,
-    JoinTable and Residual, as (nnumpy Graph, torch function of the inputs)."""
-    r = np.random.default_rng(seed)
-    n_in = int(r.integers(1, 3))
-    inputs = [Input() for _ in range(n_in)]
-    nodes = list(inputs)
-    ops = []  # (kind, module, parent indices)
-    shared = []
-    used = set()
-
-    wide = set()  # the joined nodes (2 * F_ wide): only their Linear takes them
-
-    def pick(k):
-        # favour recent nodes (depth), allow any (fan-out)
-        p = np.array([0.0 if i in wide else i + 1.0 for i in range(len(nodes))])
-        chosen = [int(i) for i in r.choice(len(nodes), size=k, p=p / p.sum())]
-        used.update(chosen)
-        return chosen
-
-    def grow(kind, module, parents):
-        ops.append((kind, module, parents))
-        args = [nodes[i] for i in parents]
-        nodes.append(module(*args))
-
-    for _ in range(int(r.integers(3, 10))):
-        kind = ["linear", "act", "add", "mul", "join", "residual"][int(r.integers(6))]
-        if kind == "linear":
-            if shared and r.random() < 0.5:
-                module = shared[int(r.integers(len(shared)))]
-            else:
-                module = Linear(F_, F_, rng=int(r.integers(1000)))
-                shared.append(module)
-            grow("linear", module, pick(1))
-        elif kind == "act":
-            grow("act", [Tanh, Sigmoid, ReLU][int(r.integers(3))](), pick(1))
-        elif kind == "add":
-            grow("add", CAddTable(), pick(int(r.integers(2, 4))))
-        elif kind == "mul":
-            grow("mul", CMulTable(), pick(2))
-        elif kind == "join":
-            grow("join", JoinTable(1), pick(2))
-            wide.add(len(nodes) - 1)
-            grow("linear", Linear(2 * F_, F_, rng=int(r.integers(1000))), [len(nodes) - 1])
-            used.add(len(nodes) - 2)
-        else:
-            grow("residual", Residual(Sequential(Linear(F_, F_, rng=int(r.integers(1000))), Tanh())), pick(1))
-    sinks = [i for i in range(len(nodes)) if i not in used and i >= n_in]
-    unused_inputs = [i for i in range(n_in) if i not in used]
-    ends = sinks + unused_inputs
-    if len(ends) > 1 and r.random() < 0.5:
-        outputs = [nodes[i] for i in ends]
-        out_ids = ends
-    else:
-        if len(ends) > 1:
-            grow("add", CAddTable(), ends)
-            out_ids = [len(nodes) - 1]
-        else:
-            out_ids = ends
-        outputs = [nodes[out_ids[0]]]
-    net = Graph(inputs if n_in > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0])
-
-    def reference(t, tx):
-        values = list(tx) if n_in > 1 else [tx]
-        for kind, m, parents in ops:
-            args = [values[i] for i in parents]
-            if kind == "linear":
-                v = t.linear(m, args[0])
-            elif kind == "act":
-                v = {Tanh: torch.tanh, Sigmoid: torch.sigmoid, ReLU: torch.relu}[type(m)](args[0])
-            elif kind == "add":
-                v = sum(args[1:], args[0])
-            elif kind == "mul":
-                v = args[0] * args[1]
-            elif kind == "join":
-                v = torch.cat(args, 1)
-            else:
-                v = args[0] + torch.tanh(t.linear(m.body[0], args[0]))
-            values.append(v)
-        outs = [values[i] for i in out_ids]
-        return tuple(outs) if len(outs) > 1 else outs[0]
-
-    return net, n_in, reference
-
-
-def _dag_input(n_in, dtype, seed=0):
-    xs = tuple(arr(N, F_, seed=seed + i, dtype=dtype) for i in range(n_in))
-    return xs if n_in > 1 else xs[0]
-
-
-@pytest.mark.parametrize("seed", range(30))
-def test_random_dag_matches_torch(seed):
-    net, n_in, reference = random_dag(seed)
-    _compare(f"dag {seed}", net, _dag_input(n_in, np.float32), reference)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_random_dag_gradcheck(seed):
-    net, n_in, _ = random_dag(seed)
-    assert nn.gradcheck(net, _dag_input(n_in, np.float64)).ok
-
-
+# ------------------------------------------------------------------ random DAGs (the table's entries)
 def test_random_dags_cover_sharing_fan_out_and_every_kind():
     kinds, shared, fan_out = set(), 0, 0
     for seed in range(30):
