@@ -5,7 +5,6 @@ CausalTransformerEncoder, LSTM-F, TRF-F, the character models)."""
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close
 
 import nnumpy
 from nnumpy import models
