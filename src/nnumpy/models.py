@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from . import lr_scheduler as sched
-from ._checks import check_float_array, check_positive_int
-from .backend import DEFAULT_DTYPE, resolve_rng
+from ._checks import check_positive_int
+from .backend import resolve_rng
 from .blocks import basic_block
 from .containers import SelectTable, Sequential
 from .layers import (
@@ -42,7 +42,6 @@ from .layers import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
-from .module import Module
 
 __all__ = [
     "mlp_f",
