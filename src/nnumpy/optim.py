@@ -372,9 +372,17 @@ class Optimizer:
         raise NotImplementedError
 
     @staticmethod
-    def _decayed(param, grad, h):
-        """``grad + weight_decay * param`` (L2 penalty, PyTorch's ``weight_decay``)."""
-        return grad + h["weight_decay"] * param if h["weight_decay"] else grad
+    def _decayed(param, grad, h, decoupled=False):
+        """The gradient after weight decay: ``grad + weight_decay * param``
+        (L2 penalty, PyTorch's ``weight_decay``); with ``decoupled`` (AdamW's
+        rule) ``param`` shrinks in place by ``1 - lr * weight_decay`` and
+        ``grad`` comes back unchanged."""
+        if not h["weight_decay"]:
+            return grad
+        if decoupled:
+            param *= 1 - h["lr"] * h["weight_decay"]
+            return grad
+        return grad + h["weight_decay"] * param
 
     # ---- state
     def state_dict(self):
@@ -556,11 +564,7 @@ class Adam(Optimizer):
     def _update(self, state, param, grad, h):
         beta1, beta2 = h["betas"]
         lr = h["lr"]
-        if self._decoupled:
-            if h["weight_decay"]:
-                param *= 1 - lr * h["weight_decay"]
-        else:
-            grad = self._decayed(param, grad, h)
+        grad = self._decayed(param, grad, h, self._decoupled)
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
             if h["amsgrad"]:
@@ -782,11 +786,7 @@ class NAdam(Optimizer):
     def _update(self, state, param, grad, h):
         beta1, beta2 = h["betas"]
         lr, decay = h["lr"], h["momentum_decay"]
-        if h["decoupled_weight_decay"]:
-            if h["weight_decay"]:
-                param *= 1 - lr * h["weight_decay"]
-        else:
-            grad = self._decayed(param, grad, h)
+        grad = self._decayed(param, grad, h, h["decoupled_weight_decay"])
         if not state:
             state.update(step=0, mu_product=1.0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
         state["step"] += 1
@@ -838,11 +838,7 @@ class RAdam(Optimizer):
     def _update(self, state, param, grad, h):
         beta1, beta2 = h["betas"]
         lr = h["lr"]
-        if h["decoupled_weight_decay"]:
-            if h["weight_decay"]:
-                param *= 1 - lr * h["weight_decay"]
-        else:
-            grad = self._decayed(param, grad, h)
+        grad = self._decayed(param, grad, h, h["decoupled_weight_decay"])
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
         state["step"] += 1
@@ -882,8 +878,7 @@ class Lion(Optimizer):
         if not state:
             state["exp_avg"] = np.zeros_like(param)
         m = state["exp_avg"]
-        if h["weight_decay"]:
-            param *= 1 - lr * h["weight_decay"]
+        grad = self._decayed(param, grad, h, decoupled=True)
         param -= lr * np.sign(beta1 * m + (1 - beta1) * grad)
         m *= beta2
         m += (1 - beta2) * grad
