@@ -34,23 +34,27 @@ normalised with mean 0.2860, std 0.3530.
 """
 
 import argparse
-import gzip
 import json
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np  # before nnumpy, as user scripts do
-from threadpoolctl import threadpool_info
+from common import (
+    SETTLE_S,
+    batches,
+    bench_memory,
+    load_fashion_mnist,
+    machine_info,
+    marker,
+    row,
+    rss_kib,
+    time_alternating,
+)
 
 import nnumpy as nn
 
-DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-MEAN, STD = 0.2860, 0.3530
 BATCH, INFER_BATCH = 128, 1000
 NAMES = {"lstm": "LSTM-F", "trf": "TRF-F"}
 SEEDS = (0, 1, 2)
@@ -58,33 +62,9 @@ EPOCHS = 3
 
 
 # ----------------------------------------------------------------------- data
-def read_idx(path):
-    """Array from an IDX file (gzip or raw): magic (dtype code, ndim), dims, data."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def load_data():
     """``(x_train, y_train, x_test, y_test, source)``: images as sequences (N, 28, 28) float32, normalised."""
-    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-             "t10k-labels-idx1-ubyte.gz"]  # fmt: skip
-    if all((DATA_DIR / n).exists() for n in names):
-        xtr, ytr, xte, yte = (read_idx(DATA_DIR / n) for n in names)
-        source = f"Fashion-MNIST ({DATA_DIR})"
-    else:
-        r = np.random.default_rng(0)
-        xtr, xte = r.integers(0, 256, (60000, 28, 28), np.uint8), r.integers(0, 256, (10000, 28, 28), np.uint8)
-        ytr, yte = r.integers(0, 10, 60000), r.integers(0, 10, 10000)
-        source = "random data (Fashion-MNIST not found)"
-
-    def prep(x):
-        return ((x.astype(np.float32) / 255 - np.float32(MEAN)) / np.float32(STD)).reshape(-1, 28, 28)
-
-    return prep(xtr), ytr.astype(np.int64), prep(xte), yte.astype(np.int64), source
+    return load_fashion_mnist((28, 28))
 
 
 # ----------------------------------------------------------------------- models
@@ -182,20 +162,13 @@ def build_torch(kind, source=None):
 PHASES = ("zero grads", "forward", "loss + backward", "optimizer step")
 
 
-def _marker(marks):
-    if marks is None:
-        return lambda: None
-    marks.append(time.perf_counter())
-    return lambda: marks.append(time.perf_counter())
-
-
 def nnumpy_train_step(kind, seed=0):
     model = build_nnumpy(kind, seed)
     criterion = nn.CrossEntropyLoss()
     opt = nn.Adam(model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
     def step(x, y, marks=None):
-        mark = _marker(marks)
+        mark = marker(marks)
         opt.zero_grad()
         mark()
         out = model.forward(x)
@@ -218,7 +191,7 @@ def torch_train_step(kind, source):
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step(x, y, marks=None):
-        mark = _marker(marks)
+        mark = marker(marks)
         opt.zero_grad()
         mark()
         out = model(x)
@@ -231,30 +204,6 @@ def torch_train_step(kind, source):
         return loss
 
     return model, step
-
-
-# Pause before each timed repeat: a library's idle worker threads keep spinning
-# on the cores after its last call (OpenBLAS ~0.1 s, OpenMP up to 0.2 s).
-SETTLE_S = 0.3
-
-
-def time_alternating(runners, repeats, warmup):
-    """``{name: [seconds per repeat]}``; each runner is ``(name, callable running one repeat)``."""
-    for _, run in runners:
-        run(warmup)
-    times = {name: [] for name, _ in runners}
-    for _ in range(repeats):
-        for name, run in runners:
-            time.sleep(SETTLE_S)
-            t0 = time.perf_counter()
-            run(None)
-            times[name].append(time.perf_counter() - t0)
-    return times
-
-
-def batches(x, y, size, count, offset=0):
-    n = x.shape[0] // size
-    return [(x[(offset + i) % n * size :][:size], y[(offset + i) % n * size :][:size]) for i in range(count)]
 
 
 def bench_train(kind, data, steps, repeats, warmup):
@@ -304,13 +253,6 @@ def bench_inference(kind, data, repeats, warmup_batches=2):
 
 
 # ----------------------------------------------------------------------- memory
-def rss_kib(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def reset_peak():
     """Reset the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
     try:
@@ -338,16 +280,6 @@ def memory_child(library, kind, steps, threads):
         for _ in range(steps):
             step(x, y)
     print(json.dumps({"peak_mib": (rss_kib("VmHWM") - baseline) / 1024}))
-
-
-def bench_memory(kind, steps, threads):
-    out = {}
-    for library in ("nnumpy", "torch"):
-        cmd = [sys.executable, __file__, "--memory-child", library, kind, "--threads", str(threads),
-               "--steps", str(steps)]  # fmt: skip
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        out[library] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
-    return out
 
 
 # ----------------------------------------------------------------------- accuracy
@@ -436,30 +368,6 @@ def _write_results(out_path, results, seeds, epochs):
 
 
 # ----------------------------------------------------------------------- report
-def machine_info(threads):
-    import torch
-
-    blas = [f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')}, {i['num_threads']} threads)"
-            for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
-    names = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_THREAD_TIMEOUT", "NNUMPY_NUM_THREADS")
-    env = {k: os.environ[k] for k in names if k in os.environ}
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
-    lines = [
-        f"CPU: {cpu}, {os.cpu_count()} cores; threads: {threads} (nnumpy.num_threads: its kernels and "
-        "numpy's BLAS; torch.set_num_threads)",
-        f"Python {platform.python_version()}, numpy {np.__version__}, BLAS: {'; '.join(blas)}",
-        f"torch {torch.__version__}, nnumpy {nn.__version__}, OpenBLAS env: {env or 'not set'}",
-    ]
-    if "OPENBLAS_CORETYPE" in env:
-        lines.append("warning: OPENBLAS_CORETYPE is set; run under `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`")
-    return lines
-
-
-def row(name, ours, theirs, unit):
-    return f"| {name} | {ours:,.0f} {unit} | {theirs:,.0f} {unit} | {ours / theirs:.2f}x |"
-
-
 def profile_nnumpy(kind, data, steps):
     import cProfile
     import pstats
@@ -559,7 +467,7 @@ def main():
                     r = bench_inference(kind, data, repeats)
                     lines.append(row(f"{NAMES[kind]} inference", r["nnumpy"], r["torch"], "samples/s"))
                 if "5" in figures:
-                    m = bench_memory(kind, steps, args.threads)
+                    m = bench_memory(__file__, kind, steps, args.threads)
                     lines.append(f"| {NAMES[kind]} train step peak memory | {m['nnumpy']:.0f} MiB | "
                                  f"{m['torch']:.0f} MiB | {m['nnumpy'] / m['torch']:.2f}x |")  # fmt: skip
             print("\n".join(lines))
