@@ -27,6 +27,25 @@ def int_tuple(name, arg, value, n, minimum=1):
     return tuple(check_positive_int(name, arg, v, minimum) for v in items)
 
 
+def set_conv_args(layer, in_channels, out_channels, kernel_size, stride, dilation, groups):
+    """Check and set a convolution layer's ``in_channels``, ``out_channels``,
+    ``groups`` (dividing both) and its ``kernel_size``, ``stride``,
+    ``dilation`` as ``layer._nd``-tuples (shared by ``Conv*d`` and
+    ``ConvTranspose*d``); errors name the layer's class."""
+    name, nd = type(layer).__name__, layer._nd
+    layer.in_channels = check_positive_int(name, "in_channels", in_channels)
+    layer.out_channels = check_positive_int(name, "out_channels", out_channels)
+    layer.groups = check_positive_int(name, "groups", groups)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
+            f"must both be divisible by groups ({groups})"
+        )
+    layer.kernel_size = int_tuple(name, "kernel_size", kernel_size, nd)
+    layer.stride = int_tuple(name, "stride", stride, nd)
+    layer.dilation = int_tuple(name, "dilation", dilation, nd)
+
+
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -76,18 +95,8 @@ class _ConvNd(Module):
         rng=None,
     ):
         super().__init__()
-        name, nd = type(self).__name__, self._nd
-        self.in_channels = check_positive_int(name, "in_channels", in_channels)
-        self.out_channels = check_positive_int(name, "out_channels", out_channels)
-        self.groups = check_positive_int(name, "groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
-        self.kernel_size = int_tuple(name, "kernel_size", kernel_size, nd)
-        self.stride = int_tuple(name, "stride", stride, nd)
-        self.dilation = int_tuple(name, "dilation", dilation, nd)
+        name = type(self).__name__
+        set_conv_args(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding = padding
         self.pads = resolve_padding(name, padding, self.kernel_size, self.stride, self.dilation)
         if padding_mode not in PADDING_MODES:

@@ -12,11 +12,11 @@ gradient, its backward the convolution's forward and weight gradient
 
 import numpy as np
 
-from .._checks import check_float_array, check_positive_int
+from .._checks import check_float_array
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..kernels.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward, transpose_geometry
 from ..module import Module
-from .conv import int_tuple
+from .conv import int_tuple, set_conv_args
 
 __all__ = ["ConvTranspose2d", "ConvTranspose1d"]
 
@@ -44,17 +44,7 @@ class _ConvTransposeNd(Module):
     ):
         super().__init__()
         name, nd = type(self).__name__, self._nd
-        self.in_channels = check_positive_int(name, "in_channels", in_channels)
-        self.out_channels = check_positive_int(name, "out_channels", out_channels)
-        self.groups = check_positive_int(name, "groups", groups)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
-                f"must both be divisible by groups ({groups})"
-            )
-        self.kernel_size = int_tuple(name, "kernel_size", kernel_size, nd)
-        self.stride = int_tuple(name, "stride", stride, nd)
-        self.dilation = int_tuple(name, "dilation", dilation, nd)
+        set_conv_args(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding = int_tuple(name, "padding", padding, nd, minimum=0)
         self.output_padding = int_tuple(name, "output_padding", output_padding, nd, minimum=0)
         if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True)):
