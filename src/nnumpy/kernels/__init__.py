@@ -10,6 +10,8 @@ over nnumpy's threads; ``tests/test_kernels.py`` compares the two in float64.
   forward and backward exchanged (``conv_transpose2d_forward``, ``conv_transpose2d_backward``);
 - ``batchnorm``: batch normalisation over the rows of an ``(M, C)`` matrix;
 - ``pooling``: max and average pooling over strided window views;
+- ``recurrent``: one RNN/LSTM/GRU layer over a sequence and its backpropagation through time
+  (``recurrent_forward``, ``recurrent_backward``);
 - ``elementwise``: threaded ReLU;
 - ``matmul``: the layers' matrix products, on nnumpy's threads while its kernels use them;
 - ``parallel``: nnumpy's thread pool (``parallel_for``, ``map_batches``) and ``set_num_threads``;
