@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_close
+from test_optim import feed  # the same random gradients for our model and the torch parameters
 
 import nnumpy
 from nnumpy import (
@@ -46,15 +47,6 @@ def net(dtype=np.float64, seed=0):
 
 def torch_params(model):
     return [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in model.parameters()]
-
-
-def feed(model, tparams=None, step=0):
-    """The same random gradients for our model and the torch parameters."""
-    r = np.random.default_rng(step)
-    for i, (_, grad) in enumerate(model.parameter_pairs(trainable_only=False)):
-        grad[...] = r.normal(size=grad.shape).astype(grad.dtype)
-        if tparams is not None:
-            tparams[i].grad = torch.from_numpy(grad.copy())
 
 
 @pytest.fixture(autouse=True)
