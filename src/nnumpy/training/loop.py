@@ -704,9 +704,7 @@ def fit(
         )
     if not isinstance(model, Module):
         raise TypeError(f"fit: expected a Module as model, got {type(model).__name__}")
-    if isinstance(optimizer, str) or isinstance(optimizer, type):
-        optimizer = get_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay)
-    elif lr is not None or weight_decay is not None:
+    if isinstance(optimizer, (str, type)) or lr is not None or weight_decay is not None:
         optimizer = get_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay)
     trainer = (trainer or Trainer)(
         model,
