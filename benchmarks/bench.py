@@ -19,20 +19,20 @@ Data: Fashion-MNIST from /usr/share/datasets/fashion-mnist when present
 import argparse
 import json
 import os
-import statistics
 import time
 
 import numpy as np  # before nnumpy, as user scripts do
 from common import (
-    SETTLE_S,
     batches,
     bench_memory,
+    inference_throughput,
     load_fashion_mnist,
     machine_info,
     marker,
+    print_phase_times,
     row,
     rss_kib,
-    time_alternating,
+    train_throughput,
 )
 from threadpoolctl import threadpool_info
 
@@ -103,9 +103,6 @@ def forward_flops(kind):
 
 
 # ----------------------------------------------------------------------- steps
-PHASES = ("zero grads", "forward", "loss + backward", "optimizer step")
-
-
 def nnumpy_train_step(kind):
     model = build_nnumpy(kind)
     criterion = nn.ClassNLLCriterion()
@@ -148,51 +145,15 @@ def torch_train_step(kind, source):
 
 
 def bench_train(kind, data, steps, repeats, warmup):
-    import torch
-
-    xtr, ytr = data[0], data[1]
-    np_batches = batches(xtr, ytr, BATCH, steps + warmup)
-    t_batches = [(torch.from_numpy(x.copy()), torch.from_numpy(y)) for x, y in np_batches]
     np_model, np_step = nnumpy_train_step(kind)
     _, t_step = torch_train_step(kind, np_model)
-
-    def runner(step, items):
-        def run(warm):
-            chosen = items[:warm] if warm else items[warmup:]
-            for x, y in chosen:
-                step(x, y)
-
-        return run
-
-    times = time_alternating([("nnumpy", runner(np_step, np_batches)), ("torch", runner(t_step, t_batches))],
-                             repeats, warmup)  # fmt: skip
-    return {k: steps * BATCH / statistics.median(v) for k, v in times.items()}
+    return train_throughput(np_step, t_step, batches(data[0], data[1], BATCH, steps + warmup), warmup, repeats)
 
 
 def bench_inference(kind, data, repeats, warmup_batches=2):
-    import torch
-
-    xte = data[2]
     np_model = build_nnumpy(kind).evaluate()
     t_model = build_torch(kind, np_model).eval()
-    chunks = [xte[i : i + INFER_BATCH] for i in range(0, xte.shape[0], INFER_BATCH)]
-    t_chunks = [torch.from_numpy(c.copy()) for c in chunks]
-
-    def np_run(warm):
-        for c in chunks[:warm] if warm else chunks:
-            np_model.forward(c)
-
-    def t_run(warm):
-        with torch.inference_mode():
-            for c in t_chunks[:warm] if warm else t_chunks:
-                t_model(c)
-
-    # the two libraries agree on what they compute
-    with torch.inference_mode():
-        diff = np.abs(np_model.forward(chunks[0]) - t_model(t_chunks[0]).numpy()).max()
-    assert diff < 1e-3, f"{kind}: nnumpy and PyTorch outputs differ by {diff}"
-    times = time_alternating([("nnumpy", np_run), ("torch", t_run)], repeats, warmup_batches)
-    return {k: xte.shape[0] / statistics.median(v) for k, v in times.items()}
+    return inference_throughput(np_model, t_model, data[2], INFER_BATCH, repeats, kind, warmup_batches)
 
 
 def sgemm_gflops(repeats=5):
@@ -246,33 +207,10 @@ def profile_nnumpy(kind, data, steps):
 
 
 def phase_times(kind, data, steps, repeats):
-    """Microseconds per step in each phase of the train step (``PHASES``), nnumpy
-    and PyTorch alternating repeat by repeat as in figure 1 (median over repeats
-    of the mean over ``steps``)."""
-    import torch
-
-    items = batches(data[0], data[1], BATCH, steps + 5)
+    """Microseconds per step in each phase of the train step, both libraries alternating."""
     np_model, np_step = nnumpy_train_step(kind)
     _, t_step = torch_train_step(kind, np_model)
-    t_items = [(torch.from_numpy(x.copy()), torch.from_numpy(y)) for x, y in items]
-    times = {"nnumpy": [], "PyTorch": []}
-    for _name, step, chosen in (("nnumpy", np_step, items), ("PyTorch", t_step, t_items)):
-        for x, y in chosen[:5]:
-            step(x, y)
-    for _ in range(repeats):
-        for name, step, chosen in (("nnumpy", np_step, items), ("PyTorch", t_step, t_items)):
-            time.sleep(SETTLE_S)
-            per_step = []
-            for x, y in chosen[5:]:
-                marks = []
-                step(x, y, marks)
-                per_step.append(np.diff(marks))
-            times[name].append(np.mean(per_step, axis=0))
-    med = {name: np.median(v, axis=0) * 1e6 for name, v in times.items()}
-    print(f"| {kind} train step phase | nnumpy us | PyTorch us |\n|---|---|---|")
-    for i, phase in enumerate(PHASES):
-        print(f"| {phase} | {med['nnumpy'][i]:,.0f} | {med['PyTorch'][i]:,.0f} |")
-    print(f"| step | {med['nnumpy'].sum():,.0f} | {med['PyTorch'].sum():,.0f} |")
+    print_phase_times(kind, np_step, t_step, batches(data[0], data[1], BATCH, steps + 5), repeats)
 
 
 def layer_times(kind, data, repeats=7):

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -84,6 +85,84 @@ def time_alternating(runners, repeats, warmup):
             run(None)
             times[name].append(time.perf_counter() - t0)
     return times
+
+
+def torch_batches(items):
+    import torch
+
+    return [(torch.from_numpy(x.copy()), torch.from_numpy(y)) for x, y in items]
+
+
+def train_throughput(np_step, t_step, items, warmup, repeats):
+    """``{"nnumpy": samples/s, "torch": samples/s}`` of two train steps
+    ``step(x, y)`` on the same batches ``items``: ``warmup`` of them first,
+    then ``repeats`` alternating repeats over the rest (median)."""
+    t_items = torch_batches(items)
+
+    def runner(step, chosen_items):
+        def run(warm):
+            for x, y in chosen_items[:warm] if warm else chosen_items[warmup:]:
+                step(x, y)
+
+        return run
+
+    times = time_alternating([("nnumpy", runner(np_step, items)), ("torch", runner(t_step, t_items))],
+                             repeats, warmup)  # fmt: skip
+    samples = sum(x.shape[0] for x, _ in items[warmup:])
+    return {k: samples / statistics.median(v) for k, v in times.items()}
+
+
+def inference_throughput(np_model, t_model, x, batch, repeats, what, warmup_batches=2):
+    """``{"nnumpy": samples/s, "torch": samples/s}`` of two models in
+    evaluate mode over ``x`` in batches of ``batch``, after checking that
+    their outputs agree (``what`` names the model in that error)."""
+    import torch
+
+    chunks = [x[i : i + batch] for i in range(0, x.shape[0], batch)]
+    t_chunks = [torch.from_numpy(c.copy()) for c in chunks]
+
+    def np_run(warm):
+        for c in chunks[:warm] if warm else chunks:
+            np_model.forward(c)
+
+    def t_run(warm):
+        with torch.inference_mode():
+            for c in t_chunks[:warm] if warm else t_chunks:
+                t_model(c)
+
+    with torch.inference_mode():  # the two libraries agree on what they compute
+        diff = np.abs(np_model.forward(chunks[0]) - t_model(t_chunks[0]).numpy()).max()
+    assert diff < 1e-3, f"{what}: nnumpy and PyTorch outputs differ by {diff}"
+    times = time_alternating([("nnumpy", np_run), ("torch", t_run)], repeats, warmup_batches)
+    return {k: x.shape[0] / statistics.median(v) for k, v in times.items()}
+
+
+PHASES = ("zero grads", "forward", "loss + backward", "optimizer step")
+
+
+def print_phase_times(what, np_step, t_step, items, repeats, warmup=5):
+    """Microseconds per step in each phase of the train step (``PHASES``, timed
+    by ``step(x, y, marks)``), nnumpy and PyTorch alternating repeat by repeat
+    (median over repeats of the mean over the steps after ``warmup``), as a table."""
+    runs = (("nnumpy", np_step, items), ("PyTorch", t_step, torch_batches(items)))
+    times = {"nnumpy": [], "PyTorch": []}
+    for _, step, chosen in runs:
+        for x, y in chosen[:warmup]:
+            step(x, y)
+    for _ in range(repeats):
+        for name, step, chosen in runs:
+            time.sleep(SETTLE_S)
+            per_step = []
+            for x, y in chosen[warmup:]:
+                marks = []
+                step(x, y, marks)
+                per_step.append(np.diff(marks))
+            times[name].append(np.mean(per_step, axis=0))
+    med = {name: np.median(v, axis=0) * 1e6 for name, v in times.items()}
+    print(f"| {what} train step phase | nnumpy us | PyTorch us |\n|---|---|---|")
+    for i, phase in enumerate(PHASES):
+        print(f"| {phase} | {med['nnumpy'][i]:,.0f} | {med['PyTorch'][i]:,.0f} |")
+    print(f"| step | {med['nnumpy'].sum():,.0f} | {med['PyTorch'].sum():,.0f} |")
 
 
 # ----------------------------------------------------------------------- memory
