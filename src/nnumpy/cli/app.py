@@ -7,7 +7,6 @@ the traceback).
 """
 
 import argparse
-import math
 import os
 import platform
 import sys
@@ -20,7 +19,18 @@ from ..models import MODELS, SCHEDULES
 from ..parallel import get_num_threads, num_threads
 from ..training import classification_report, confusion_matrix, evaluate
 from .charlm import add_generate_parser, add_train_options, evaluate_charlm, is_char_model
-from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, CommandError, class_names, load_any, load_data, prepare
+from .common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CommandError,
+    class_names,
+    float_in,
+    int_at_least,
+    load_any,
+    load_data,
+    prepare,
+)
 from .train import cmd_train
 
 __all__ = ["main", "build_parser"]
@@ -32,50 +42,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _int_at_least(low, wanted):
-    """An argparse type: an integer >= ``low`` (``wanted`` says so in the error)."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "an integer >= 0")
-
-
-def _float_in(low, high=math.inf, *, low_open=False, high_open=True):
-    """An argparse type: a finite number in the range (NaN and inf are refused at parse time)."""
-    left, right = "(" if low_open else "[", ")" if high_open else "]"
-    if math.isfinite(high):
-        wanted = f"a finite number in {left}{low:g}, {high:g}{right}"
-    else:
-        wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
-        inside = math.isfinite(value) and (value > low if low_open else value >= low)
-        inside = inside and (value < high if high_open else value <= high)
-        if not inside:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-        return value
-
-    return parse
-
-
-_non_negative_float = _float_in(0.0)
-_positive_float = _float_in(0.0, low_open=True)
-_fraction = _float_in(0.0, 1.0)  # [0, 1)
+_positive_int = int_at_least(1, "a positive integer")
+_non_negative_int = int_at_least(0)
+_non_negative_float = float_in(0.0)
+_positive_float = float_in(0.0, low_open=True)
+_fraction = float_in(0.0, 1.0)  # [0, 1)
 
 
 def build_parser():

@@ -12,7 +12,6 @@ Every epoch prints the loss, the bits per character (bpc = loss / ln 2) and a
 sample; the unigram entropy of the corpus is the bar to beat.
 """
 
-import argparse
 import json
 import math
 import sys
@@ -30,7 +29,7 @@ from ..layers import GRU, LSTM, RNN
 from ..models import CHAR_ARCHS, RECIPES, Recipe, make_schedule
 from ..plots import plot_history
 from ..training import Callback, ModelCheckpoint, Trainer, fit, get_optimizer
-from .common import EXIT_INTERRUPTED, CommandError, load_any, printer
+from .common import EXIT_INTERRUPTED, CommandError, float_in, int_at_least, load_any, printer
 
 __all__ = [
     "add_train_options",
@@ -51,27 +50,7 @@ SAMPLE_EVERY = 400  # optimizer steps between the samples printed in an epoch (a
 
 
 # ---------------------------------------------------------------- option types
-def _int_at_least(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _finite_non_negative(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+_finite_non_negative = float_in(0.0)
 
 
 def add_train_options(train):
@@ -79,11 +58,11 @@ def add_train_options(train):
     group = train.add_argument_group("character model (--model charlm)")
     group.add_argument("--arch", choices=sorted(CHAR_ARCHS), default="lstm", help="charlm body (default lstm)")
     group.add_argument(
-        "--seq-len", type=_int_at_least(1), help="characters per window (truncated BPTT; lstm 64, transformer 128)"
+        "--seq-len", type=int_at_least(1), help="characters per window (truncated BPTT; lstm 64, transformer 128)"
     )
     group.add_argument(
         "--max-chars",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         help="train on the first N characters of the training text (default 0: all of it)",
     )
 
@@ -93,13 +72,13 @@ def add_generate_parser(sub):
     gen = sub.add_parser("generate", help="sample text from a character model (nnumpy train --model charlm)")
     gen.add_argument("model", help="model.npz or checkpoint.npz of a character model")
     gen.add_argument("--prompt", default=None, help="text to continue (default: a new line)")
-    gen.add_argument("--length", type=_int_at_least(1), default=300, help="characters to generate (default 300)")
+    gen.add_argument("--length", type=int_at_least(1), default=300, help="characters to generate (default 300)")
     gen.add_argument(
         "--temperature", type=_finite_non_negative, default=0.8, help="softmax temperature; 0: greedy (default 0.8)"
     )
-    gen.add_argument("--top-k", type=_int_at_least(0), default=0, help="sample among the k likeliest (0: all)")
-    gen.add_argument("--seed", type=_int_at_least(0), default=None, help="seed of the sampling (default: random)")
-    gen.add_argument("--threads", type=_int_at_least(1), help="nnumpy kernel and BLAS threads (default: all CPUs)")
+    gen.add_argument("--top-k", type=int_at_least(0), default=0, help="sample among the k likeliest (0: all)")
+    gen.add_argument("--seed", type=int_at_least(0), default=None, help="seed of the sampling (default: random)")
+    gen.add_argument("--threads", type=int_at_least(1), help="nnumpy kernel and BLAS threads (default: all CPUs)")
     gen.set_defaults(func=cmd_generate)
     return gen
 

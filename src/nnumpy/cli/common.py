@@ -1,6 +1,9 @@
 """What the ``nnumpy`` commands share: exit codes, ``CommandError``, loading
 data and model files, printing on the main process only."""
 
+import argparse
+import math
+
 import numpy as np
 
 from .. import data
@@ -18,9 +21,51 @@ __all__ = [
     "prepare",
     "class_names",
     "load_any",
+    "int_at_least",
+    "float_in",
 ]
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+# ---------------------------------------------------------------- option types
+def int_at_least(low, wanted=None):
+    """An argparse type: an integer >= ``low``; the error says it expected
+    ``wanted`` (default ``"an integer >= low"``)."""
+    wanted = wanted or f"an integer >= {low}"
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+def float_in(low, high=math.inf, *, low_open=False, high_open=True):
+    """An argparse type: a finite number in the range (NaN and inf are refused at parse time)."""
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    if math.isfinite(high):
+        wanted = f"a finite number in {left}{low:g}, {high:g}{right}"
+    else:
+        wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        inside = math.isfinite(value) and (value > low if low_open else value >= low)
+        inside = inside and (value < high if high_open else value <= high)
+        if not inside:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
 class CommandError(Exception):
