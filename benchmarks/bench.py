@@ -30,6 +30,7 @@ from common import (
     machine_info,
     marker,
     print_phase_times,
+    profile_steps,
     row,
     rss_kib,
     train_throughput,
@@ -191,19 +192,8 @@ def memory_child(library, kind, steps, threads):
 
 # ----------------------------------------------------------------------- report
 def profile_nnumpy(kind, data, steps):
-    import cProfile
-    import pstats
-
     _, step = nnumpy_train_step(kind)
-    items = batches(data[0], data[1], BATCH, steps)
-    for x, y in items[:3]:
-        step(x, y)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for x, y in items:
-        step(x, y)
-    profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    profile_steps(step, batches(data[0], data[1], BATCH, steps), rows=25)
 
 
 def phase_times(kind, data, steps, repeats):

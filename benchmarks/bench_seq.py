@@ -49,6 +49,7 @@ from common import (
     machine_info,
     marker,
     print_phase_times,
+    profile_steps,
     row,
     rss_kib,
     train_throughput,
@@ -334,19 +335,8 @@ def _write_results(out_path, results, seeds, epochs):
 
 # ----------------------------------------------------------------------- report
 def profile_nnumpy(kind, data, steps):
-    import cProfile
-    import pstats
-
     _, step = nnumpy_train_step(kind)
-    items = batches(data[0], data[1], BATCH, steps)
-    for x, y in items[:3]:
-        step(x, y)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for x, y in items:
-        step(x, y)
-    profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    profile_steps(step, batches(data[0], data[1], BATCH, steps), rows=30)
 
 
 def phase_times(kind, data, steps, repeats):

@@ -165,6 +165,22 @@ def print_phase_times(what, np_step, t_step, items, repeats, warmup=5):
     print(f"| step | {med['nnumpy'].sum():,.0f} | {med['PyTorch'].sum():,.0f} |")
 
 
+def profile_steps(step, items, rows):
+    """cProfile of ``step(x, y)`` over ``items`` (after 3 untimed steps), its
+    ``rows`` most expensive functions by own time."""
+    import cProfile
+    import pstats
+
+    for x, y in items[:3]:
+        step(x, y)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for x, y in items:
+        step(x, y)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(rows)
+
+
 # ----------------------------------------------------------------------- memory
 def rss_kib(field):
     for line in Path("/proc/self/status").read_text().splitlines():
