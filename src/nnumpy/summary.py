@@ -19,8 +19,41 @@ import numpy as np
 __all__ = ["summary", "output_shapes", "infer_shapes", "note_shape"]
 
 
+def _is_structure(shape):
+    """True for a structure of shapes (a tuple of shapes), False for one shape."""
+    return isinstance(shape, (tuple, list)) and len(shape) > 0 and all(isinstance(s, (tuple, list)) for s in shape)
+
+
 def _shape_text(shape):
+    """``(N, 3)`` for one batched shape; ``((N, 3), (N, 4))`` for a structure of them."""
+    if _is_structure(shape):
+        return "(" + ", ".join(_shape_text(s) for s in shape) + ")"
     return "(" + ", ".join(["N", *(str(s) for s in shape[1:])]) + ")"
+
+
+def _sample_shape(shape):
+    """One sample's shape as a tuple of ints (``784`` or ``(1, 28, 28)``), or a
+    structure of them for a model that takes a tuple (``((4,), (5,))``)."""
+    if _is_structure(shape):
+        return tuple(_sample_shape(s) for s in shape)
+    return tuple(int(s) for s in np.atleast_1d(shape))
+
+
+def _batch_of_one(shape):
+    return tuple(_batch_of_one(s) for s in shape) if _is_structure(shape) else (1, *shape)
+
+
+def _zeros(shape, dtype):
+    return tuple(_zeros(s, dtype) for s in shape) if _is_structure(shape) else np.zeros(shape, dtype=dtype)
+
+
+def _shape_of(value):
+    """The shape (structure) of a forward's output; None for something else."""
+    if isinstance(value, (tuple, list)):
+        parts = tuple(_shape_of(v) for v in value)
+        return None if any(p is None for p in parts) else parts
+    shape = getattr(value, "shape", None)
+    return None if shape is None else tuple(int(s) for s in shape)
 
 
 _recording = []  # the open shape recordings of infer_shapes: {id(module): output shape}
@@ -52,34 +85,29 @@ def infer_shapes(model, input_shape):
     return shapes
 
 
-def _plain(shape):
-    """A shape as a tuple, or None for a structure of several."""
-    ok = isinstance(shape, tuple) and all(isinstance(s, int) for s in shape)
-    return shape if ok else None
-
-
 def _trace(model, input_shape, dtype):
     """``(dtype, {id(module): output shape})`` for a batch of one sample: by shape
     inference where every module reports its ``output_shape``, else from one
     forward of a zero batch in evaluate mode (modes restored)."""
     params = model.parameters()
     dtype = np.dtype(dtype or (params[0].dtype if params else np.float32))
-    shapes = infer_shapes(model, (1, *input_shape))
+    shapes = infer_shapes(model, _batch_of_one(input_shape))
     if shapes is not None:
-        return dtype, {k: _plain(v) for k, v in shapes.items()}
+        return dtype, shapes
     with model.preserved_modes():
         model.evaluate()
-        model.forward(np.zeros((1, *input_shape), dtype=dtype))
-    return dtype, {id(m): getattr(m.output, "shape", None) for _, m in model.named_modules()}
+        model.forward(_zeros(_batch_of_one(input_shape), dtype))
+    return dtype, {id(m): _shape_of(m.output) for _, m in model.named_modules()}
 
 
 def output_shapes(model, input_shape, dtype=None):
     """``{dotted_name: output shape}`` of every module of ``model`` for a batch of
     one sample of shape ``input_shape`` (no batch axis); the model itself is
     ``""``. From the modules' ``output_shape``; if one cannot tell, from one
-    forward of zeros in evaluate mode (modes are restored). None for an output
-    that is a tuple."""
-    input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
+    forward of zeros in evaluate mode (modes are restored). A tuple output has
+    a tuple of shapes; a model that takes a tuple takes a tuple of sample
+    shapes (``((4,), (5,))``)."""
+    input_shape = _sample_shape(input_shape)
     _, shapes = _trace(model, input_shape, dtype)
     return {name: shapes.get(id(m)) for name, m in model.named_modules()}
 
@@ -87,12 +115,13 @@ def output_shapes(model, input_shape, dtype=None):
 def summary(model, input_shape, print_fn=print, dtype=None):
     """A torchinfo-like table: every module with its output shape and
     parameter count, then the totals. ``input_shape`` is one sample's shape
-    (no batch axis), e.g. ``(784,)`` or ``(1, 28, 28)``. The shapes come from
+    (no batch axis), e.g. ``(784,)`` or ``(1, 28, 28)``, or a tuple of them
+    for a model that takes a tuple (a Graph of several inputs). The shapes come from
     ``output_shapes``. Prints the table with
     ``print_fn`` (None: silent) and returns it. Float array attributes that
     are neither declared parameters nor buffers (``Module.undeclared_arrays``:
     a forgotten declaration) are named on a warning line at the end."""
-    input_shape = tuple(int(s) for s in np.atleast_1d(input_shape))
+    input_shape = _sample_shape(input_shape)
     dtype, shapes = _trace(model, input_shape, dtype)
     rows = [("Layer (type)", "Output shape", "Param #")]
     modules = [(n, m) for n, m in model.named_modules() if not (m is model and m.children())]
@@ -111,7 +140,7 @@ def summary(model, input_shape, print_fn=print, dtype=None):
     nbytes = sum(int(p.nbytes) for p in model.parameters())
     lines = [line, fmt(rows[0]), line, *(fmt(r) for r in rows[1:]), line]
     lines += [
-        f"Input shape: {_shape_text((None, *input_shape))}, {dtype.name}",
+        f"Input shape: {_shape_text(_batch_of_one(input_shape))}, {dtype.name}",
         f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
         f"Non-trainable params: {total - trainable:,}",
