@@ -28,9 +28,8 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-from . import config
 from .blas import one_thread
-from .config import settings
+from .config import set_tuning, settings, tuning, version
 
 __all__ = [
     "set_num_threads",
@@ -97,7 +96,7 @@ def set_num_threads(n, blas=True):
         1
     """
     check_thread_count("set_num_threads", n)
-    config.set_tuning(threads=int(n))
+    set_tuning(threads=int(n))
     if blas:
         from threadpoolctl import threadpool_limits
 
@@ -121,7 +120,7 @@ def num_threads(n):
     check_thread_count("num_threads", n)
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=int(n), user_api="blas"), config.tuning(threads=int(n)):
+    with threadpool_limits(limits=int(n), user_api="blas"), tuning(threads=int(n)):
         yield
 
 
@@ -153,7 +152,7 @@ def threads_in_use():
     within the last ``split_window_calls`` kernel calls (``nnumpy.kernels.tuning``).
     Counted in calls, not seconds, so a run repeats bit for bit."""
     last, window = _history["last_split"], settings["split_window_calls"]
-    if last is None or _history["version"] != config.version():  # other settings split differently
+    if last is None or _history["version"] != version():  # other settings split differently
         return False
     return _history["calls"] - last < window
 
@@ -180,7 +179,7 @@ def run_pieces(fn, n, pieces, calls_blas=False, counts_as_split=True):
         return [fn(0, n)]
     _history["calls"] += 1
     if pieces > 1 and counts_as_split:
-        _history.update(last_split=_history["calls"], version=config.version())
+        _history.update(last_split=_history["calls"], version=version())
     with one_thread() if calls_blas and (pieces > 1 or threads_in_use()) else nullcontext():
         if pieces <= 1:
             return [fn(0, n)]
