@@ -38,9 +38,9 @@ def check_shape(owner, shape, ndim=None, features=None, feature_axis=1, layout=N
     """``check_input``'s shape checks on a shape alone (what ``output_shape``
     validates, with the very message ``forward`` would raise); returns the
     shape as a tuple of ints."""
-    shape = tuple(int(s) for s in shape)
-    if ndim is not None:
-        accepted = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    shape = tuple(map(int, shape))
+    if ndim is not None:  # a range or tuple of ranks is used as it is (no tuple of range(2, 33) per call)
+        accepted = (ndim,) if isinstance(ndim, int) else ndim if isinstance(ndim, (tuple, range)) else tuple(ndim)
         if len(shape) not in accepted:
             want = layout or " or ".join(f"{d}-D" for d in accepted)
             raise ValueError(f"{owner!r}: expected input of shape {want}, got {shape}")

@@ -398,9 +398,8 @@ class Sequential(_Container):
             raise RuntimeError(f"{type(self).__name__}: backward called before forward")
         stop = 0
         if not need_input_grad:
-            # children before the first trainable one need no gradient at all
-            trainable = [i for i, m in enumerate(self.modules) if _trainable(m)]
-            stop = trainable[0] if trainable else len(self.modules)
+            # children before the first trainable one need no gradient at all (looked for in order, up to it)
+            stop = next((i for i, m in enumerate(self.modules) if _trainable(m)), len(self.modules))
         grad = gradOutput
         for i in range(len(self.modules) - 1, stop - 1, -1):
             if all_none(grad):  # zeros from here on (or an integer input below): nothing to do

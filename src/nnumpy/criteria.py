@@ -621,11 +621,38 @@ class ClassNLLCriterion(_ClassificationCriterion):
                     "ClassNLLCriterion took) use ClassNLLCriterionUnstable; for logits use CrossEntropyCriterion"
                 )
 
+    def _plain_labels(self, input, target):
+        """True for the common case, which needs none of ``_prepare``'s machinery:
+        ``(N, C)`` input, ``(N,)`` integer labels all in ``[0, C)``, none equal to
+        ``ignore_index``, no weight, reduction 'mean' or 'sum'. Anything else
+        (errors included) takes the general path."""
+        if (
+            type(input) is not np.ndarray or type(target) is not np.ndarray or input.ndim != 2
+            or input.dtype.kind != "f" or not input.shape[0] or target.shape != input.shape[:1]
+            or target.dtype.kind not in "iu" or self.weight is not None or self.reduction == "none"
+            or type(self)._prepare is not _ClassificationCriterion._prepare
+        ):
+            return False
+        c = input.shape[1]
+        if target.min() < 0 or target.max() >= c:
+            return False
+        return not (0 <= self.ignore_index < c and (target == self.ignore_index).any())
+
     def updateOutput(self, input, target):
+        if self._plain_labels(input, target):  # the general path's values, without building q
+            self._check_values(input)
+            n = input.shape[0]
+            return self._reduce(-_wide(input[np.arange(n), target]), float(n), input.dtype)
         rows, q, shape = self._prepare(input, target)  # q is float64: so are the products
         return self._reduce(-q.dot(rows).reshape(shape), q.count, input.dtype)
 
     def updateGradInput(self, input, target, gradOutput=None):
+        if self._plain_labels(input, target):
+            self._check_values(input)
+            n = input.shape[0]
+            grad = np.zeros(input.shape, input.dtype)
+            grad[np.arange(n), target] = -self._upstream(gradOutput, (n,), float(n))
+            return grad
         rows, q, shape = self._prepare(input, target)
         g = self._upstream(gradOutput, shape, q.count)
         if q.dense is not None:

@@ -1,5 +1,7 @@
 """Reshaping layers."""
 
+import math
+
 import numpy as np
 
 from .._checks import as_shape, check_float_array
@@ -19,8 +21,8 @@ class Flatten(Module):
         check_float_array(self, input)
         if input.ndim < 1:
             raise ValueError(f"{self!r}: expected input with a batch axis, got a scalar")
-        # the size from the shape, not -1: numpy cannot infer -1 for an empty batch
-        self.output = input.reshape(input.shape[0], int(np.prod(input.shape[1:], dtype=np.int64)))
+        # the size from the shape, not -1: numpy cannot infer -1 for an empty batch (math.prod: no array made)
+        self.output = input.reshape(input.shape[0], math.prod(input.shape[1:]))
         return self.output
 
     def updateGradInput(self, input, gradOutput):
