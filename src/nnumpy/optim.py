@@ -384,6 +384,17 @@ class Optimizer:
             return grad
         return grad + h["weight_decay"] * param
 
+    @staticmethod
+    def _moments(state, grad, beta1, beta2):
+        """Adam's moment estimates, updated in place and returned:
+        ``m = beta1 * m + (1 - beta1) * g``, ``v = beta2 * v + (1 - beta2) * g * g``."""
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        return m, v
+
     # ---- state
     def state_dict(self):
         """``{"state": {index: {name: array or number}}, "param_groups": [...],
@@ -795,11 +806,7 @@ class NAdam(Optimizer):
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
         state["mu_product"] *= mu
         mu_product = state["mu_product"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
+        m, v = self._moments(state, grad, beta1, beta2)
         denom = np.sqrt(v / (1 - beta2**t))
         denom += h["eps"]
         param -= (lr * (1 - mu) / (1 - mu_product)) * (grad / denom)
@@ -843,11 +850,7 @@ class RAdam(Optimizer):
             state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
         state["step"] += 1
         t = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1 - beta1) * grad
-        v *= beta2
-        v += (1 - beta2) * grad * grad
+        m, v = self._moments(state, grad, beta1, beta2)
         c1, c2 = 1 - beta1**t, 1 - beta2**t
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * t * beta2**t / c2
