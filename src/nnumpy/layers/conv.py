@@ -27,6 +27,12 @@ def int_tuple(name, arg, value, n, minimum=1):
     return tuple(check_positive_int(name, arg, v, minimum) for v in items)
 
 
+def config_kernel_size(config, nd):
+    """A configuration's ``kernel_size`` as an ``nd``-tuple (``parameter_shapes``)."""
+    k = config["kernel_size"]
+    return (k,) * nd if isinstance(k, int) else tuple(k)
+
+
 def set_conv_args(layer, in_channels, out_channels, kernel_size, stride, dilation, groups):
     """Check and set a convolution layer's ``in_channels``, ``out_channels``,
     ``groups`` (dividing both) and its ``kernel_size``, ``stride``,
@@ -117,8 +123,7 @@ class _ConvNd(Module):
     def parameter_shapes(cls, config):
         """``W``: ``(out_channels, in_channels // groups, *kernel_size)``; ``b``:
         ``(out_channels,)`` (model files check them before building)."""
-        k = config["kernel_size"]
-        k = (k,) * cls._nd if isinstance(k, int) else tuple(k)
+        k = config_kernel_size(config, cls._nd)
         shapes = {"W": (config["out_channels"], config["in_channels"] // config.get("groups", 1), *k)}
         if config.get("bias", True):
             shapes["b"] = (config["out_channels"],)

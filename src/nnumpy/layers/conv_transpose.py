@@ -16,7 +16,7 @@ from .._checks import check_float_array
 from ..backend import DEFAULT_DTYPE, resolve_rng
 from ..kernels.conv_transpose import conv_transpose2d_backward, conv_transpose2d_forward, transpose_geometry
 from ..module import Module
-from .conv import int_tuple, set_conv_args
+from .conv import config_kernel_size, int_tuple, set_conv_args
 
 __all__ = ["ConvTranspose2d", "ConvTranspose1d"]
 
@@ -70,8 +70,7 @@ class _ConvTransposeNd(Module):
     def parameter_shapes(cls, config):
         """``weight``: ``(in_channels, out_channels // groups, *kernel_size)``;
         ``bias``: ``(out_channels,)`` (model files check them before building)."""
-        k = config["kernel_size"]
-        k = (k,) * cls._nd if isinstance(k, int) else tuple(k)
+        k = config_kernel_size(config, cls._nd)
         shapes = {"weight": (config["in_channels"], config["out_channels"] // config.get("groups", 1), *k)}
         if config.get("bias", True):
             shapes["bias"] = (config["out_channels"],)
