@@ -176,6 +176,63 @@ def test_model_file_round_trip(tmp_path):
     assert list(nn.load_model(tmp_path / "t.npz").state_dict()) == list(dec.state_dict())
 
 
+def _modules(module):
+    return [m for _, m in module.named_modules()]
+
+
+def _set_rates(module, p, eps):
+    for m in _modules(module):
+        if isinstance(m, nn.Dropout):
+            m.p = p
+        elif isinstance(m, nn.MultiheadAttention):
+            m.dropout = p
+        elif isinstance(m, nn.LayerNorm):
+            m.eps = eps
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TransformerEncoderLayer(8, 2, 16),
+        lambda: TransformerDecoderLayer(8, 2, 16),
+        lambda: TransformerEncoder(TransformerEncoderLayer(8, 2, 16), 2, norm=nn.LayerNorm(8)),
+        lambda: TransformerDecoder(TransformerDecoderLayer(8, 2, 16), 2),
+        lambda: Transformer(8, 2, 1, 2, 16),
+    ],
+)
+def test_rates_changed_after_construction_survive_a_model_file(tmp_path, make):
+    """Dropout rates and LayerNorm eps set on the children after construction are what the file holds."""
+    model = make()
+    _set_rates(model, 0.25, 1e-3)
+    nn.save_model(model, tmp_path / "m.npz")
+    loaded = nn.load_model(tmp_path / "m.npz")
+    rates = {m.p for m in _modules(loaded) if isinstance(m, nn.Dropout)}
+    rates |= {m.dropout for m in _modules(loaded) if isinstance(m, nn.MultiheadAttention)}
+    assert rates == {0.25}
+    assert {m.eps for m in _modules(loaded) if isinstance(m, nn.LayerNorm)} == {1e-3}
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+
+
+@pytest.mark.parametrize(
+    "make, change, message",
+    [
+        (lambda: TransformerEncoderLayer(8, 2, 16), lambda m: setattr(m.dropout1, "p", 0.5), "dropout differs inside"),
+        (lambda: TransformerDecoderLayer(8, 2, 16), lambda m: setattr(m.norm3, "eps", 1e-3),
+         "layer_norm_eps differs inside"),  # fmt: skip
+        (lambda: TransformerEncoder(TransformerEncoderLayer(8, 2, 16), 2), lambda m: _set_rates(m.layers[1], 0.0, 1e-5),
+         "layers.1's settings differ from layers.0's"),  # fmt: skip
+        (lambda: Transformer(8, 2, 1, 1, 16), lambda m: setattr(m.encoder.norm, "eps", 1e-2),
+         "Transformer.get_config: layer_norm_eps differs inside"),  # fmt: skip
+    ],
+)
+def test_rates_one_argument_cannot_describe_raise_on_save(tmp_path, make, change, message):
+    model = make()
+    change(model)
+    with pytest.raises(ValueError, match=message):
+        nn.save_model(model, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

@@ -59,6 +59,14 @@ def _clone(module):
     return copy.deepcopy(module, memo)
 
 
+def _one_setting(module, arg, values):
+    """The one value of ``values`` (``{where: value}``), the constructor argument ``arg`` of ``module``."""
+    if len(set(values.values())) > 1:
+        raise ValueError(f"{type(module).__name__}.get_config: {arg} differs inside it ({values}); the "
+                         f"constructor's one {arg!r} cannot describe that: set them alike")  # fmt: skip
+    return next(iter(values.values()))
+
+
 def _reported(module):
     """The parameter shapes a module (or a file's not yet built ``ModuleConfig``) reports, or None."""
     if isinstance(module, Module):
@@ -199,6 +207,19 @@ class _Layer(_Block):
         self.activation = act
         self._n_attn = n_attn
         self._saved = None
+
+    def get_config(self):
+        """The constructor arguments, with ``dropout`` and ``layer_norm_eps``
+        read from the children as they are now (``layer.dropout1.p = 0.2`` on
+        every dropout is what a model file stores). Children that disagree
+        raise ValueError: one argument cannot describe them."""
+        config = super().get_config()
+        rates = {n: m.p for n, m in self.children() if isinstance(m, Dropout)}
+        rates.update({f"{n}.dropout": m.dropout for n, m in self.children() if isinstance(m, MultiheadAttention)})
+        eps = {n: m.eps for n, m in self.children() if isinstance(m, LayerNorm)}
+        config["dropout"] = _one_setting(self, "dropout", rates)
+        config["layer_norm_eps"] = _one_setting(self, "layer_norm_eps", eps)
+        return config
 
     def children(self):
         names = ["self_attn"] + (["multihead_attn"] if self._n_attn == 2 else []) + ["linear1", "dropout", "linear2"]
@@ -458,6 +479,21 @@ class _Stack(_Block):
         self.batch_first = layer.batch_first
         self.d_model = layer.d_model
 
+    def get_config(self):
+        """The constructor arguments, the layer to copy having the settings of
+        ``layers.0`` as it is now; layers whose settings differ raise
+        ValueError (one layer argument cannot describe them)."""
+        config = super().get_config()
+        arg = next(k for k in config if k.endswith("_layer"))
+        first = self.layers[0].get_config()
+        for i, layer in enumerate(self.layers):
+            if layer.get_config() != first:
+                raise ValueError(f"{type(self).__name__}.get_config: layers.{i}'s settings differ from layers.0's "
+                                 f"({layer.get_config()} vs {first}); one {arg!r} cannot describe them")  # fmt: skip
+        if config[arg].get_config() != first:  # changed since construction: a copy outside the tree
+            config[arg] = _clone(self.layers[0])
+        return config
+
     def children(self):
         return [("layers", self.layers)] + ([("norm", self.norm)] if self.norm is not None else [])
 
@@ -663,6 +699,24 @@ class Transformer(_Block):
             if p.ndim > 1:
                 xavier_uniform_(p, rng=rng)
         self.d_model, self.nhead, self.batch_first = d_model, nhead, bool(batch_first)
+
+    def get_config(self):
+        """The constructor arguments, with ``dropout`` and ``layer_norm_eps``
+        read from the stacks it built as they are now; stacks that disagree
+        raise ValueError (one argument cannot describe them)."""
+        config = super().get_config()
+        seen = {"dropout": {}, "layer_norm_eps": {}}
+        for part in ("encoder", "decoder"):
+            if config.get(f"custom_{part}") is None:
+                stack = getattr(self, part)
+                layer = stack.get_config()[f"{part}_layer"].get_config()
+                seen["dropout"][f"{part}.layers"] = layer["dropout"]
+                seen["layer_norm_eps"][f"{part}.layers"] = layer["layer_norm_eps"]
+                seen["layer_norm_eps"][f"{part}.norm"] = stack.norm.eps
+        for arg, values in seen.items():
+            if values:
+                config[arg] = _one_setting(self, arg, values)
+        return config
 
     def children(self):
         return [("encoder", self.encoder), ("decoder", self.decoder)]
