@@ -93,6 +93,22 @@ def test_sharded_loader_one_process_yields_whole_batches():
     assert np.array_equal(batches[0][1], [0, 1, 2, 3])
 
 
+def test_sharded_loader_splits_several_inputs_alike():
+    """A tuple of inputs: each rank's batch is its slice of every array, the same rows in each."""
+    A, B, y = np.arange(20.0).reshape(10, 2), np.arange(10.0) * 10, np.arange(10)
+    shards = [list(dist.ShardedLoader((A, B), y, batch_size=4, shuffle=True, seed=3, num_replicas=2, rank=r))
+              for r in (0, 1)]  # fmt: skip
+    rows = []
+    for batches in shards:
+        for (a, b), yb in batches:
+            np.testing.assert_array_equal(a[:, 0] / 2, yb)
+            np.testing.assert_array_equal(b / 10, yb)
+            rows += yb.tolist()
+    assert sorted(rows) == list(range(10))
+    with pytest.raises(ValueError, match=r"ShardedLoader: the inputs have different numbers of examples: \[10, 9\]"):
+        dist.ShardedLoader((A, B[:9]), y)
+
+
 def test_distributed_optimizer_passes_through():
     net = nn.Sequential(nn.Linear(3, 2, rng=0))
     opt = dist.DistributedOptimizer(nn.SGD(net, lr=0.1, momentum=0.9))

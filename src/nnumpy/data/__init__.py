@@ -4,7 +4,8 @@ arrays, batching, augmentation.
 Files: ``idx.py`` (``read_idx``, ``DatasetError``), ``datasets.py`` (where
 the datasets are found, the download, ``load_fashion_mnist``,
 ``load_sample``, ``load_dataset``), ``prepare.py`` (``normalize``,
-``one_hot``, ``train_val_split``), ``loader.py`` (``DataLoader``),
+``one_hot``, ``train_val_split``), ``loader.py`` (``DataLoader``;
+``num_examples`` and ``take`` for one array or a tuple of them),
 ``augment.py`` (``Augment``), ``sequences.py`` (``rows_as_sequences``:
 images as 28 steps of 28 pixels), ``text.py`` (character corpora: fortunes
 or a text file, ``Vocabulary``, windows, truncated-BPTT ``BPTTBatches``).
@@ -33,7 +34,7 @@ from .datasets import (
     read_split,
 )
 from .idx import DatasetError, read_idx
-from .loader import DataLoader
+from .loader import DataLoader, num_examples, take
 from .prepare import normalize, one_hot, to_labels, train_val_split
 from .sequences import rows_as_sequences
 from .text import BPTTBatches, Vocabulary, load_text, read_fortunes, unigram_entropy
@@ -51,6 +52,8 @@ __all__ = [
     "dataset_locations",
     "make_sample",
     "DataLoader",
+    "num_examples",
+    "take",
     "one_hot",
     "to_labels",
     "normalize",

@@ -4,11 +4,43 @@ import numpy as np
 
 from ..backend import default_rng
 
-__all__ = ["DataLoader"]
+__all__ = ["DataLoader", "num_examples", "take"]
+
+
+def num_examples(x, who="DataLoader"):
+    """The number of examples in ``x``: an array, or a tuple or list of
+    arrays (a model with several inputs) whose first axes agree.
+
+    Example:
+        >>> num_examples((np.zeros((5, 3)), np.zeros((5, 2, 2))))
+        5
+    """
+    if isinstance(x, (tuple, list)):
+        if not x or not all(hasattr(a, "shape") and a.ndim > 0 for a in x):
+            raise TypeError(f"{who}: several inputs must be a non-empty tuple of arrays, got {_kinds(x)}")
+        counts = [len(a) for a in x]
+        if len(set(counts)) > 1:
+            raise ValueError(f"{who}: the inputs have different numbers of examples: {counts}")
+        return counts[0]
+    if not hasattr(x, "shape") or x.ndim == 0:
+        raise TypeError(f"{who}: expected an array of examples (or a tuple of them), got {type(x).__name__}")
+    return len(x)
+
+
+def take(x, index):
+    """``x[index]`` along the first axis, for an array or each array of a tuple (a tuple back)."""
+    return tuple(a[index] for a in x) if isinstance(x, (tuple, list)) else x[index]
+
+
+def _kinds(x):
+    names = [type(a).__name__ for a in x[:4]] + (["..."] if len(x) > 4 else [])
+    return f"{type(x).__name__} of ({', '.join(names)})"
 
 
 class DataLoader:
     """Mini-batches ``(xb, yb)`` over arrays ``x``, ``y`` (first axis = examples).
+    ``x`` may be a tuple of arrays for a model with several inputs (a
+    ``Graph``): each ``xb`` is then the tuple of their batches.
 
     The shuffle order of an epoch is a pure function of ``(seed, epoch)``:
     ``np.random.default_rng([seed, epoch]).permutation(n)``, so a run is
@@ -19,7 +51,8 @@ class DataLoader:
     middle of an epoch makes the next pass resume at the following batch.
 
     Args:
-        x, y: arrays of equal length (``y`` may be None: batches are ``(xb, None)``).
+        x, y: arrays of equal length (``y`` may be None: batches are ``(xb, None)``);
+            ``x`` an array or a tuple of arrays.
         batch_size: examples per batch (the last one may be smaller).
         shuffle: reshuffle every epoch.
         drop_last: drop the last, incomplete batch.
@@ -29,11 +62,13 @@ class DataLoader:
     """
 
     def __init__(self, x, y=None, batch_size=128, shuffle=False, drop_last=False, rng=None):
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"DataLoader: {len(x)} examples but {len(y)} labels")
+        n = num_examples(x)
+        if y is not None and len(y) != n:
+            raise ValueError(f"DataLoader: {n} examples but {len(y)} labels")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
-        self.x, self.y = x, y
+        self.x, self.y = (tuple(x) if isinstance(x, list) else x), y
+        self._n = n
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -49,14 +84,14 @@ class DataLoader:
     @property
     def num_samples(self):
         """Examples per epoch (a distributed subclass returns its shard's size)."""
-        return len(self.x)
+        return self._n
 
     def indices(self, epoch=None):
         """The order of examples for ``epoch`` (default: the current one)."""
         epoch = self.epoch if epoch is None else epoch
         if not self.shuffle:
-            return np.arange(len(self.x))
-        return np.random.default_rng([self.seed, int(epoch)]).permutation(len(self.x))
+            return np.arange(self._n)
+        return np.random.default_rng([self.seed, int(epoch)]).permutation(self._n)
 
     def set_epoch(self, epoch):
         """Use the shuffle order of ``epoch`` for the next pass, from its start."""
@@ -74,10 +109,10 @@ class DataLoader:
             lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.num_samples)
             self._position = b + 1
             if order is None:  # contiguous slices: views, no copy
-                xb, yb = self.x[lo:hi], None if self.y is None else self.y[lo:hi]
+                xb, yb = take(self.x, slice(lo, hi)), None if self.y is None else self.y[lo:hi]
             else:
                 idx = order[lo:hi]
-                xb, yb = self.x[idx], None if self.y is None else self.y[idx]
+                xb, yb = take(self.x, idx), None if self.y is None else self.y[idx]
             yield xb, yb
         self.epoch += 1
         self._position = 0

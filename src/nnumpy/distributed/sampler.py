@@ -7,6 +7,7 @@ averaged gradient equal to the whole batch's.
 
 import numpy as np
 
+from ..data import num_examples, take
 from .comm import rank as this_rank
 from .comm import size
 
@@ -116,11 +117,12 @@ class ShardedLoader:
     """
 
     def __init__(self, X, y=None, batch_size=128, shuffle=True, seed=0, drop_last=False, num_replicas=None, rank=None):
-        if y is not None and len(X) != len(y):
-            raise ValueError(f"ShardedLoader: X has {len(X)} samples but y has {len(y)}")
+        n = num_examples(X, "ShardedLoader")
+        if y is not None and n != len(y):
+            raise ValueError(f"ShardedLoader: X has {n} samples but y has {len(y)}")
         self.X, self.y = X, y
         self.sampler = DistributedSampler(
-            len(X), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, num_replicas=num_replicas, rank=rank
+            n, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, num_replicas=num_replicas, rank=rank
         )
         self.global_count = None
         self.grad_scale = 1.0
@@ -142,7 +144,7 @@ class ShardedLoader:
             self.global_index, self.local_slice = batch, slice(lo, hi)
             self.global_count = len(batch)
             self.grad_scale = grad_scale(hi - lo, len(batch), s.num_replicas)
-            yield self.X[idx] if self.y is None else (self.X[idx], self.y[idx])
+            yield take(self.X, idx) if self.y is None else (take(self.X, idx), self.y[idx])
 
     def __len__(self):
         return len(self.sampler)

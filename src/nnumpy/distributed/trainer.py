@@ -9,6 +9,7 @@ ranks of ``mpiexec -n K``; in one plain process it trains exactly like
 import functools
 import sys
 
+from ..data import num_examples, take
 from ..io import load_checkpoint
 from ..training import Trainer, is_array_pair
 from ..training import fit as _single_process_fit
@@ -39,7 +40,7 @@ class GlobalBatchAugment:
 
     def __call__(self, xb, rng):
         loader = self.loader
-        return self.augment(loader.X[loader.global_index], rng)[loader.local_slice]
+        return take(self.augment(take(loader.X, loader.global_index), rng), loader.local_slice)
 
 
 class AverageBuffers:
@@ -104,8 +105,9 @@ class DistributedTrainer(Trainer):
             seed = getattr(data, "seed", seed)
             data = (x, y)
         x, y = data
-        if len(x) != len(y):
-            raise ValueError(f"fit: X has {len(x)} samples but y has {len(y)}")
+        n = num_examples(x, "nnumpy.distributed.fit")
+        if n != len(y):
+            raise ValueError(f"fit: X has {n} samples but y has {len(y)}")
         if self._next_loader_trains:
             self._next_loader_trains = False
             loader = ShardedLoader(x, y, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
@@ -113,8 +115,8 @@ class DistributedTrainer(Trainer):
             if self.augment is not None:
                 self.augment = GlobalBatchAugment(self.augment, loader)
             return loader
-        lo, hi = shard_bounds(len(x), size(), rank())  # evaluation: a contiguous 1/K shard, reduced later
-        return super().make_loader((x[lo:hi], y[lo:hi]), batch_size)
+        lo, hi = shard_bounds(n, size(), rank())  # evaluation: a contiguous 1/K shard, reduced later
+        return super().make_loader((take(x, slice(lo, hi)), y[lo:hi]), batch_size)
 
     def reduce_metrics(self, sums):
         return allreduce_sum(sums)

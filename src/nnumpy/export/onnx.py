@@ -566,6 +566,11 @@ def export_file(checkpoint_or_model_path, out_path, opset=18):
             f"nnumpy.onnx.export_file: {checkpoint_or_model_path} records no input_shape; save the model with "
             "input_shape=... or call nnumpy.onnx.export(model, example_input, path)"
         )
+    if input_shape and all(isinstance(d, list) for d in input_shape):
+        raise ValueError(
+            f"nnumpy.onnx.export_file: {checkpoint_or_model_path} is a model with {len(input_shape)} inputs; call "
+            "nnumpy.onnx.export(model, (x1, x2, ...), path) with one example array per input"
+        )
     model = load_model(checkpoint_or_model_path)
     example, axes = example_input(model, input_shape)
     return export(model, example, out_path, opset=opset, dynamic_axes=axes)

@@ -23,6 +23,7 @@ from .model_file import (
     load_weights,
     model_tensors,
     read_archive,
+    shape_from_json,
     write_archive,
 )
 from .registry import resolve_class
@@ -286,7 +287,7 @@ def load_checkpoint(path, *, restore_rng=True):
         history=meta.get("history"),
         rng_state=meta.get("rng_state"),
         extra=meta.get("extra"),
-        input_shape=None if shape is None else tuple(shape),
+        input_shape=shape_from_json(shape),
         metadata=meta,
         path=os.fspath(path),
     )

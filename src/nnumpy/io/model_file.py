@@ -468,7 +468,7 @@ def write_archive(path, kind, model, tensors, extra_meta, input_shape, metadata)
         "nnumpy_version": __version__,
         "numpy_version": np.__version__,
         "architecture": module_config(model),
-        "input_shape": None if input_shape is None else [None if d is None else int(d) for d in input_shape],
+        "input_shape": _shape_json(input_shape),
         "dtype": _model_dtype(model),
         "num_parameters": model.num_parameters,
         "tensors": {
@@ -487,6 +487,22 @@ def write_archive(path, kind, model, tensors, extra_meta, input_shape, metadata)
         np.savez(f, **arrays)
 
 
+def _shape_json(shape):
+    """One example's shape as JSON: sizes (None: variable), or a list of such shapes (several inputs)."""
+    if shape is None:
+        return None
+    if shape and all(isinstance(d, (tuple, list)) for d in shape):
+        return [_shape_json(d) for d in shape]
+    return [None if d is None else int(d) for d in shape]
+
+
+def shape_from_json(shape):
+    """``_shape_json``'s inverse: a tuple of sizes, or a tuple of such tuples."""
+    if shape is None:
+        return None
+    return tuple(shape_from_json(d) if isinstance(d, list) else d for d in shape)
+
+
 def save_model(model, path, *, input_shape=None, metadata=None):
     """Write ``model`` (architecture, parameters, buffers) to one ``.npz`` file.
 
@@ -494,7 +510,8 @@ def save_model(model, path, *, input_shape=None, metadata=None):
         model: the Module; every class in it must be nnumpy's or registered.
         path: destination; replaced atomically.
         input_shape: the shape of one example without the batch axis, e.g.
-            ``(1, 28, 28)``; stored for tools that build inputs.
+            ``(1, 28, 28)``, or a tuple of such shapes for a model with several
+            inputs; stored for tools that build inputs.
         metadata: a JSON-able dict of your own (dataset, accuracy, ...).
     """
     write_archive(path, "model", model, model_tensors(model), {}, input_shape, metadata)
@@ -599,13 +616,20 @@ def _check_fields(meta):
     if not isinstance(meta.get("architecture"), dict):
         problems.append("metadata field 'architecture' is missing or not an object")
     shape = meta.get("input_shape")
-    if shape is not None and not (
-        isinstance(shape, list) and all(d is None or (_is_int(d) and d >= 0) for d in shape)
-    ):
-        problems.append("metadata field 'input_shape' must be null or a list of sizes")
+    if shape is not None and not _is_shape(shape, nested=True):
+        problems.append("metadata field 'input_shape' must be null, a list of sizes or a list of such lists")
     if not isinstance(meta.get("metadata", {}), dict):
         problems.append("metadata field 'metadata' must be an object")
     return problems
+
+
+def _is_shape(shape, nested):
+    """A list of sizes (None or ints >= 0), or with ``nested`` a non-empty list of such lists."""
+    if not isinstance(shape, list):
+        return False
+    if nested and shape and all(isinstance(d, list) for d in shape):
+        return all(_is_shape(d, nested=False) for d in shape)
+    return all(d is None or (_is_int(d) and d >= 0) for d in shape)
 
 
 def _json(raw, path):

@@ -34,7 +34,7 @@ import numpy as np
 from .. import optim
 from ..containers import Sequential
 from ..criteria import ClassNLLCriterion, ClassNLLCriterionUnstable, CrossEntropyCriterion, MultiMarginCriterion
-from ..data import DataLoader
+from ..data import DataLoader, num_examples, take
 from ..io import load_checkpoint, save_checkpoint
 from ..layers.activation import LogSoftMax, SoftMax
 from ..module import Module
@@ -145,8 +145,26 @@ def default_criterion(model):
 
 # ---------------------------------------------------------------- batching
 def is_array_pair(data):
-    """True for ``(X, y)``: a pair whose first item is an array (not a loader)."""
-    return isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape")
+    """True for ``(X, y)``: a pair whose first item is an array, or a tuple or
+    list of arrays (a model with several inputs) beside an array ``y`` (or
+    None): not a loader, nor a list of two ``(xb, yb)`` batches."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        return False
+    x, y = data
+    if hasattr(x, "shape"):
+        return True
+    several = isinstance(x, (tuple, list)) and bool(x) and all(hasattr(a, "shape") for a in x)
+    return several and (y is None or hasattr(y, "shape"))
+
+
+def batch_length(xb):
+    """The number of examples in a batch: an array, or a tuple of arrays (several inputs)."""
+    return len(xb[0]) if isinstance(xb, (tuple, list)) else len(xb)
+
+
+def example_shape(xb):
+    """One example's shape (a tuple of shapes for several inputs), as ``summary`` takes it."""
+    return tuple(tuple(a.shape[1:]) for a in xb) if isinstance(xb, (tuple, list)) else tuple(xb.shape[1:])
 
 
 # ---------------------------------------------------------------- the loop
@@ -225,8 +243,8 @@ class Trainer:
                 raise TypeError(f"fit: data must be an (X, y) pair of arrays or a loader, got {type(data).__name__}")
             return data
         x, y = data
-        if len(x) != len(y):
-            raise ValueError(f"fit: X has {len(x)} samples but y has {len(y)}")
+        if num_examples(x, "fit") != len(y):
+            raise ValueError(f"fit: X has {num_examples(x)} samples but y has {len(y)}")
         return DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, rng=self.seed)
 
     def set_epoch(self, loader, epoch):
@@ -285,7 +303,7 @@ class Trainer:
         target = self.make_target(yb, out)
         loss = self.criterion.forward(out, target)
         self.model.backward(xb, self.loss_gradient(out, target))
-        loss = self.after_backward(float(loss), len(xb))
+        loss = self.after_backward(float(loss), batch_length(xb))
         self.check_loss(loss, self.batch_in_epoch)
         self._callback("on_before_step")
         self._in_step = True
@@ -388,9 +406,9 @@ class Trainer:
                 if self.augment is not None:
                     xb = self.augment(xb, self.batch_rng(epoch, b))
                 if self.input_shape is None:
-                    self.input_shape = tuple(xb.shape[1:])
+                    self.input_shape = example_shape(xb)
                 loss, out = self.train_step(xb, yb)
-                n = len(xb)
+                n = batch_length(xb)
                 sums += (loss * n, self._correct(out, yb), n)
                 self.step += 1
                 self.batch_in_epoch = b + 1
@@ -440,7 +458,7 @@ class Trainer:
             for xb, yb in loader:
                 out = self.model.forward(xb)
                 self.check_default_criterion(out, yb)
-                n = len(xb)
+                n = batch_length(xb)
                 sums += (float(self.criterion.forward(out, yb)) * n, self._correct(out, yb), n)
                 if return_predictions:
                     outputs.append(_copy_outputs(out))
@@ -516,8 +534,8 @@ class Trainer:
                 key = f"{name}:{counts[name]}"
                 if key in saved:
                     cb.load_state_dict(saved[key])
-        if ckpt.metadata and ckpt.metadata.get("input_shape"):
-            self.input_shape = tuple(ckpt.metadata["input_shape"])
+        if ckpt.input_shape:
+            self.input_shape = ckpt.input_shape
         return ckpt
 
     # ------------------------------------------------------------ fit
@@ -738,13 +756,15 @@ def evaluate(model, data, criterion=None, batch_size=1000, return_predictions=Fa
 
 
 def predict(model, x, batch_size=1000):
-    """The model's outputs for ``x`` (an array, or a loader of ``(xb, yb)`` or
-    ``xb``), computed in evaluate mode in batches; modes are restored. A model
-    with several outputs (a tuple) gives a tuple of arrays."""
+    """The model's outputs for ``x`` (an array, a tuple or list of arrays for
+    a model with several inputs, or a loader of ``(xb, yb)`` or ``xb``),
+    computed in evaluate mode in batches; modes are restored. A model with
+    several outputs (a tuple) gives a tuple of arrays."""
     with model.preserved_modes():
         model.evaluate()
-        if hasattr(x, "shape"):
-            batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+        if hasattr(x, "shape") or is_array_pair((x, None)):
+            n = num_examples(x, "predict")
+            batches = (take(x, slice(i, i + batch_size)) for i in range(0, n, batch_size))
         else:
             batches = (b[0] if isinstance(b, (tuple, list)) else b for b in x)
         outputs = [_copy_outputs(model.forward(xb)) for xb in batches]
