@@ -143,3 +143,9 @@ def test_a_list_of_two_batches_is_still_a_loader_not_two_inputs():
     batches = [(X[0][:4], y[:4]), (X[0][4:], y[4:])]
     history = nn.fit(net, nn.CrossEntropyCriterion(), "sgd", batches, epochs=2, lr=0.1, verbose=False)
     assert len(history.loss) == 2
+
+
+def test_augment_names_a_batch_of_several_inputs():
+    X, y = two_input_data(8)
+    with pytest.raises(TypeError, match="expected one batch of images, got a tuple"):
+        nn.fit(two_input_graph(), None, "sgd", (X, y), epochs=1, verbose=False, augment=nn.data.Augment(flip=True))

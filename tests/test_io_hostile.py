@@ -196,6 +196,7 @@ def _first(meta):
     return meta["architecture"]["config"]["modules"][0]["__module__"]
 
 
+BAD_SHAPE = "'input_shape' must be null, a list of sizes or a list of such lists"
 MALFORMED = {
     "format version text": (lambda m: m.update(format_version="2"), "bad format version '2'"),
     "format version bool": (lambda m: m.update(format_version=True), "bad format version 'True'"),
@@ -204,10 +205,10 @@ MALFORMED = {
     "no architecture": (lambda m: m.pop("architecture"), "'architecture' is missing"),
     "architecture a list": (lambda m: m.update(architecture=[1, 2]), "'architecture' is missing or not an object"),
     "kind": (lambda m: m.update(kind="weights"), "'kind' must be 'model' or 'checkpoint'"),
-    "input shape": (lambda m: m.update(input_shape="28x28"), "'input_shape' must be null, a list of sizes or a list of such lists"),
-    "input shapes mixed": (lambda m: m.update(input_shape=[[3], 5]), "'input_shape' must be null, a list of sizes or a list of such lists"),
-    "input shapes negative": (lambda m: m.update(input_shape=[[3], [-1]]), "'input_shape' must be null, a list of sizes or a list of such lists"),
-    "input shapes nested": (lambda m: m.update(input_shape=[[[3]], [5]]), "'input_shape' must be null, a list of sizes or a list of such lists"),
+    "input shape": (lambda m: m.update(input_shape="28x28"), BAD_SHAPE),
+    "input shapes mixed": (lambda m: m.update(input_shape=[[3], 5]), BAD_SHAPE),
+    "input shapes negative": (lambda m: m.update(input_shape=[[3], [-1]]), BAD_SHAPE),
+    "input shapes nested": (lambda m: m.update(input_shape=[[[3]], [5]]), BAD_SHAPE),
     "user metadata": (lambda m: m.update(metadata=[1]), "'metadata' must be an object"),
     "tensor table": (lambda m: m.update(tensors=[]), "'tensors' must be an object"),
     "tensor entry": (lambda m: m["tensors"].update({"model.0.W": {"shape": "big"}}), "malformed entry"),

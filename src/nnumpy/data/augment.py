@@ -64,6 +64,9 @@ class Augment:
         self.image_shape = None if image_shape is None else tuple(image_shape)
 
     def __call__(self, x, rng):
+        if not hasattr(x, "shape"):
+            raise TypeError(f"{self!r}: expected one batch of images, got a {type(x).__name__} (a model of several "
+                            "inputs: augment them in a function of your own, (xb, rng) -> xb)")  # fmt: skip
         shape = x.shape
         images = x.reshape((shape[0], *self.image_shape)) if self.image_shape else x
         if images.ndim == 3:
