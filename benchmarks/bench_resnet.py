@@ -18,12 +18,14 @@ Run it on a quiet machine (it is the coordinator's measurement, not a test):
     python benchmarks/bench_resnet.py --quick         # 1 epoch on 2,000 images, seed 0 (a smoke run)
     python benchmarks/bench_resnet.py --epochs 10 --only nnumpy --seeds 0   # the 'nnumpy train' budget
     python benchmarks/bench_resnet.py --out results_resnet.json
+    python benchmarks/bench_resnet.py --profile       # nnumpy's step, layer by layer (no training)
 
 Threads: nnumpy's default (all cores) and ``torch.set_num_threads(--threads)``
 (default: the number of cores), so on the 2-core machine both use 2.
 """
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -174,6 +176,52 @@ def run_seed(seed, libraries, data, recipe, epochs, threads, log):
     return result
 
 
+def profile_step(steps=10, warmup=3, log=print):
+    """Time each leaf module's methods over ``steps`` batch-128 training steps of nnumpy's ResNet."""
+    recipe = RECIPES["resnet"]
+    model = resnet(rng=0)
+    model.train()
+    optimizer = get_optimizer(recipe.optimizer, model, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    criterion = nnumpy.CrossEntropyCriterion(label_smoothing=recipe.label_smoothing)
+    x = np.random.default_rng(0).standard_normal((recipe.batch_size, 1, 28, 28)).astype(np.float32)
+    y = np.arange(recipe.batch_size) % 10
+    spent = collections.defaultdict(float)
+
+    def timed(method, key):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            result = method(*args, **kwargs)
+            spent[key] += time.perf_counter() - start
+            return result
+
+        return run
+
+    for _, module in model.named_modules():
+        if not module.children():
+            kind = type(module).__name__ + (" 1x1" if getattr(module, "kernel_size", None) == (1, 1) else "")
+            for name in ("updateOutput", "updateGradInput", "accGradParameters"):
+                setattr(module, name, timed(getattr(module, name), (kind, name)))
+
+    def step():
+        model.zeroGradParameters()
+        out = model.forward(x)
+        criterion.forward(out, y)
+        model.backward(x, criterion.backward(out, y))
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    spent.clear()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    total = (time.perf_counter() - start) / steps
+    log(f"step {total * 1e3:.1f} ms (batch {recipe.batch_size}, {steps} steps after {warmup} warm-up steps)")
+    for (kind, name), seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        log(f"  {kind:16s} {name:18s} {seconds / steps * 1e3:7.2f} ms")
+    log(f"  inside the layers: {sum(spent.values()) / steps * 1e3:.1f} ms")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
@@ -184,7 +232,11 @@ def main(argv=None):
     parser.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), sample, or a folder")
     parser.add_argument("--quick", action="store_true", help="1 epoch on 2,000 images, 1,000 test images, seed 0")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--profile", action="store_true", help="time nnumpy's step layer by layer, then stop")
     args = parser.parse_args(argv)
+    if args.profile:
+        profile_step()
+        return 0
     if args.quick:
         args.epochs, args.seeds, args.train_size = 1, [0], 2000
     libraries = [args.only] if args.only else ["nnumpy", "torch"]
