@@ -1,6 +1,6 @@
 """Containers and Graph under MPI (issue 15: "... checkpoints, MPI"): a
-Residual/table model and a Graph with a Linear and a BatchNorm1d used at two
-nodes, each trained by ``nnumpy.distributed.fit`` on two ranks with
+Residual/table model, a Graph with a Linear and a BatchNorm1d used at two
+nodes, and a Graph of two inputs fed a tuple of arrays, each trained by ``nnumpy.distributed.fit`` on two ranks with
 synchronised BatchNorm statistics, stay bitwise in sync after every step and
 match the same training in one plain process (``nnumpy.fit``); the Graph's
 checkpoint, written by rank 0, loads with its names and sharing.
@@ -32,13 +32,13 @@ STEPS = EPOCHS * -(-fit_containers.N_SAMPLES // fit_containers.BATCH)  # 5 steps
 def plain_fit(kind):
     """The same training in this process with ``nnumpy.fit`` (no nnumpy.distributed)."""
     model = fit_containers.build(kind)
-    X, y = fit_containers.data()
+    X, y = fit_containers.data(kind)
     history = nn.fit(
         model,
         nn.ClassNLLCriterion(),
         "adam",
         (X, y),
-        val_data=(X[:32], y[:32]),
+        val_data=fit_containers.validation(X, y),
         epochs=EPOCHS,
         batch_size=fit_containers.BATCH,
         seed=0,
@@ -69,7 +69,7 @@ def test_one_process_distributed_fit_equals_plain_fit_for_containers(tmp_path):
 
 @pytest.mark.mpi
 @requires_mpi
-def test_two_ranks_train_residual_and_graph_with_batchnorm_like_one_process(tmp_path):
+def test_two_ranks_train_residual_graph_and_two_inputs_with_batchnorm_like_one_process(tmp_path):
     proc = mpirun([SCRIPTS / "fit_containers.py", tmp_path, "--epochs", EPOCHS], timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for kind in fit_containers.KINDS:

@@ -1,6 +1,7 @@
-"""Containers under ``nnumpy.distributed.fit``: a Residual/table model and a
-Graph that uses one Linear and one BatchNorm1d at two nodes, each with
-BatchNorm in training mode (statistics synchronised over the ranks).
+"""Containers under ``nnumpy.distributed.fit``: a Residual/table model, a
+Graph that uses one Linear and one BatchNorm1d at two nodes, and a Graph of
+two inputs given as a tuple of arrays, each with BatchNorm in training mode
+(statistics synchronised over the ranks).
 
 Run as one process or under ``mpiexec -n K``: the global batch is the same,
 so the results must not depend on K. After every optimizer step the ranks
@@ -21,11 +22,12 @@ import numpy as np
 
 import nnumpy as nn
 import nnumpy.distributed as dist
+from nnumpy.data import take
 from nnumpy.training import Callback, ModelCheckpoint
 
 N_SAMPLES = 75  # 4 full global batches of 16, then a tail of 11 split 5/6 over two ranks
 BATCH = 16
-KINDS = ("residual", "graph")
+KINDS = ("residual", "graph", "two_inputs")
 
 
 def build(kind, dtype=np.float64):
@@ -66,14 +68,25 @@ def build(kind, dtype=np.float64):
         s = nn.CAddTable()(h, b, name="add")
         head = nn.Linear(16, 3, dtype=dtype, rng=r)(nn.JoinTable(1)(s, a), name="head")
         return nn.Graph(x, nn.LogSoftMax()(head))
+    if kind == "two_inputs":  # data(kind) gives the first 3 features to a, the other 3 to b
+        a, b = nn.Input(), nn.Input()
+        ha = nn.ReLU()(nn.BatchNorm1d(8, dtype=dtype)(nn.Linear(3, 8, bias=False, dtype=dtype, rng=r)(a, name="a")))
+        hb = nn.Tanh()(nn.Linear(3, 8, dtype=dtype, rng=r)(b, name="b"))
+        head = nn.Linear(16, 3, dtype=dtype, rng=r)(nn.JoinTable(1)(ha, hb), name="head")
+        return nn.Graph([a, b], nn.LogSoftMax()(head))
     raise ValueError(kind)
 
 
-def data(dtype=np.float64):
+def data(kind="residual", dtype=np.float64):
+    """``(X, y)``; for ``two_inputs`` X is the pair of arrays (features 0-2, features 3-5)."""
     r = np.random.default_rng(2)
     X = r.normal(size=(N_SAMPLES, 6)).astype(dtype)
     y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(np.int64) + (X[:, 3] > 1).astype(np.int64)
-    return X, y
+    return ((X[:, :3], X[:, 3:]) if kind == "two_inputs" else X), y
+
+
+def validation(X, y):
+    return take(X, slice(0, 32)), y[:32]
 
 
 class InSync(Callback):
@@ -89,7 +102,7 @@ class InSync(Callback):
 
 def train(kind, out, epochs):
     model = build(kind)
-    X, y = data()
+    X, y = data(kind)
     sync = InSync()
     callbacks = [sync] + ([ModelCheckpoint(out / "graph.checkpoint.npz")] if kind == "graph" else [])
     history = dist.fit(
@@ -97,7 +110,7 @@ def train(kind, out, epochs):
         nn.ClassNLLCriterion(),
         "adam",
         (X, y),
-        val_data=(X[:32], y[:32]),
+        val_data=validation(X, y),
         epochs=epochs,
         batch_size=BATCH,
         seed=0,
