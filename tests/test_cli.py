@@ -88,6 +88,18 @@ def test_export_onnx(run_dir, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_evaluate_and_export_refuse_a_model_of_several_inputs(tmp_path, capsys, command):
+    a, b = nnumpy.Input(), nnumpy.Input()
+    net = nnumpy.Graph([a, b], nnumpy.CAddTable()(nnumpy.Linear(3, 2)(a), nnumpy.Linear(4, 2)(b)))
+    nnumpy.save_model(net, tmp_path / "two.npz", input_shape=((3,), (4,)))
+    onnx_file = tmp_path / "two.onnx"
+    argv = [command, str(tmp_path / "two.npz")] + (["--onnx", str(onnx_file)] if command == "export" else [])
+    assert cli.main(argv) == 1
+    assert f"the model takes 2 inputs; 'nnumpy {command}' handles models of one input" in capsys.readouterr().err
+    assert not onnx_file.exists()
+
+
 @pytest.mark.parametrize(
     "argv, code, message",
     [

@@ -133,14 +133,23 @@ def _threads(n):
     return num_threads(n or None)
 
 
+def one_input_shape(path, meta, command, purpose):
+    """The recorded shape of the model's one input; a CommandError when none is recorded or there are several."""
+    input_shape = meta.get("input_shape")
+    if not input_shape:
+        raise CommandError(f"{path}: no input shape recorded; cannot tell how to {purpose}")
+    if all(isinstance(d, list) for d in input_shape):
+        raise CommandError(f"{path}: the model takes {len(input_shape)} inputs; 'nnumpy {command}' handles models of "
+                           "one input (use nnumpy.evaluate / nnumpy.onnx.export with a tuple of arrays)")  # fmt: skip
+    return input_shape
+
+
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args):
     model, meta = load_any(args.checkpoint)
     if is_char_model(meta):
         return evaluate_charlm(args, model, meta)
-    input_shape = meta.get("input_shape")
-    if not input_shape:
-        raise CommandError(f"{args.checkpoint}: no input shape recorded; cannot tell how to feed the images")
+    input_shape = one_input_shape(args.checkpoint, meta, "evaluate", "feed the images")
     name = args.dataset
     if name is None:  # the data the model was trained on
         extra, user = meta.get("extra"), meta.get("metadata")
@@ -201,9 +210,7 @@ def cmd_export(args):
     # nnumpy.onnx imports the onnx package only when exporting; without it, export()
     # raises an ImportError naming the 'onnx' extra, which main() prints as one line
     model, meta = load_any(args.checkpoint)
-    input_shape = meta.get("input_shape")
-    if not input_shape:
-        raise CommandError(f"{args.checkpoint}: no input shape recorded, cannot build an example input")
+    input_shape = one_input_shape(args.checkpoint, meta, "export", "build an example input")
     example, axes = nnumpy_onnx.example_input(model, input_shape)  # int64 ids for a character model
     if is_char_model(meta):  # any batch of any length (up to a Transformer's max_len)
         axes = {"input": {0: "N", 1: "T"}}
