@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .. import data, distributed
 from .._version import __version__
 from ..export import onnx as nnumpy_onnx
+from ..io import is_several_shapes
 from ..models import MODELS, SCHEDULES
 from ..parallel import get_num_threads, num_threads
 from ..training import classification_report, confusion_matrix, evaluate
@@ -138,7 +139,7 @@ def one_input_shape(path, meta, command, purpose):
     input_shape = meta.get("input_shape")
     if not input_shape:
         raise CommandError(f"{path}: no input shape recorded; cannot tell how to {purpose}")
-    if all(isinstance(d, list) for d in input_shape):
+    if is_several_shapes(input_shape):
         raise CommandError(f"{path}: the model takes {len(input_shape)} inputs; 'nnumpy {command}' handles models of "
                            "one input (use nnumpy.evaluate / nnumpy.onnx.export with a tuple of arrays)")  # fmt: skip
     return input_shape

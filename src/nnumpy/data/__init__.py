@@ -34,7 +34,7 @@ from .datasets import (
     read_split,
 )
 from .idx import DatasetError, read_idx
-from .loader import DataLoader, num_examples, take
+from .loader import DataLoader, is_several_inputs, num_examples, take
 from .prepare import normalize, one_hot, to_labels, train_val_split
 from .sequences import rows_as_sequences
 from .text import BPTTBatches, Vocabulary, load_text, read_fortunes, unigram_entropy
@@ -54,6 +54,7 @@ __all__ = [
     "DataLoader",
     "num_examples",
     "take",
+    "is_several_inputs",
     "one_hot",
     "to_labels",
     "normalize",

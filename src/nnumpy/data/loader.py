@@ -4,7 +4,12 @@ import numpy as np
 
 from ..backend import default_rng
 
-__all__ = ["DataLoader", "num_examples", "take"]
+__all__ = ["DataLoader", "num_examples", "take", "is_several_inputs"]
+
+
+def is_several_inputs(x):
+    """True for a non-empty tuple or list of arrays: the inputs of a model with several inputs."""
+    return isinstance(x, (tuple, list)) and bool(x) and all(hasattr(a, "shape") for a in x)
 
 
 def num_examples(x, who="DataLoader"):

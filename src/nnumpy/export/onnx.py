@@ -81,7 +81,7 @@ from ..containers import (
     SplitTable,
 )
 from ..graph import Graph
-from ..io import load_model, read_metadata
+from ..io import is_several_shapes, load_model, read_metadata
 from ..layers.activation import (
     CELU,
     ELU,
@@ -566,7 +566,7 @@ def export_file(checkpoint_or_model_path, out_path, opset=18):
             f"nnumpy.onnx.export_file: {checkpoint_or_model_path} records no input_shape; save the model with "
             "input_shape=... or call nnumpy.onnx.export(model, example_input, path)"
         )
-    if input_shape and all(isinstance(d, list) for d in input_shape):
+    if is_several_shapes(input_shape):
         raise ValueError(
             f"nnumpy.onnx.export_file: {checkpoint_or_model_path} is a model with {len(input_shape)} inputs; call "
             "nnumpy.onnx.export(model, (x1, x2, ...), path) with one example array per input"

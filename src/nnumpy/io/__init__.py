@@ -35,11 +35,20 @@ Example:
 
 from .atomic import atomic_write
 from .checkpoint import Checkpoint, load_checkpoint, restore_optimizer, save_checkpoint
-from .model_file import ModelFileError, build_module, load_model, module_config, read_metadata, save_model
+from .model_file import (
+    ModelFileError,
+    build_module,
+    is_several_shapes,
+    load_model,
+    module_config,
+    read_metadata,
+    save_model,
+)
 from .registry import register_module
 
 __all__ = [
     "ModelFileError",
+    "is_several_shapes",
     "register_module",
     "module_config",
     "build_module",

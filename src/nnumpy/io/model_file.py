@@ -487,11 +487,16 @@ def write_archive(path, kind, model, tensors, extra_meta, input_shape, metadata)
         np.savez(f, **arrays)
 
 
+def is_several_shapes(shape):
+    """True for a non-empty tuple or list of shapes (a model of several inputs), not one shape of sizes."""
+    return isinstance(shape, (tuple, list)) and bool(shape) and all(isinstance(d, (tuple, list)) for d in shape)
+
+
 def _shape_json(shape):
     """One example's shape as JSON: sizes (None: variable), or a list of such shapes (several inputs)."""
     if shape is None:
         return None
-    if shape and all(isinstance(d, (tuple, list)) for d in shape):
+    if is_several_shapes(shape):
         return [_shape_json(d) for d in shape]
     return [None if d is None else int(d) for d in shape]
 
@@ -627,7 +632,7 @@ def _is_shape(shape, nested):
     """A list of sizes (None or ints >= 0), or with ``nested`` a non-empty list of such lists."""
     if not isinstance(shape, list):
         return False
-    if nested and shape and all(isinstance(d, list) for d in shape):
+    if nested and is_several_shapes(shape):
         return all(_is_shape(d, nested=False) for d in shape)
     return all(d is None or (_is_int(d) and d >= 0) for d in shape)
 

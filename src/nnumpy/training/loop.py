@@ -34,7 +34,7 @@ import numpy as np
 from .. import optim
 from ..containers import Sequential
 from ..criteria import ClassNLLCriterion, ClassNLLCriterionUnstable, CrossEntropyCriterion, MultiMarginCriterion
-from ..data import DataLoader, num_examples, take
+from ..data import DataLoader, is_several_inputs, num_examples, take
 from ..io import load_checkpoint, save_checkpoint
 from ..layers.activation import LogSoftMax, SoftMax
 from ..module import Module
@@ -151,10 +151,7 @@ def is_array_pair(data):
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         return False
     x, y = data
-    if hasattr(x, "shape"):
-        return True
-    several = isinstance(x, (tuple, list)) and bool(x) and all(hasattr(a, "shape") for a in x)
-    return several and (y is None or hasattr(y, "shape"))
+    return hasattr(x, "shape") or (is_several_inputs(x) and (y is None or hasattr(y, "shape")))
 
 
 def batch_length(xb):
@@ -243,8 +240,9 @@ class Trainer:
                 raise TypeError(f"fit: data must be an (X, y) pair of arrays or a loader, got {type(data).__name__}")
             return data
         x, y = data
-        if num_examples(x, "fit") != len(y):
-            raise ValueError(f"fit: X has {num_examples(x)} samples but y has {len(y)}")
+        n = num_examples(x, "fit")
+        if n != len(y):
+            raise ValueError(f"fit: X has {n} samples but y has {len(y)}")
         return DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, rng=self.seed)
 
     def set_epoch(self, loader, epoch):
